@@ -1,0 +1,45 @@
+//! Typed configuration: flags, with environment variables as their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL. Without it, a private cluster is started in
+    /// the data folder from the installed PostgreSQL binaries.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder for the private PostgreSQL cluster and local secrets.
+    #[arg(long, env = "SHOP_DATA_DIR", default_value = ".data")]
+    pub data_dir: PathBuf,
+
+    /// Most connections the pool opens.
+    #[arg(long, env = "SHOP_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+}
+
+/// Settings of `shop serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Address to listen on.
+    #[arg(long, env = "SHOP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The shop's currency (ISO-4217).
+    #[arg(long, env = "SHOP_CURRENCY", default_value = "USD")]
+    pub currency: String,
+}

@@ -1,0 +1,18 @@
+//! The HTTP API of the shop and the pieces of the `shop` binary.
+//!
+//! # Layout
+//! - `config`: typed settings from flags and environment.
+//! - `postgres_cluster`: the private PostgreSQL cluster used without `DATABASE_URL`.
+//! - `startup`: pool, migrations, router, listener, graceful shutdown.
+//! - `error`: the one error shape, `ApiError`.
+//! - `routes`: one module per feature, each with a `router()`.
+//! - `telemetry`: tracing set-up.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod postgres_cluster;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

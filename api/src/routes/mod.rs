@@ -1,0 +1,3 @@
+//! HTTP routes, one module per feature, each exposing `router()`.
+
+pub mod health;

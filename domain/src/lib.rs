@@ -1,0 +1,16 @@
+//! The shop's domain: aggregates with their commands, events, errors and rules.
+//!
+//! Pure code: nothing here does IO. Outside services that a rule needs (does a
+//! category exist?) are traits declared here and implemented in `projections`
+//! or `api`.
+//!
+//! # Layout
+//! - `values`: money, quantities, SKUs and typed ids shared by aggregates.
+//! - `metadata`: the keys every stored event carries (actor, correlation ...).
+//! - one folder per aggregate: `mod.rs` (state, `handle`, `apply`),
+//!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs`.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod metadata;
+pub mod values;

@@ -1,0 +1,126 @@
+//! What every stored event says about where it came from.
+//!
+//! cqrs-es stores a `HashMap<String, String>` next to each event; these are its
+//! keys. Every command is executed with all of them, so an auditor can answer
+//! "who did this, in which request, because of what" for any event.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const ACTOR: &str = "actor";
+pub const CORRELATION_ID: &str = "correlation_id";
+pub const CAUSATION_ID: &str = "causation_id";
+pub const COMMAND: &str = "command";
+pub const COMMAND_ID: &str = "command_id";
+/// Hash of an idempotent request's body, to tell a replay from a different body.
+pub const REQUEST_HASH: &str = "request_hash";
+
+/// Account roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Admin,
+    Operator,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "customer" => Some(Role::Customer),
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who caused a command: a signed-in user, nobody yet (registration), or a
+/// workflow of the system itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    User { id: Uuid, role: Role },
+    Anonymous,
+    System(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User { id, role } => write!(f, "{role}:{id}"),
+            Actor::Anonymous => f.write_str("anonymous"),
+            Actor::System(name) => write!(f, "system:{name}"),
+        }
+    }
+}
+
+/// The metadata of one command, attached to each event it produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandMetadata {
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    /// The command's own id for a request, or the triggering event's id for a
+    /// workflow step.
+    pub causation_id: String,
+    pub command: String,
+    pub command_id: Uuid,
+    pub request_hash: Option<String>,
+}
+
+impl CommandMetadata {
+    pub fn new(actor: Actor, correlation_id: Uuid, command: impl Into<String>) -> Self {
+        let command_id = Uuid::new_v4();
+        Self {
+            actor,
+            correlation_id,
+            causation_id: command_id.to_string(),
+            command: command.into(),
+            command_id,
+            request_hash: None,
+        }
+    }
+
+    /// A workflow step caused by an earlier event.
+    pub fn caused_by(mut self, causation_id: impl Into<String>) -> Self {
+        self.causation_id = causation_id.into();
+        self
+    }
+
+    pub fn with_request_hash(mut self, hash: impl Into<String>) -> Self {
+        self.request_hash = Some(hash.into());
+        self
+    }
+
+    pub fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            (ACTOR.to_string(), self.actor.to_string()),
+            (CORRELATION_ID.to_string(), self.correlation_id.to_string()),
+            (CAUSATION_ID.to_string(), self.causation_id.clone()),
+            (COMMAND.to_string(), self.command.clone()),
+            (COMMAND_ID.to_string(), self.command_id.to_string()),
+        ]);
+        if let Some(hash) = &self.request_hash {
+            map.insert(REQUEST_HASH.to_string(), hash.clone());
+        }
+        map
+    }
+}

@@ -1,0 +1,16 @@
+//! The event store and everything that reads it.
+//!
+//! # Layout
+//! - `event_store`: cqrs-es wired to PostgreSQL (`PostgresEventRepository` in a
+//!   `PersistedEventStore`), command execution with metadata on every event,
+//!   the global position of a command's last event, bounded conflict retries.
+//! - `log`: reads the global event log in commit order with the snapshot
+//!   horizon, so no projector ever skips an event whose transaction commits late.
+//! - `MIGRATOR`: every schema change in `migrations/`.
+#![forbid(unsafe_code)]
+
+pub mod event_store;
+pub mod log;
+
+/// The project's migrations, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -1,0 +1,122 @@
+//! Reading the global event log in commit order.
+//!
+//! Identity values are handed out at insert time but become visible at commit
+//! time, so `WHERE global_position > checkpoint` would skip an event whose
+//! transaction commits late. Instead the log is read in
+//! `(transaction_id, global_position)` order and only below the snapshot's
+//! xmin: every transaction below it has finished, so nothing can later appear
+//! behind a checkpoint taken from what was read.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+
+/// Where a reader of the log stands: the last event it has processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Checkpoint {
+    pub transaction_id: u64,
+    pub global_position: i64,
+}
+
+impl Checkpoint {
+    /// Before the first event.
+    pub const START: Checkpoint = Checkpoint {
+        transaction_id: 0,
+        global_position: 0,
+    };
+}
+
+/// One event of the global log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub global_position: i64,
+    pub transaction_id: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            transaction_id: self.transaction_id,
+            global_position: self.global_position,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    global_position: i64,
+    transaction_id: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Value,
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
+}
+
+/// Up to `limit` events after `after`, in commit order, that no still-running
+/// transaction can precede.
+pub async fn read_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT global_position, transaction_id::text AS transaction_id, aggregate_type,
+                aggregate_id, sequence, event_type, event_version, payload::jsonb AS payload,
+                metadata::jsonb AS metadata, recorded_at
+           FROM events
+          WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY transaction_id, global_position
+          LIMIT $3",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(after.global_position)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(StoredEvent::try_from).collect()
+}
+
+impl TryFrom<Row> for StoredEvent {
+    type Error = sqlx::Error;
+
+    fn try_from(row: Row) -> Result<Self, Self::Error> {
+        let transaction_id = row
+            .transaction_id
+            .parse::<u64>()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(StoredEvent {
+            global_position: row.global_position,
+            transaction_id,
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            sequence: row.sequence,
+            event_type: row.event_type,
+            event_version: row.event_version,
+            payload: row.payload,
+            metadata: row.metadata,
+            recorded_at: row.recorded_at,
+        })
+    }
+}
+
+/// The newest global position in the store (0 when empty).
+pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    let (head,): (Option<i64>,) = sqlx::query_as("SELECT max(global_position) FROM events")
+        .fetch_one(executor)
+        .await?;
+    Ok(head.unwrap_or(0))
+}
