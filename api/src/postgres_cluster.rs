@@ -78,17 +78,33 @@ impl PrivateCluster {
             .trim()
             .to_string();
 
-        match cluster.running_port().await? {
-            Some(port) => {
+        if let Some(port) = cluster.running_port().await? {
+            if answers(port).await {
                 tracing::info!(port, data_dir = %cluster.data_dir.display(), "adopting the private PostgreSQL cluster that is already running");
                 cluster.port = port;
+                return Ok(cluster);
             }
-            None => {
-                cluster.port = free_port().map_err(|e| io(Path::new("127.0.0.1:0"), e))?;
-                cluster.pg_ctl_start().await?;
-                tracing::info!(port = cluster.port, data_dir = %cluster.data_dir.display(), "started the private PostgreSQL cluster");
+            // A postmaster that was killed can linger as a zombie and look alive.
+            tracing::warn!(port, "the recorded PostgreSQL server does not answer; starting a new one");
+            let pid_file = cluster.data_dir.join("postmaster.pid");
+            fs::remove_file(&pid_file).map_err(|e| io(&pid_file, e))?;
+        }
+        // Retried: after a crash the old server's processes may take a moment
+        // to release its shared memory.
+        let mut attempt = 0;
+        loop {
+            cluster.port = free_port().map_err(|e| io(Path::new("127.0.0.1:0"), e))?;
+            match cluster.pg_ctl_start().await {
+                Ok(()) => break,
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "PostgreSQL did not start; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
+        tracing::info!(port = cluster.port, data_dir = %cluster.data_dir.display(), "started the private PostgreSQL cluster");
         Ok(cluster)
     }
 
@@ -345,6 +361,17 @@ pub fn find_binaries() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port` within 5 s.
+async fn answers(port: u16) -> bool {
+    for _ in 0..25 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
 }
 
 fn free_port() -> std::io::Result<u16> {
