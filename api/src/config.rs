@@ -42,4 +42,24 @@ pub struct ServeSettings {
     /// The shop's currency (ISO-4217).
     #[arg(long, env = "SHOP_CURRENCY", default_value = "USD")]
     pub currency: String,
+
+    #[command(flatten)]
+    pub api: ApiSettings,
+}
+
+/// Settings of the HTTP API itself (beyond where it listens).
+#[derive(Debug, Clone, Args)]
+pub struct ApiSettings {
+    /// Secret for signing tokens (at least 32 bytes). Without it, a random
+    /// secret is generated once and kept in the data folder (`jwt-secret`).
+    #[arg(long, env = "SHOP_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a sign-in token is valid, in seconds.
+    #[arg(long, env = "SHOP_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub token_ttl_seconds: u32,
+
+    /// Sign-in attempts allowed per client address per minute.
+    #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
+    pub login_attempts_per_minute: u32,
 }

@@ -40,7 +40,9 @@ impl Database {
         let url = cluster.url(PRIVATE_DATABASE);
         if let Err(e) = create_database_if_missing(&cluster.url("postgres"), PRIVATE_DATABASE).await
         {
-            let _ = cluster.stop().await;
+            if cluster.started_here() {
+                let _ = cluster.stop().await;
+            }
             return Err(e.into());
         }
         Ok(Self {
@@ -49,12 +51,17 @@ impl Database {
         })
     }
 
-    /// Stops the private cluster, if this process started or adopted one.
-    pub async fn shutdown(self) {
-        if let Some(cluster) = self.cluster {
+    /// Stops the private cluster: always when `owner` (the server owns the
+    /// cluster it runs on, even one it adopted after a crash), otherwise only
+    /// when this process started it (a tool must not stop a running server's
+    /// database).
+    pub async fn shutdown(self, owner: bool) {
+        if let Some(cluster) = self.cluster.filter(|c| owner || c.started_here()) {
             match cluster.stop().await {
                 Ok(()) => tracing::info!("stopped the private PostgreSQL cluster"),
-                Err(e) => tracing::error!(error = %e, "could not stop the private PostgreSQL cluster"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not stop the private PostgreSQL cluster")
+                }
             }
         }
     }

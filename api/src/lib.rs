@@ -9,10 +9,15 @@
 //! - `telemetry`: tracing set-up.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod extract;
 pub mod postgres_cluster;
 pub mod routes;
+pub mod secrets;
+pub mod staff;
 pub mod startup;
 pub mod telemetry;

@@ -3,10 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use api::config::{DatabaseSettings, LogFormat, ServeSettings};
 use api::database::Database;
-use api::startup::{self, AppState, Application};
+use api::staff::{create_staff, StaffAccount, StaffOutcome};
+use api::startup::{self, AppConfig, AppState, Application};
 use clap::{Parser, Subcommand};
+use domain::metadata::Role;
+use domain::values::Currency;
 
 #[derive(Parser)]
 #[command(name = "shop", version, about = "An event-sourced commerce backend")]
@@ -25,11 +29,43 @@ enum Command {
     Serve(ServeSettings),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Manage the private PostgreSQL cluster.
     Db {
         #[command(subcommand)]
         command: DbCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a staff account (or give an existing one this role).
+    Create {
+        /// customer, admin, operator or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        username: String,
+        /// The password; read from standard input when not given.
+        #[arg(long, env = "SHOP_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long)]
+        fullname: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "one of customer, admin, operator, auditor".to_string())
 }
 
 #[derive(Subcommand)]
@@ -48,6 +84,28 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Migrate(settings) => migrate(settings).await,
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    role,
+                    username,
+                    password,
+                    fullname,
+                    email,
+                    phone,
+                    database,
+                },
+        } => {
+            let account = StaffAccount {
+                role,
+                username,
+                password: password.unwrap_or_default(),
+                fullname,
+                email,
+                phone,
+            };
+            create_user(account, database).await
+        }
         Command::Db {
             command: DbCommand::Stop { data_dir },
         } => api::postgres_cluster::stop(&data_dir)
@@ -66,18 +124,63 @@ async fn main() -> ExitCode {
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let database = Database::resolve(&settings.database).await?;
     let result = serve_on(&settings, &database.url).await;
-    database.shutdown().await;
+    database.shutdown(true).await;
     result
 }
 
 async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
+    let config = app_config(settings)?;
     let pool = startup::connect(url, settings.database.db_max_connections).await?;
     startup::migrate(&pool).await?;
-    let app = Application::build(settings.listen, AppState { pool }).await?;
+    let app = Application::build(settings.listen, AppState::new(pool, config)).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
     app.run_until_stopped(startup::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
+    let jwt_secret = match &settings.api.jwt_secret {
+        Some(secret) if secret.len() >= 32 => secret.clone(),
+        Some(_) => anyhow::bail!("SHOP_JWT_SECRET must be at least 32 characters long"),
+        None => api::secrets::load_or_create(&settings.database.data_dir.join("jwt-secret"))
+            .context("cannot keep the token secret in the data folder")?,
+    };
+    Ok(AppConfig {
+        jwt_secret,
+        token_ttl: chrono::Duration::seconds(i64::from(settings.api.token_ttl_seconds.max(1))),
+        currency: Currency::parse(&settings.currency)
+            .map_err(|e| anyhow::anyhow!("SHOP_CURRENCY: {e}"))?,
+        login_attempts_per_minute: settings.api.login_attempts_per_minute,
+    })
+}
+
+async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> anyhow::Result<()> {
+    if account.password.is_empty() {
+        eprint!("Password for {}: ", account.username);
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        account.password = line.trim_end_matches(['\r', '\n']).to_string();
+    }
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let state = AppState::new(pool, AppConfig::with_random_secret());
+        let username = account.username.clone();
+        let role = account.role;
+        match create_staff(&state, account).await {
+            Ok(StaffOutcome::Created(id)) => println!("created {role} {username} ({id})"),
+            Ok(StaffOutcome::RoleSet(id)) => {
+                println!("{username} ({id}) exists; role set to {role}")
+            }
+            Err(e) => anyhow::bail!("{}", e.message),
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
 }
 
 async fn migrate(settings: DatabaseSettings) -> anyhow::Result<()> {
@@ -89,6 +192,6 @@ async fn migrate(settings: DatabaseSettings) -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
-    database.shutdown().await;
+    database.shutdown(false).await;
     result
 }

@@ -40,6 +40,7 @@ pub struct PrivateCluster {
     port: u16,
     password: String,
     run_as: Option<nix::unistd::User>,
+    started_here: bool,
 }
 
 const SUPERUSER: &str = "postgres";
@@ -68,6 +69,7 @@ impl PrivateCluster {
             port: 0,
             password: String::new(),
             run_as,
+            started_here: false,
         };
 
         if !cluster.data_dir.join("PG_VERSION").exists() {
@@ -85,7 +87,10 @@ impl PrivateCluster {
                 return Ok(cluster);
             }
             // A postmaster that was killed can linger as a zombie and look alive.
-            tracing::warn!(port, "the recorded PostgreSQL server does not answer; starting a new one");
+            tracing::warn!(
+                port,
+                "the recorded PostgreSQL server does not answer; starting a new one"
+            );
             let pid_file = cluster.data_dir.join("postmaster.pid");
             fs::remove_file(&pid_file).map_err(|e| io(&pid_file, e))?;
         }
@@ -105,6 +110,7 @@ impl PrivateCluster {
             }
         }
         tracing::info!(port = cluster.port, data_dir = %cluster.data_dir.display(), "started the private PostgreSQL cluster");
+        cluster.started_here = true;
         Ok(cluster)
     }
 
@@ -120,6 +126,12 @@ impl PrivateCluster {
         self.port
     }
 
+    /// Whether this process started the server (rather than adopting one
+    /// that was already running).
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
     /// Stops the cluster (fast shutdown: open sessions are ended).
     pub async fn stop(&self) -> Result<(), ClusterError> {
         stop_data_dir(&self.bin_dir, &self.data_dir, self.run_as.as_ref()).await
@@ -129,7 +141,8 @@ impl PrivateCluster {
         fs::create_dir_all(&self.data_dir).map_err(|e| io(&self.data_dir, e))?;
         fs::set_permissions(&self.data_dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io(&self.data_dir, e))?;
-        fs::write(password_file, generate_password()).map_err(|e| io(password_file, e))?;
+        fs::write(password_file, crate::secrets::random_secret())
+            .map_err(|e| io(password_file, e))?;
         fs::set_permissions(password_file, fs::Permissions::from_mode(0o600))
             .map_err(|e| io(password_file, e))?;
         if let Some(user) = &self.run_as {
@@ -344,7 +357,10 @@ pub fn find_binaries() -> Option<PathBuf> {
             }
         }
     }
-    if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_both(&dir) {
             return Some(dir);
@@ -366,7 +382,10 @@ pub fn find_binaries() -> Option<PathBuf> {
 /// Whether something accepts connections on 127.0.0.1:`port` within 5 s.
 async fn answers(port: u16) -> bool {
     for _ in 0..25 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -380,13 +399,4 @@ fn free_port() -> std::io::Result<u16> {
 
 fn io(path: &Path, e: std::io::Error) -> ClusterError {
     ClusterError::Io(path.display().to_string(), e)
-}
-
-/// 64 hex characters from the operating system's random source (two v4 UUIDs).
-fn generate_password() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }

@@ -5,12 +5,28 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use domain::category::{Category, CategoryServices};
+use domain::customer::Customer;
+use domain::inventory::InventoryItem;
+use domain::product::{Product, ProductServices};
+use domain::shop::Shop;
+use domain::sku::SkuClaim;
+use domain::values::Currency;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use projections::event_store::CommandBus;
+use projections::lookups::EventStoreLookups;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{TokenKeys, Tokens};
 use crate::error;
 use crate::routes;
 
@@ -18,6 +34,59 @@ use crate::routes;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub tokens: Tokens,
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub currency: Currency,
+    pub customers: CommandBus<Customer>,
+    pub categories: CommandBus<Category>,
+    pub shops: CommandBus<Shop>,
+    pub products: CommandBus<Product>,
+    pub skus: CommandBus<SkuClaim>,
+    pub inventory: CommandBus<InventoryItem>,
+}
+
+/// What the API needs beyond the database.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub jwt_secret: String,
+    pub token_ttl: chrono::Duration,
+    pub currency: Currency,
+    pub login_attempts_per_minute: u32,
+}
+
+impl AppConfig {
+    /// Defaults with a fresh random secret (tests, tools).
+    pub fn with_random_secret() -> Self {
+        Self {
+            jwt_secret: crate::secrets::random_secret(),
+            token_ttl: chrono::Duration::minutes(15),
+            currency: Currency::usd(),
+            login_attempts_per_minute: 20,
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: AppConfig) -> Self {
+        let lookups = Arc::new(EventStoreLookups::new(pool.clone()));
+        let per_minute =
+            NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            tokens: Arc::new(TokenKeys::new(
+                config.jwt_secret.as_bytes(),
+                config.token_ttl,
+            )),
+            login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            currency: config.currency,
+            customers: CommandBus::new(pool.clone(), ()),
+            categories: CommandBus::new(pool.clone(), CategoryServices::new(lookups.clone())),
+            shops: CommandBus::new(pool.clone(), ()),
+            products: CommandBus::new(pool.clone(), ProductServices::new(lookups)),
+            skus: CommandBus::new(pool.clone(), ()),
+            inventory: CommandBus::new(pool.clone(), ()),
+            pool,
+        }
+    }
 }
 
 /// Connects a pool to `url`. Connections are made lazily, so a server whose
@@ -35,10 +104,18 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     projections::MIGRATOR.run(pool).await
 }
 
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
+        .merge(routes::accounts::router())
+        .merge(routes::catalog::router())
+        .merge(routes::inventory::router())
         .fallback(error::fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::extract::request_id))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

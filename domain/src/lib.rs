@@ -11,6 +11,13 @@
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs`.
 #![forbid(unsafe_code)]
 
+pub mod category;
+pub mod customer;
 pub mod error;
+pub mod inventory;
+pub mod lookup;
 pub mod metadata;
+pub mod product;
+pub mod shop;
+pub mod sku;
 pub mod values;

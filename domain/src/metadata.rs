@@ -77,7 +77,8 @@ impl fmt::Display for Actor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMetadata {
     pub actor: Actor,
-    pub correlation_id: Uuid,
+    /// The request's id (`X-Request-Id`), shared by everything it caused.
+    pub correlation_id: String,
     /// The command's own id for a request, or the triggering event's id for a
     /// workflow step.
     pub causation_id: String,
@@ -87,11 +88,15 @@ pub struct CommandMetadata {
 }
 
 impl CommandMetadata {
-    pub fn new(actor: Actor, correlation_id: Uuid, command: impl Into<String>) -> Self {
+    pub fn new(
+        actor: Actor,
+        correlation_id: impl Into<String>,
+        command: impl Into<String>,
+    ) -> Self {
         let command_id = Uuid::new_v4();
         Self {
             actor,
-            correlation_id,
+            correlation_id: correlation_id.into(),
             causation_id: command_id.to_string(),
             command: command.into(),
             command_id,
@@ -113,7 +118,7 @@ impl CommandMetadata {
     pub fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             (ACTOR.to_string(), self.actor.to_string()),
-            (CORRELATION_ID.to_string(), self.correlation_id.to_string()),
+            (CORRELATION_ID.to_string(), self.correlation_id.clone()),
             (CAUSATION_ID.to_string(), self.causation_id.clone()),
             (COMMAND.to_string(), self.command.clone()),
             (COMMAND_ID.to_string(), self.command_id.to_string()),

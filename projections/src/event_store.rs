@@ -87,7 +87,12 @@ impl<A: Aggregate> CommandBus<A> {
             match self.execute(aggregate_id, command.clone(), metadata).await {
                 Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
-                    tracing::debug!(aggregate = A::TYPE, aggregate_id, attempt, "retrying after a concurrency conflict");
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        aggregate_id,
+                        attempt,
+                        "retrying after a concurrency conflict"
+                    );
                 }
                 other => return other,
             }

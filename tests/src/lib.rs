@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use api::config::LogFormat;
-use api::startup::{AppState, Application};
+use api::startup::{AppConfig, AppState, Application};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
@@ -78,10 +78,7 @@ async fn drop_abandoned_databases(admin_url: &str) {
             .await
             .unwrap_or_default();
     for (name,) in names {
-        let pid = name
-            .split('_')
-            .nth(2)
-            .and_then(|p| p.parse::<i32>().ok());
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<i32>().ok());
         let alive = pid.is_some_and(|pid| {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
         });
@@ -116,7 +113,9 @@ pub async fn fresh_database() -> TestDatabase {
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     );
-    let mut conn = connect_admin(admin).await.expect("connect to the test server");
+    let mut conn = connect_admin(admin)
+        .await
+        .expect("connect to the test server");
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .await
@@ -131,7 +130,9 @@ pub async fn fresh_database() -> TestDatabase {
         .connect_with(options.disable_statement_logging())
         .await
         .expect("connect to the test database");
-    api::startup::migrate(&pool).await.expect("migrate the test database");
+    api::startup::migrate(&pool)
+        .await
+        .expect("migrate the test database");
     TestDatabase { name, url, pool }
 }
 
@@ -150,9 +151,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server against an existing test database.
 pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
-    let state = AppState {
-        pool: db.pool.clone(),
-    };
+    let state = AppState::new(db.pool.clone(), AppConfig::with_random_secret());
     let app = Application::build("127.0.0.1:0".parse().expect("address"), state)
         .await
         .expect("bind the test server");

@@ -1,9 +1,8 @@
 //! The event store on a real database: append-only, optimistic concurrency,
 //! metadata on every event, and reading the log in commit order.
 
-
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::metadata::{Actor, CommandMetadata, Role};
 use postgres_es::PostgresEventRepository;
@@ -35,7 +34,9 @@ async fn drain(pool: &PgPool, from: Checkpoint, batch: i64) -> (Vec<StoredEvent>
     let mut checkpoint = from;
     let mut all = Vec::new();
     loop {
-        let events = read_after(pool, checkpoint, batch).await.expect("read the log");
+        let events = read_after(pool, checkpoint, batch)
+            .await
+            .expect("read the log");
         let Some(last) = events.last() else {
             return (all, checkpoint);
         };
@@ -48,7 +49,11 @@ async fn drain(pool: &PgPool, from: Checkpoint, batch: i64) -> (Vec<StoredEvent>
 /// horizon is cluster-wide, so an open transaction of another test's database
 /// may hold the reader back for a moment: that wait is the very guarantee
 /// under test, so poll instead of asserting on the first read.
-async fn drain_until(pool: &PgPool, from: Checkpoint, expected: usize) -> (Vec<StoredEvent>, Checkpoint) {
+async fn drain_until(
+    pool: &PgPool,
+    from: Checkpoint,
+    expected: usize,
+) -> (Vec<StoredEvent>, Checkpoint) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut checkpoint = from;
     let mut all = Vec::new();
@@ -213,7 +218,7 @@ async fn every_event_of_a_command_carries_its_metadata_and_the_command_answers_i
             id: user,
             role: Role::Admin,
         },
-        correlation,
+        correlation.to_string(),
         "IncrementTwice",
     );
     let committed = bus
@@ -238,7 +243,7 @@ async fn every_event_of_a_command_carries_its_metadata_and_the_command_answers_i
     }
 
     // A command that writes nothing answers the aggregate's latest position.
-    let noop = CommandMetadata::new(Actor::Anonymous, correlation, "Nothing");
+    let noop = CommandMetadata::new(Actor::Anonymous, correlation.to_string(), "Nothing");
     let committed = bus
         .execute("counter-9", CounterCommand::Nothing, &noop)
         .await
@@ -302,4 +307,3 @@ impl Aggregate for Counter {
         self.value += by;
     }
 }
-

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use api::startup::{AppState, Application};
+use api::startup::{AppConfig, AppState, Application};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use testkit::spawn_app;
@@ -28,7 +28,8 @@ async fn ready_answers_503_in_the_error_shape_when_the_database_is_unreachable()
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/none"))
         .unwrap();
-    let app = Application::build("127.0.0.1:0".parse().unwrap(), AppState { pool })
+    let state = AppState::new(pool, AppConfig::with_random_secret());
+    let app = Application::build("127.0.0.1:0".parse().unwrap(), state)
         .await
         .unwrap();
     let address = app.local_addr().unwrap();

@@ -21,14 +21,13 @@ async fn live() -> Json<Value> {
 
 /// 200 when the database answers and every migration is applied; 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
-    let applied: Vec<(i64,)> =
-        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&state.pool)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "readiness: database did not answer");
-                ApiError::unavailable()
-            })?;
+    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&state.pool)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "readiness: database did not answer");
+            ApiError::unavailable()
+        })?;
     let missing = projections::MIGRATOR
         .iter()
         .filter(|m| !applied.iter().any(|(v,)| *v == m.version))

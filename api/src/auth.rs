@@ -1,0 +1,194 @@
+//! Authentication and authorisation: argon2id password hashes, short-lived
+//! HS256 JWT bearer tokens, and role checks.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use domain::metadata::{Actor, Role};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signs and checks tokens. Only HS256 is accepted: a token naming any other
+/// algorithm (including `none`) is refused.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.algorithms = vec![jsonwebtoken::Algorithm::HS256];
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// A token for `user`, and when it expires.
+    pub fn issue(&self, user: Uuid, role: Role) -> Result<(String, DateTime<Utc>), ApiError> {
+        let now = Utc::now();
+        let expires_at = now + self.ttl;
+        let claims = Claims {
+            sub: user,
+            role,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(ApiError::internal)?;
+        Ok((token, expires_at))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        unauthorized("The token has expired; sign in again.")
+                    }
+                    _ => unauthorized("The token is not valid."),
+                }
+            })
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// The signed-in caller. Extracting it answers 401 when there is no valid
+/// bearer token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Your role may not do this.",
+            ))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.id,
+            role: self.role,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("Sign in and send `Authorization: Bearer <token>`."))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
+        let claims = state.tokens.verify(token)?;
+        Ok(AuthUser {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+}
+
+/// argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane).
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password off the async runtime (it takes tens of milliseconds).
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored hash, off the async runtime. With no
+/// hash (unknown user) a dummy hash is checked, so the answer takes as long.
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    let salt = SaltString::generate(&mut OsRng);
+                    argon2()
+                        .hash_password(b"not a password of anyone", &salt)
+                        .map(|h| h.to_string())
+                        .unwrap_or_default()
+                })
+                .clone()
+        });
+        let ok = PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        known && ok
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// Shared handle to the token keys.
+pub type Tokens = Arc<TokenKeys>;

@@ -1,0 +1,206 @@
+//! Accounts: register, sign in, who am I.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::customer::{
+    Customer, CustomerCommand, CustomerError, CustomerValueError, Email, Fullname, Password, Phone,
+    Username,
+};
+use domain::metadata::{Actor, Role};
+use domain::values::CustomerId;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{hash_password, verify_password, AuthUser};
+use crate::commands::{command_error, metadata};
+use crate::error::{ApiError, Result};
+use crate::extract::{AppJson, RequestId};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/register", post(register))
+        .route("/v1/login", post(login))
+        .route("/v1/me", get(me))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+    fullname: String,
+    email: String,
+    phone: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Registered {
+    customer_id: Uuid,
+    status: &'static str,
+    position: i64,
+}
+
+fn invalid(e: CustomerValueError) -> ApiError {
+    ApiError::unprocessable("invalid_account", e.to_string())
+}
+
+/// Everything a new account needs, checked, with the password hashed.
+pub struct NewAccount {
+    pub username: Username,
+    pub password: Password,
+    pub fullname: Fullname,
+    pub email: Email,
+    pub phone: Phone,
+    pub role: Role,
+}
+
+/// Registers an account (customers through the API, staff through
+/// `shop users create`). A username taken in any letter case is 409.
+pub async fn register_account(
+    state: &AppState,
+    account: NewAccount,
+    meta: domain::metadata::CommandMetadata,
+) -> Result<(CustomerId, i64)> {
+    let customer_id = account.username.customer_id();
+    let password_hash = hash_password(account.password.expose().to_string()).await?;
+    let command = CustomerCommand::Register {
+        customer_id,
+        username: account.username,
+        password_hash,
+        fullname: account.fullname,
+        email: account.email,
+        phone: account.phone,
+        role: account.role,
+    };
+    // A racing registration of the same username loses at sequence 1; the
+    // retry re-decides on fresh state and answers "taken".
+    let committed = state
+        .customers
+        .execute_with_retry(&customer_id.to_string(), command, &meta)
+        .await
+        .map_err(command_error)?;
+    Ok((customer_id, committed.position))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    AppJson(body): AppJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<Registered>)> {
+    let account = NewAccount {
+        username: Username::parse(&body.username).map_err(invalid)?,
+        password: Password::parse(&body.password).map_err(invalid)?,
+        fullname: Fullname::parse(&body.fullname).map_err(invalid)?,
+        email: Email::parse(&body.email).map_err(invalid)?,
+        phone: Phone::parse(&body.phone).map_err(invalid)?,
+        role: Role::Customer,
+    };
+    let meta = metadata(Actor::Anonymous, &request_id, "Register");
+    let (customer_id, position) = register_account(&state, account, meta).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            customer_id: customer_id.as_uuid(),
+            status: "Success",
+            position,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginAnswer {
+    token: String,
+    expires_at: DateTime<Utc>,
+    customer_id: Uuid,
+    role: Role,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Json<LoginAnswer>> {
+    if state.login_limiter.check_key(&client.ip()).is_err() {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many sign-in attempts from this address; wait a minute.",
+        ));
+    }
+    let wrong = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The username or password is wrong.",
+        )
+    };
+    let customer = match Username::parse(&body.username) {
+        Ok(username) => load_customer(&state, username.customer_id()).await?,
+        Err(_) => None,
+    };
+    let hash = customer
+        .as_ref()
+        .and_then(|c| c.password_hash())
+        .map(str::to_string);
+    if !verify_password(body.password, hash).await? {
+        return Err(wrong());
+    }
+    let customer = customer.ok_or_else(wrong)?;
+    let (Some(id), Some(role)) = (customer.customer_id(), customer.role()) else {
+        return Err(wrong());
+    };
+    let (token, expires_at) = state.tokens.issue(id.as_uuid(), role)?;
+    Ok(Json(LoginAnswer {
+        token,
+        expires_at,
+        customer_id: id.as_uuid(),
+        role,
+    }))
+}
+
+async fn load_customer(state: &AppState, id: CustomerId) -> Result<Option<Customer>> {
+    let customer = state
+        .customers
+        .load(&id.to_string())
+        .await
+        .map_err(command_error::<CustomerError>)?;
+    Ok(customer.filter(Customer::is_registered))
+}
+
+#[derive(Debug, Serialize)]
+struct Me {
+    customer_id: Uuid,
+    username: String,
+    fullname: String,
+    email: String,
+    phone: String,
+    role: Role,
+}
+
+async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>> {
+    let customer = load_customer(&state, CustomerId(user.id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("This account does not exist."))?;
+    let text = |v: Option<&str>| v.unwrap_or_default().to_string();
+    Ok(Json(Me {
+        customer_id: user.id,
+        username: text(customer.username().map(Username::as_str)),
+        fullname: text(customer.fullname().map(Fullname::as_str)),
+        email: text(customer.email().map(Email::as_str)),
+        phone: text(customer.phone().map(Phone::as_str)),
+        role: customer.role().unwrap_or(user.role),
+    }))
+}

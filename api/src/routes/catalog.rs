@@ -1,0 +1,502 @@
+//! Catalog commands (categories, shops, products) and single-item reads.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::category::{Category, CategoryCommand, CategoryError};
+use domain::metadata::Role;
+use domain::product::{Product, ProductCommand, ProductError};
+use domain::shop::{Shop, ShopCommand, ShopError};
+use domain::sku::{claim_id, SkuCommand, SkuError};
+use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::commands::{
+    command_error, create, double_option, metadata, CommandAnswer, IdempotencyKey,
+};
+use crate::error::{ApiError, Result};
+use crate::extract::{AppJson, AppPath, RequestId};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/categories", post(create_category))
+        .route(
+            "/v1/categories/{id}",
+            get(get_category).put(update_category),
+        )
+        .route("/v1/shops", post(create_shop))
+        .route("/v1/shops/{id}", get(get_shop).put(update_shop))
+        .route("/v1/products", post(create_product))
+        .route(
+            "/v1/products/{id}",
+            get(get_product)
+                .put(update_product)
+                .delete(discontinue_product),
+        )
+}
+
+type Created = (StatusCode, Json<CommandAnswer>);
+
+fn created(answer: CommandAnswer) -> Created {
+    (StatusCode::CREATED, Json(answer))
+}
+
+// ---- categories ----
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewCategory {
+    name: String,
+    #[serde(default)]
+    parent_category_id: Option<Uuid>,
+}
+
+async fn create_category(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    key: IdempotencyKey,
+    AppJson(body): AppJson<NewCategory>,
+) -> Result<Created> {
+    user.require(&[Role::Admin])?;
+    let meta = metadata(user.actor(), &request_id, "CreateCategory");
+    let id = key.creation_id("category", user.id);
+    let answer = create(&state.categories, &key, id, &body, meta, |id| {
+        CategoryCommand::Create {
+            category_id: CategoryId(id),
+            name: body.name.clone(),
+            parent: body.parent_category_id.map(CategoryId),
+        }
+    })
+    .await?;
+    Ok(created(answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategoryChange {
+    #[serde(default)]
+    name: Option<String>,
+    /// Absent: keep; `null`: move to the top level; an id: move under it.
+    #[serde(default, deserialize_with = "double_option")]
+    parent_category_id: Option<Option<Uuid>>,
+}
+
+async fn update_category(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<CategoryChange>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(&[Role::Admin])?;
+    let aggregate_id = id.to_string();
+    let mut position = None;
+    if let Some(name) = body.name {
+        let meta = metadata(user.actor(), &request_id, "RenameCategory");
+        let committed = state
+            .categories
+            .execute_with_retry(&aggregate_id, CategoryCommand::Rename { name }, &meta)
+            .await
+            .map_err(command_error)?;
+        position = Some(committed.position);
+    }
+    if let Some(parent) = body.parent_category_id {
+        let meta = metadata(user.actor(), &request_id, "MoveCategory");
+        let committed = state
+            .categories
+            .execute_with_retry(
+                &aggregate_id,
+                CategoryCommand::Move {
+                    new_parent: parent.map(CategoryId),
+                },
+                &meta,
+            )
+            .await
+            .map_err(command_error)?;
+        position = Some(committed.position);
+    }
+    let position = match position {
+        Some(p) => p,
+        None => {
+            // Nothing asked: still 404 for an unknown category.
+            load_category(&state, id).await?;
+            0
+        }
+    };
+    Ok(Json(CommandAnswer { id, position }))
+}
+
+async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
+    state
+        .categories
+        .load(&id.to_string())
+        .await
+        .map_err(command_error::<CategoryError>)?
+        .filter(Category::is_created)
+        .ok_or_else(|| ApiError::not_found("There is no such category."))
+}
+
+async fn get_category(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Value>> {
+    let category = load_category(&state, id).await?;
+    Ok(Json(json!({
+        "id": id,
+        "name": category.name(),
+        "parent_category_id": category.parent(),
+    })))
+}
+
+// ---- shops ----
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewShop {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+async fn create_shop(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    key: IdempotencyKey,
+    AppJson(body): AppJson<NewShop>,
+) -> Result<Created> {
+    user.require(&[Role::Admin])?;
+    let meta = metadata(user.actor(), &request_id, "CreateShop");
+    let id = key.creation_id("shop", user.id);
+    let answer = create(&state.shops, &key, id, &body, meta, |id| {
+        ShopCommand::Create {
+            shop_id: ShopId(id),
+            name: body.name.clone(),
+            description: body.description.clone(),
+            address: body.address.clone(),
+        }
+    })
+    .await?;
+    Ok(created(answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopChange {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+async fn update_shop(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<ShopChange>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(&[Role::Admin])?;
+    let meta = metadata(user.actor(), &request_id, "UpdateShop");
+    let committed = state
+        .shops
+        .execute_with_retry(
+            &id.to_string(),
+            ShopCommand::Update {
+                name: body.name,
+                description: body.description,
+                address: body.address,
+            },
+            &meta,
+        )
+        .await
+        .map_err(command_error)?;
+    Ok(Json(CommandAnswer {
+        id,
+        position: committed.position,
+    }))
+}
+
+async fn get_shop(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Value>> {
+    let shop = state
+        .shops
+        .load(&id.to_string())
+        .await
+        .map_err(command_error::<ShopError>)?
+        .filter(Shop::is_created)
+        .ok_or_else(|| ApiError::not_found("There is no such shop."))?;
+    Ok(Json(json!({
+        "id": id,
+        "name": shop.name(),
+        "description": shop.description(),
+        "address": shop.address(),
+    })))
+}
+
+// ---- products ----
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    name: String,
+    #[serde(default)]
+    description: String,
+    price: i64,
+    sku: String,
+    #[serde(default)]
+    image_url: Option<String>,
+    category_id: Uuid,
+    #[serde(default)]
+    shop_id: Option<Uuid>,
+}
+
+fn invalid_value(e: domain::values::ValueError) -> ApiError {
+    ApiError::unprocessable("invalid_value", e.to_string())
+}
+
+fn money(state: &AppState, minor: i64) -> Result<Money> {
+    Money::new(minor, state.currency.clone()).map_err(invalid_value)
+}
+
+async fn claim_sku(
+    state: &AppState,
+    sku: &Sku,
+    product: ProductId,
+    meta: &domain::metadata::CommandMetadata,
+) -> Result<()> {
+    state
+        .skus
+        .execute_with_retry(
+            &claim_id(sku).to_string(),
+            SkuCommand::Claim {
+                sku: sku.clone(),
+                product_id: product,
+            },
+            meta,
+        )
+        .await
+        .map_err(command_error::<SkuError>)?;
+    Ok(())
+}
+
+async fn release_sku(
+    state: &AppState,
+    sku: &Sku,
+    product: ProductId,
+    meta: &domain::metadata::CommandMetadata,
+) {
+    let command = SkuCommand::Release {
+        sku: sku.clone(),
+        product_id: product,
+    };
+    if let Err(e) = state
+        .skus
+        .execute_with_retry(&claim_id(sku).to_string(), command, meta)
+        .await
+    {
+        tracing::error!(error = %e, sku = %sku, "could not release a SKU claim");
+    }
+}
+
+async fn create_product(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    key: IdempotencyKey,
+    AppJson(body): AppJson<NewProduct>,
+) -> Result<Created> {
+    user.require(&[Role::Admin])?;
+    let sku = Sku::parse(&body.sku).map_err(invalid_value)?;
+    let price = money(&state, body.price)?;
+    let product_id = ProductId(key.creation_id("product", user.id));
+    // The SKU is claimed first; a product that then cannot be created gives
+    // it back, so a failed request leaves nothing behind.
+    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
+    claim_sku(&state, &sku, product_id, &claim_meta).await?;
+    let meta = metadata(user.actor(), &request_id, "CreateProduct");
+    let result = create(
+        &state.products,
+        &key,
+        product_id.as_uuid(),
+        &body,
+        meta,
+        |id| ProductCommand::Create {
+            product_id: ProductId(id),
+            name: body.name.clone(),
+            description: body.description.clone(),
+            price,
+            sku: sku.clone(),
+            image_url: body.image_url.clone(),
+            category_id: CategoryId(body.category_id),
+            shop_id: body.shop_id.map(ShopId),
+        },
+    )
+    .await;
+    match result {
+        Ok(answer) => Ok(created(answer)),
+        Err(e) => {
+            if product_exists(&state, product_id).await != Some(true) {
+                release_sku(&state, &sku, product_id, &claim_meta).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn product_exists(state: &AppState, id: ProductId) -> Option<bool> {
+    state
+        .products
+        .load(&id.to_string())
+        .await
+        .ok()
+        .map(|p| p.is_some_and(|p| p.is_created()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductChange {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    price: Option<i64>,
+    #[serde(default)]
+    sku: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
+    #[serde(default)]
+    category_id: Option<Uuid>,
+    /// Absent: keep; `null`: no shop; an id: that shop.
+    #[serde(default, deserialize_with = "double_option")]
+    shop_id: Option<Option<Uuid>>,
+}
+
+async fn update_product(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<ProductChange>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(&[Role::Admin])?;
+    let product_id = ProductId(id);
+    let current = load_product(&state, id).await?;
+    let new_sku = body
+        .sku
+        .as_deref()
+        .map(Sku::parse)
+        .transpose()
+        .map_err(invalid_value)?
+        .filter(|sku| Some(sku) != current.sku());
+    let price = body.price.map(|p| money(&state, p)).transpose()?;
+    let aggregate_id = id.to_string();
+    let mut position = 0;
+
+    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
+    if let Some(sku) = &new_sku {
+        claim_sku(&state, sku, product_id, &claim_meta).await?;
+    }
+    let details = ProductCommand::UpdateDetails {
+        name: body.name,
+        description: body.description,
+        sku: new_sku.clone(),
+        image_url: body.image_url,
+        category_id: body.category_id.map(CategoryId),
+        shop_id: body.shop_id.map(|s| s.map(ShopId)),
+    };
+    let meta = metadata(user.actor(), &request_id, "UpdateProductDetails");
+    match state
+        .products
+        .execute_with_retry(&aggregate_id, details, &meta)
+        .await
+    {
+        Ok(committed) => position = position.max(committed.position),
+        Err(e) => {
+            if let Some(sku) = &new_sku {
+                release_sku(&state, sku, product_id, &claim_meta).await;
+            }
+            return Err(command_error(e));
+        }
+    }
+    if let (Some(new), Some(old)) = (&new_sku, current.sku()) {
+        if new != old {
+            let release_meta = metadata(user.actor(), &request_id, "ReleaseSku");
+            release_sku(&state, old, product_id, &release_meta).await;
+        }
+    }
+    if let Some(price) = price {
+        let meta = metadata(user.actor(), &request_id, "ChangeProductPrice");
+        let committed = state
+            .products
+            .execute_with_retry(&aggregate_id, ProductCommand::ChangePrice { price }, &meta)
+            .await
+            .map_err(command_error)?;
+        position = position.max(committed.position);
+    }
+    Ok(Json(CommandAnswer { id, position }))
+}
+
+async fn discontinue_product(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(&[Role::Admin])?;
+    load_product(&state, id).await?;
+    let meta = metadata(user.actor(), &request_id, "DiscontinueProduct");
+    let committed = state
+        .products
+        .execute_with_retry(&id.to_string(), ProductCommand::Discontinue, &meta)
+        .await
+        .map_err(command_error)?;
+    Ok(Json(CommandAnswer {
+        id,
+        position: committed.position,
+    }))
+}
+
+pub(crate) async fn load_product(state: &AppState, id: Uuid) -> Result<Product> {
+    state
+        .products
+        .load(&id.to_string())
+        .await
+        .map_err(command_error::<ProductError>)?
+        .filter(Product::is_created)
+        .ok_or_else(|| ApiError::not_found("There is no such product."))
+}
+
+async fn get_product(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Value>> {
+    let product = load_product(&state, id).await?;
+    let availability = crate::routes::inventory::availability_of(&state, ProductId(id)).await?;
+    Ok(Json(json!({
+        "id": id,
+        "name": product.name(),
+        "description": product.description(),
+        "price": product.price().map(|m| m.minor),
+        "currency": product.price().map(|m| m.currency.as_str()),
+        "sku": product.sku().map(Sku::as_str),
+        "image_url": product.image_url(),
+        "category_id": product.category_id(),
+        "shop_id": product.shop_id(),
+        "available": availability.available,
+        "discontinued": product.is_discontinued(),
+    })))
+}

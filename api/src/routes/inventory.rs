@@ -1,0 +1,336 @@
+//! Inventory: stock arrivals, corrections, holds, decrements, order locks.
+
+use std::collections::HashSet;
+
+use axum::extract::State;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
+use domain::metadata::{CommandMetadata, Role};
+use domain::values::{derived_id, OrderId, ProductId, Quantity};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::commands::{command_error, domain_error, metadata, CommandAnswer};
+use crate::error::{ApiError, Result};
+use crate::extract::{AppJson, AppPath, RequestId};
+use crate::routes::catalog::load_product;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/inventory/{product_id}/availability", get(availability))
+        .route("/v1/inventory/{product_id}/receive", post(receive))
+        .route("/v1/inventory/{product_id}/adjust", post(adjust))
+        .route("/v1/inventory/{product_id}/hold", put(place_hold))
+        .route(
+            "/v1/inventory/{product_id}/hold/{owner_id}",
+            delete(release_hold),
+        )
+        .route("/v1/inventory/{product_id}/decrement", put(decrement))
+        .route("/v1/inventory/lock", post(lock))
+}
+
+/// Staff who may move stock. (Workflows move it too, as `system:<name>`.)
+const STOCK_ROLES: &[Role] = &[Role::Admin];
+
+/// A hold without `ttl_seconds` lasts this long.
+const DEFAULT_HOLD_TTL_SECONDS: i64 = 15 * 60;
+/// The longest hold one can ask for: a week.
+const MAX_HOLD_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Serialize)]
+pub struct Availability {
+    pub product_id: Uuid,
+    pub on_hand: i64,
+    pub held: i64,
+    pub available: i64,
+}
+
+async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem> {
+    Ok(state
+        .inventory
+        .load(&product.to_string())
+        .await
+        .map_err(command_error::<InventoryError>)?
+        .unwrap_or_default())
+}
+
+/// Stock of a product that exists (zero before the first receipt).
+pub async fn availability_of(state: &AppState, product: ProductId) -> Result<Availability> {
+    let item = load_item(state, product).await?;
+    Ok(Availability {
+        product_id: product.as_uuid(),
+        on_hand: item.on_hand(),
+        held: item.held(),
+        available: item.available(),
+    })
+}
+
+async fn availability(
+    State(state): State<AppState>,
+    AppPath(product_id): AppPath<Uuid>,
+) -> Result<Json<Availability>> {
+    load_product(&state, product_id).await?;
+    Ok(Json(availability_of(&state, ProductId(product_id)).await?))
+}
+
+fn quantity(value: i64) -> Result<Quantity> {
+    Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
+}
+
+/// Runs one inventory command against an existing product.
+async fn run(
+    state: &AppState,
+    product_id: Uuid,
+    command: InventoryCommand,
+    meta: &CommandMetadata,
+) -> Result<CommandAnswer> {
+    load_product(state, product_id).await?;
+    let committed = state
+        .inventory
+        .execute_with_retry(&product_id.to_string(), command, meta)
+        .await
+        .map_err(command_error)?;
+    Ok(CommandAnswer {
+        id: product_id,
+        position: committed.position,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Receive {
+    quantity: i64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+    AppJson(body): AppJson<Receive>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(STOCK_ROLES)?;
+    let command = InventoryCommand::Receive {
+        product_id: ProductId(product_id),
+        quantity: quantity(body.quantity)?,
+        reason: body.reason,
+    };
+    let meta = metadata(user.actor(), &request_id, "ReceiveStock");
+    Ok(Json(run(&state, product_id, command, &meta).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Adjust {
+    delta: i64,
+    reason: String,
+}
+
+async fn adjust(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+    AppJson(body): AppJson<Adjust>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(STOCK_ROLES)?;
+    let command = InventoryCommand::Adjust {
+        delta: body.delta,
+        reason: body.reason,
+    };
+    let meta = metadata(user.actor(), &request_id, "AdjustStock");
+    Ok(Json(run(&state, product_id, command, &meta).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceHold {
+    quantity: i64,
+    owner_id: Uuid,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct HoldAnswer {
+    hold_id: Uuid,
+    expires_at: Option<DateTime<Utc>>,
+    position: i64,
+}
+
+async fn place_hold(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+    AppJson(body): AppJson<PlaceHold>,
+) -> Result<Json<HoldAnswer>> {
+    user.require(STOCK_ROLES)?;
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
+    if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
+        return Err(ApiError::unprocessable(
+            "invalid_ttl",
+            format!("ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}."),
+        ));
+    }
+    let now = Utc::now();
+    let command = InventoryCommand::PlaceHold {
+        owner_id: body.owner_id,
+        quantity: quantity(body.quantity)?,
+        expires_at: Some(now + Duration::seconds(ttl)),
+        now,
+    };
+    let meta = metadata(user.actor(), &request_id, "PlaceHold");
+    let answer = run(&state, product_id, command, &meta).await?;
+    // A repeated hold keeps its first expiry: answer what is stored.
+    let item = load_item(&state, ProductId(product_id)).await?;
+    Ok(Json(HoldAnswer {
+        hold_id: derived_id("hold", &format!("{product_id}:{}", body.owner_id)),
+        expires_at: item.hold(body.owner_id).and_then(|h| h.expires_at),
+        position: answer.position,
+    }))
+}
+
+async fn release_hold(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath((product_id, owner_id)): AppPath<(Uuid, Uuid)>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(STOCK_ROLES)?;
+    let meta = metadata(user.actor(), &request_id, "ReleaseHold");
+    let command = InventoryCommand::ReleaseHold { owner_id };
+    Ok(Json(run(&state, product_id, command, &meta).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decrement {
+    quantity: i64,
+    order_id: Uuid,
+}
+
+async fn decrement(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+    AppJson(body): AppJson<Decrement>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(STOCK_ROLES)?;
+    let command = InventoryCommand::Decrement {
+        order_id: OrderId(body.order_id),
+        quantity: quantity(body.quantity)?,
+    };
+    let meta = metadata(user.actor(), &request_id, "DecrementStock");
+    Ok(Json(run(&state, product_id, command, &meta).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockRequest {
+    order_id: Uuid,
+    items: Vec<LockLine>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockLine {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct LockAnswer {
+    locked: bool,
+    message: String,
+    position: i64,
+}
+
+/// Holds every line for the order, or none: a line that cannot be held
+/// releases the holds this request placed. Holding again for the same order
+/// and quantities changes nothing.
+async fn lock(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppJson(body): AppJson<LockRequest>,
+) -> Result<Json<LockAnswer>> {
+    user.require(STOCK_ROLES)?;
+    if body.items.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_order",
+            "An order lock needs at least one line.",
+        ));
+    }
+    let mut lines = Vec::with_capacity(body.items.len());
+    let mut seen = HashSet::new();
+    for line in &body.items {
+        if !seen.insert(line.product_id) {
+            return Err(ApiError::unprocessable(
+                "duplicate_line",
+                format!(
+                    "Product {} appears twice; merge the lines.",
+                    line.product_id
+                ),
+            ));
+        }
+        load_product(&state, line.product_id).await?;
+        lines.push((line.product_id, quantity(line.quantity)?));
+    }
+    let now = Utc::now();
+    let mut placed = Vec::new();
+    let mut position = 0;
+    for (product_id, quantity) in &lines {
+        let meta = metadata(user.actor(), &request_id, "LockOrderLine");
+        let command = InventoryCommand::PlaceHold {
+            owner_id: body.order_id,
+            quantity: *quantity,
+            expires_at: None,
+            now,
+        };
+        match state
+            .inventory
+            .execute_with_retry(&product_id.to_string(), command, &meta)
+            .await
+        {
+            Ok(committed) => {
+                position = position.max(committed.position);
+                if committed.wrote_events {
+                    placed.push(*product_id);
+                }
+            }
+            Err(cqrs_es::AggregateError::UserError(e)) => {
+                let refusal = domain_error(&e);
+                for product in placed {
+                    let meta = metadata(user.actor(), &request_id, "UnlockOrderLine");
+                    let release = InventoryCommand::ReleaseHold {
+                        owner_id: body.order_id,
+                    };
+                    state
+                        .inventory
+                        .execute_with_retry(&product.to_string(), release, &meta)
+                        .await
+                        .map_err(command_error)?;
+                }
+                return Ok(Json(LockAnswer {
+                    locked: false,
+                    message: format!("Product {product_id}: {}", refusal.message),
+                    position,
+                }));
+            }
+            Err(e) => return Err(command_error(e)),
+        }
+    }
+    Ok(Json(LockAnswer {
+        locked: true,
+        message: format!("{} line(s) held for order {}.", lines.len(), body.order_id),
+        position,
+    }))
+}

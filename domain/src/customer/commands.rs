@@ -1,0 +1,25 @@
+//! What can be asked of a customer account.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{Email, Fullname, Phone, Username};
+use crate::metadata::Role;
+use crate::values::CustomerId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerCommand {
+    /// Open an account. Sent to the aggregate `username.customer_id()`, so the
+    /// same username in any letter case meets the same aggregate.
+    Register {
+        customer_id: CustomerId,
+        username: Username,
+        /// Already hashed by the caller (argon2id PHC string).
+        password_hash: String,
+        fullname: Fullname,
+        email: Email,
+        phone: Phone,
+        role: Role,
+    },
+    /// Give the account another role (staff bootstrap; re-runs are no-ops).
+    ChangeRole { role: Role },
+}

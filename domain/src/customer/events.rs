@@ -1,0 +1,41 @@
+//! What happened to a customer account.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::values::{Email, Fullname, Phone, Username};
+use crate::metadata::Role;
+use crate::values::CustomerId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerEvent {
+    CustomerRegistered {
+        customer_id: CustomerId,
+        /// As typed, trimmed.
+        username: Username,
+        fullname: Fullname,
+        email: Email,
+        phone: Phone,
+        role: Role,
+        password_hash: String,
+    },
+    RoleChanged {
+        customer_id: CustomerId,
+        old_role: Role,
+        new_role: Role,
+    },
+}
+
+impl DomainEvent for CustomerEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::CustomerRegistered { .. } => "CustomerRegistered",
+            Self::RoleChanged { .. } => "RoleChanged",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}

@@ -1,0 +1,158 @@
+//! A customer or staff account, keyed by its username.
+//!
+//! The aggregate id is `derived_id("customer", lower-cased trimmed username)`
+//! ([`Username::customer_id`]), so registering a username twice, in any
+//! letter case, meets the already registered aggregate and is refused.
+
+mod commands;
+mod error;
+mod events;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+pub use commands::CustomerCommand;
+pub use error::CustomerError;
+pub use events::CustomerEvent;
+pub use values::{CustomerValueError, Email, Fullname, Password, Phone, Username};
+
+use crate::metadata::Role;
+use crate::values::CustomerId;
+
+/// The account's state once registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Account {
+    customer_id: CustomerId,
+    username: Username,
+    password_hash: String,
+    fullname: Fullname,
+    email: Email,
+    phone: Phone,
+    role: Role,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    account: Option<Account>,
+}
+
+impl Customer {
+    pub fn is_registered(&self) -> bool {
+        self.account.is_some()
+    }
+    pub fn customer_id(&self) -> Option<CustomerId> {
+        self.account.as_ref().map(|a| a.customer_id)
+    }
+    pub fn username(&self) -> Option<&Username> {
+        self.account.as_ref().map(|a| &a.username)
+    }
+    /// The argon2id PHC string to verify a login against.
+    pub fn password_hash(&self) -> Option<&str> {
+        self.account.as_ref().map(|a| a.password_hash.as_str())
+    }
+    pub fn role(&self) -> Option<Role> {
+        self.account.as_ref().map(|a| a.role)
+    }
+    pub fn fullname(&self) -> Option<&Fullname> {
+        self.account.as_ref().map(|a| &a.fullname)
+    }
+    pub fn email(&self) -> Option<&Email> {
+        self.account.as_ref().map(|a| &a.email)
+    }
+    pub fn phone(&self) -> Option<&Phone> {
+        self.account.as_ref().map(|a| &a.phone)
+    }
+}
+
+impl Aggregate for Customer {
+    const TYPE: &'static str = "Customer";
+    type Command = CustomerCommand;
+    type Event = CustomerEvent;
+    type Error = CustomerError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            CustomerCommand::Register {
+                customer_id,
+                username,
+                password_hash,
+                fullname,
+                email,
+                phone,
+                role,
+            } => {
+                if self.account.is_some() {
+                    return Err(CustomerError::UsernameTaken {
+                        username: username.as_str().to_string(),
+                    });
+                }
+                if password_hash.trim().is_empty() {
+                    return Err(CustomerError::MissingPasswordHash);
+                }
+                let event = CustomerEvent::CustomerRegistered {
+                    customer_id,
+                    username,
+                    fullname,
+                    email,
+                    phone,
+                    role,
+                    password_hash,
+                };
+                sink.write(event, self).await;
+            }
+            CustomerCommand::ChangeRole { role } => {
+                let account = self.account.as_ref().ok_or(CustomerError::NotRegistered)?;
+                if account.role == role {
+                    return Ok(());
+                }
+                let event = CustomerEvent::RoleChanged {
+                    customer_id: account.customer_id,
+                    old_role: account.role,
+                    new_role: role,
+                };
+                sink.write(event, self).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            CustomerEvent::CustomerRegistered {
+                customer_id,
+                username,
+                fullname,
+                email,
+                phone,
+                role,
+                password_hash,
+            } => {
+                self.account = Some(Account {
+                    customer_id,
+                    username,
+                    password_hash,
+                    fullname,
+                    email,
+                    phone,
+                    role,
+                });
+            }
+            CustomerEvent::RoleChanged { new_role, .. } => {
+                if let Some(account) = self.account.as_mut() {
+                    account.role = new_role;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+use cqrs_es::test::TestFramework;
+use cqrs_es::Aggregate;
+
+use super::*;
+
+type Fw = TestFramework<Customer>;
+
+fn username() -> Username {
+    Username::parse("Alice_1").unwrap()
+}
+
+fn customer_id() -> CustomerId {
+    username().customer_id()
+}
+
+fn register(name: &str, role: Role) -> CustomerCommand {
+    CustomerCommand::Register {
+        customer_id: Username::parse(name).unwrap().customer_id(),
+        username: Username::parse(name).unwrap(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+        fullname: Fullname::parse("Alice Liddell").unwrap(),
+        email: Email::parse("alice@example.com").unwrap(),
+        phone: Phone::parse("+44 20-7946-0000").unwrap(),
+        role,
+    }
+}
+
+fn registered(role: Role) -> CustomerEvent {
+    CustomerEvent::CustomerRegistered {
+        customer_id: customer_id(),
+        username: username(),
+        fullname: Fullname::parse("Alice Liddell").unwrap(),
+        email: Email::parse("alice@example.com").unwrap(),
+        phone: Phone::parse("+442079460000").unwrap(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+    }
+}
+
+#[test]
+fn a_new_username_can_register() {
+    Fw::with(())
+        .given_no_previous_events()
+        .when(register("Alice_1", Role::Customer))
+        .then_expect_events(vec![registered(Role::Customer)]);
+}
+
+#[test]
+fn a_username_cannot_be_registered_twice() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(register("Alice_1", Role::Customer))
+        .then_expect_error(CustomerError::UsernameTaken {
+            username: "Alice_1".to_string(),
+        });
+}
+
+#[test]
+fn a_username_in_another_letter_case_is_taken_too() {
+    // Both spellings derive the same aggregate id, so the second registration
+    // is handled by the already registered aggregate.
+    assert_eq!(
+        Username::parse("ALICE_1").unwrap().customer_id(),
+        customer_id()
+    );
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(register("ALICE_1", Role::Customer))
+        .then_expect_error(CustomerError::UsernameTaken {
+            username: "ALICE_1".to_string(),
+        });
+}
+
+#[test]
+fn registration_needs_a_password_hash() {
+    let mut command = register("Alice_1", Role::Customer);
+    if let CustomerCommand::Register { password_hash, .. } = &mut command {
+        *password_hash = " ".to_string();
+    }
+    Fw::with(())
+        .given_no_previous_events()
+        .when(command)
+        .then_expect_error(CustomerError::MissingPasswordHash);
+}
+
+#[test]
+fn a_role_can_be_changed() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(CustomerCommand::ChangeRole { role: Role::Admin })
+        .then_expect_events(vec![CustomerEvent::RoleChanged {
+            customer_id: customer_id(),
+            old_role: Role::Customer,
+            new_role: Role::Admin,
+        }]);
+}
+
+#[test]
+fn changing_to_the_same_role_emits_nothing() {
+    Fw::with(())
+        .given(vec![
+            registered(Role::Customer),
+            CustomerEvent::RoleChanged {
+                customer_id: customer_id(),
+                old_role: Role::Customer,
+                new_role: Role::Operator,
+            },
+        ])
+        .when(CustomerCommand::ChangeRole {
+            role: Role::Operator,
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn the_role_of_an_unregistered_account_cannot_change() {
+    Fw::with(())
+        .given_no_previous_events()
+        .when(CustomerCommand::ChangeRole { role: Role::Admin })
+        .then_expect_error(CustomerError::NotRegistered);
+}
+
+#[test]
+fn a_registered_account_exposes_what_login_needs() {
+    let mut customer = Customer::default();
+    assert!(!customer.is_registered());
+    assert_eq!(customer.password_hash(), None);
+    customer.apply(registered(Role::Customer));
+    customer.apply(CustomerEvent::RoleChanged {
+        customer_id: customer_id(),
+        old_role: Role::Customer,
+        new_role: Role::Auditor,
+    });
+    assert!(customer.is_registered());
+    assert_eq!(customer.customer_id(), Some(customer_id()));
+    assert_eq!(customer.username().map(Username::as_str), Some("Alice_1"));
+    assert!(customer
+        .password_hash()
+        .is_some_and(|h| h.starts_with("$argon2id$")));
+    assert_eq!(customer.role(), Some(Role::Auditor));
+    assert_eq!(
+        customer.email().map(Email::as_str),
+        Some("alice@example.com")
+    );
+    assert_eq!(customer.phone().map(Phone::as_str), Some("+442079460000"));
+    assert_eq!(
+        customer.fullname().map(Fullname::as_str),
+        Some("Alice Liddell")
+    );
+}
+
+#[test]
+fn events_are_externally_tagged_and_versioned() {
+    use cqrs_es::DomainEvent;
+    let event = registered(Role::Admin);
+    assert_eq!(event.event_type(), "CustomerRegistered");
+    assert_eq!(event.event_version(), "1.0");
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json["CustomerRegistered"]["role"], "admin");
+    assert_eq!(json["CustomerRegistered"]["phone"], "+442079460000");
+    assert_eq!(
+        serde_json::from_value::<CustomerEvent>(json).unwrap(),
+        event
+    );
+}
+
+#[test]
+fn error_codes_and_kinds_are_stable() {
+    use crate::error::{DomainError, ErrorKind};
+    let taken = CustomerError::UsernameTaken {
+        username: "a".into(),
+    };
+    assert_eq!(taken.code(), "username_taken");
+    assert_eq!(taken.kind(), ErrorKind::Conflict);
+    assert_eq!(CustomerError::NotRegistered.kind(), ErrorKind::NotFound);
+    assert_eq!(CustomerValueError::BadPassword.code(), "invalid_password");
+}

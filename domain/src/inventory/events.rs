@@ -1,0 +1,85 @@
+//! What happened to a product's stock. Every event carries the product id and
+//! the on-hand and held counts after it, so a read model can set rather than
+//! recompute them (available = on_hand_after - held_after).
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::values::{OrderId, ProductId, Quantity};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InventoryEvent {
+    StockReceived {
+        product_id: ProductId,
+        quantity: Quantity,
+        reason: Option<String>,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    StockAdjusted {
+        product_id: ProductId,
+        delta: i64,
+        reason: String,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    HoldPlaced {
+        product_id: ProductId,
+        owner_id: Uuid,
+        quantity: Quantity,
+        expires_at: Option<DateTime<Utc>>,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    HoldReleased {
+        product_id: ProductId,
+        owner_id: Uuid,
+        quantity: Quantity,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    HoldExpired {
+        product_id: ProductId,
+        owner_id: Uuid,
+        quantity: Quantity,
+        expires_at: DateTime<Utc>,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    /// The held quantity left the stock for good: on hand and held both drop.
+    HoldCommitted {
+        product_id: ProductId,
+        owner_id: Uuid,
+        quantity: Quantity,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    StockDecremented {
+        product_id: ProductId,
+        order_id: OrderId,
+        quantity: Quantity,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+}
+
+impl DomainEvent for InventoryEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::StockReceived { .. } => "StockReceived",
+            Self::StockAdjusted { .. } => "StockAdjusted",
+            Self::HoldPlaced { .. } => "HoldPlaced",
+            Self::HoldReleased { .. } => "HoldReleased",
+            Self::HoldExpired { .. } => "HoldExpired",
+            Self::HoldCommitted { .. } => "HoldCommitted",
+            Self::StockDecremented { .. } => "StockDecremented",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}

@@ -1,0 +1,76 @@
+//! Why a product command was refused.
+
+use thiserror::Error;
+
+use crate::error::{DomainError, ErrorKind};
+use crate::lookup::LookupError;
+use crate::values::{CategoryId, Currency, ProductId, ShopId, ValueError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProductError {
+    #[error("product {product_id} already exists")]
+    AlreadyExists { product_id: ProductId },
+    #[error("product not found")]
+    NotFound,
+    #[error("product {product_id} is discontinued")]
+    Discontinued { product_id: ProductId },
+    #[error("invalid product name: {0}")]
+    InvalidName(ValueError),
+    #[error("invalid product description: {0}")]
+    InvalidDescription(ValueError),
+    #[error("price must be above zero, got {minor} minor units")]
+    NonPositivePrice { minor: i64 },
+    #[error("price must stay in {current}, got {requested}")]
+    CurrencyChange {
+        current: Currency,
+        requested: Currency,
+    },
+    #[error("image URL must start with http:// or https://, contain no spaces and be at most 2048 characters, got {0:?}")]
+    InvalidImageUrl(String),
+    #[error("category {category_id} does not exist")]
+    CategoryNotFound { category_id: CategoryId },
+    #[error("shop {shop_id} does not exist")]
+    ShopNotFound { shop_id: ShopId },
+    #[error("the catalog could not be consulted: {0}")]
+    LookupFailed(String),
+}
+
+impl From<LookupError> for ProductError {
+    fn from(err: LookupError) -> Self {
+        Self::LookupFailed(err.0)
+    }
+}
+
+impl DomainError for ProductError {
+    fn code(&self) -> String {
+        match self {
+            Self::AlreadyExists { .. } => "product_already_exists",
+            Self::NotFound => "product_not_found",
+            Self::Discontinued { .. } => "product_discontinued",
+            Self::InvalidName(_) => "invalid_product_name",
+            Self::InvalidDescription(_) => "invalid_product_description",
+            Self::NonPositivePrice { .. } => "price_not_positive",
+            Self::CurrencyChange { .. } => "price_currency_change",
+            Self::InvalidImageUrl(_) => "invalid_image_url",
+            Self::CategoryNotFound { .. } => "category_not_found",
+            Self::ShopNotFound { .. } => "shop_not_found",
+            Self::LookupFailed(_) => "catalog_lookup_failed",
+        }
+        .to_string()
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::AlreadyExists { .. } | Self::Discontinued { .. } => ErrorKind::Conflict,
+            Self::NotFound | Self::CategoryNotFound { .. } | Self::ShopNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            Self::InvalidName(_)
+            | Self::InvalidDescription(_)
+            | Self::NonPositivePrice { .. }
+            | Self::CurrencyChange { .. }
+            | Self::InvalidImageUrl(_) => ErrorKind::Rule,
+            Self::LookupFailed(_) => ErrorKind::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! A seller that lists products.
+
+mod commands;
+mod error;
+mod events;
+
+#[cfg(test)]
+mod tests;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+pub use commands::ShopCommand;
+pub use error::ShopError;
+pub use events::ShopEvent;
+
+use crate::values::{required_text, ShopId, ValueError};
+
+pub const NAME_MAX: usize = 100;
+pub const DESCRIPTION_MAX: usize = 2000;
+pub const ADDRESS_MAX: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shop {
+    created: bool,
+    shop_id: ShopId,
+    name: String,
+    description: Option<String>,
+    address: Option<String>,
+}
+
+impl Shop {
+    pub fn is_created(&self) -> bool {
+        self.created
+    }
+    pub fn shop_id(&self) -> ShopId {
+        self.shop_id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_deref()
+    }
+}
+
+/// Trimmed optional text: blank is `None`; longer than `max` is refused.
+fn optional_text(
+    field: &'static str,
+    raw: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ValueError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => required_text(field, s, max).map(Some),
+    }
+}
+
+fn parse_name(raw: &str) -> Result<String, ShopError> {
+    required_text("name", raw, NAME_MAX).map_err(ShopError::InvalidName)
+}
+
+fn parse_description(raw: Option<&str>) -> Result<Option<String>, ShopError> {
+    optional_text("description", raw, DESCRIPTION_MAX).map_err(ShopError::InvalidDescription)
+}
+
+fn parse_address(raw: Option<&str>) -> Result<Option<String>, ShopError> {
+    optional_text("address", raw, ADDRESS_MAX).map_err(ShopError::InvalidAddress)
+}
+
+impl Aggregate for Shop {
+    const TYPE: &'static str = "Shop";
+    type Command = ShopCommand;
+    type Event = ShopEvent;
+    type Error = ShopError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            ShopCommand::Create {
+                shop_id,
+                name,
+                description,
+                address,
+            } => {
+                if self.created {
+                    return Err(ShopError::AlreadyExists {
+                        shop_id: self.shop_id,
+                    });
+                }
+                let event = ShopEvent::ShopCreated {
+                    shop_id,
+                    name: parse_name(&name)?,
+                    description: parse_description(description.as_deref())?,
+                    address: parse_address(address.as_deref())?,
+                };
+                sink.write(event, self).await;
+            }
+            ShopCommand::Update {
+                name,
+                description,
+                address,
+            } => {
+                if !self.created {
+                    return Err(ShopError::NotFound);
+                }
+                let name = match name {
+                    Some(raw) => parse_name(&raw)?,
+                    None => self.name.clone(),
+                };
+                let description = match description {
+                    Some(raw) => parse_description(Some(&raw))?,
+                    None => self.description.clone(),
+                };
+                let address = match address {
+                    Some(raw) => parse_address(Some(&raw))?,
+                    None => self.address.clone(),
+                };
+                if name == self.name && description == self.description && address == self.address {
+                    return Ok(());
+                }
+                let event = ShopEvent::ShopUpdated {
+                    shop_id: self.shop_id,
+                    name,
+                    description,
+                    address,
+                };
+                sink.write(event, self).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ShopEvent::ShopCreated {
+                shop_id,
+                name,
+                description,
+                address,
+            }
+            | ShopEvent::ShopUpdated {
+                shop_id,
+                name,
+                description,
+                address,
+            } => {
+                self.created = true;
+                self.shop_id = shop_id;
+                self.name = name;
+                self.description = description;
+                self.address = address;
+            }
+        }
+    }
+}
