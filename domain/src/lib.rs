@@ -11,12 +11,15 @@
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs`.
 #![forbid(unsafe_code)]
 
+pub mod cart;
 pub mod category;
+pub mod coupon;
 pub mod customer;
 pub mod error;
 pub mod inventory;
 pub mod lookup;
 pub mod metadata;
+pub mod order;
 pub mod product;
 pub mod shop;
 pub mod sku;

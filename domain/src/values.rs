@@ -244,8 +244,7 @@ impl Sku {
         let s = raw.trim();
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(Self(s.to_ascii_uppercase()))
