@@ -141,6 +141,9 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
+    /// The server's own state, for what tests do as an operator would from
+    /// the command line (e.g. `shop users create`).
+    pub state: AppState,
 }
 
 /// Starts the server on port 0 against a fresh database.
@@ -152,12 +155,13 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server against an existing test database.
 pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
     let state = AppState::new(db.pool.clone(), AppConfig::with_random_secret());
-    let app = Application::build("127.0.0.1:0".parse().expect("address"), state)
+    let app = Application::build("127.0.0.1:0".parse().expect("address"), state.clone())
         .await
         .expect("bind the test server");
     let address = format!("http://{}", app.local_addr().expect("local address"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
+        state,
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
