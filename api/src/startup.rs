@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use domain::cart::{Cart, CartServices};
 use domain::category::{Category, CategoryServices};
+use domain::coupon::Coupon;
 use domain::customer::Customer;
 use domain::inventory::InventoryItem;
+use domain::order::Order;
 use domain::product::{Product, ProductServices};
 use domain::shop::Shop;
 use domain::sku::SkuClaim;
@@ -43,6 +46,9 @@ pub struct AppState {
     pub products: CommandBus<Product>,
     pub skus: CommandBus<SkuClaim>,
     pub inventory: CommandBus<InventoryItem>,
+    pub carts: CommandBus<Cart>,
+    pub coupons: CommandBus<Coupon>,
+    pub orders: CommandBus<Order>,
 }
 
 /// What the API needs beyond the database.
@@ -81,9 +87,18 @@ impl AppState {
             customers: CommandBus::new(pool.clone(), ()),
             categories: CommandBus::new(pool.clone(), CategoryServices::new(lookups.clone())),
             shops: CommandBus::new(pool.clone(), ()),
-            products: CommandBus::new(pool.clone(), ProductServices::new(lookups)),
+            products: CommandBus::new(pool.clone(), ProductServices::new(lookups.clone())),
             skus: CommandBus::new(pool.clone(), ()),
             inventory: CommandBus::new(pool.clone(), ()),
+            carts: CommandBus::new(
+                pool.clone(),
+                CartServices {
+                    catalog: lookups.clone(),
+                    coupons: lookups.clone(),
+                },
+            ),
+            coupons: CommandBus::new(pool.clone(), ()),
+            orders: CommandBus::new(pool.clone(), ()),
             pool,
         }
     }
@@ -113,6 +128,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::accounts::router())
         .merge(routes::catalog::router())
         .merge(routes::inventory::router())
+        .merge(routes::cart::router())
+        .merge(routes::coupons::router())
+        .merge(routes::orders::router())
         .fallback(error::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::extract::request_id))

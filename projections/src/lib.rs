@@ -12,6 +12,7 @@
 pub mod event_store;
 pub mod log;
 pub mod lookups;
+pub mod runtime;
 
 /// The project's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

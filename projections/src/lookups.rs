@@ -4,11 +4,13 @@
 
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateError};
+use domain::cart::{CouponInfo, CouponLookup, ProductCatalog, ProductInfo};
 use domain::category::{Category, CategoryLookup};
+use domain::coupon::{coupon_id_for, Coupon};
 use domain::lookup::LookupError;
-use domain::product::CatalogLookup;
+use domain::product::{CatalogLookup, Product};
 use domain::shop::Shop;
-use domain::values::{CategoryId, ShopId};
+use domain::values::{CategoryId, ProductId, ShopId};
 use sqlx::PgPool;
 
 use crate::event_store::load_aggregate;
@@ -75,5 +77,54 @@ impl CatalogLookup for EventStoreLookups {
             .load::<Shop>(&id.to_string())
             .await?
             .is_some_and(|s| s.is_created()))
+    }
+}
+
+#[async_trait]
+impl ProductCatalog for EventStoreLookups {
+    async fn product(&self, product_id: ProductId) -> Result<Option<ProductInfo>, LookupError> {
+        let Some(product) = self
+            .load::<Product>(&product_id.to_string())
+            .await?
+            .filter(Product::is_created)
+        else {
+            return Ok(None);
+        };
+        let (Some(name), Some(price)) = (product.name(), product.price()) else {
+            return Ok(None);
+        };
+        Ok(Some(ProductInfo {
+            product_id,
+            name: name.to_string(),
+            price: price.clone(),
+            discontinued: product.is_discontinued(),
+        }))
+    }
+}
+
+#[async_trait]
+impl CouponLookup for EventStoreLookups {
+    async fn by_code(&self, code: &str) -> Result<Option<CouponInfo>, LookupError> {
+        let id = coupon_id_for(code);
+        let Some(coupon) = self.load::<Coupon>(&id.to_string()).await? else {
+            return Ok(None);
+        };
+        let (Some(coupon_id), Some(discount), Some(valid_from), Some(valid_until)) = (
+            coupon.coupon_id(),
+            coupon.discount(),
+            coupon.valid_from(),
+            coupon.valid_until(),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(CouponInfo {
+            coupon_id,
+            code: coupon.code().to_string(),
+            discount: discount.clone(),
+            valid_from,
+            valid_until,
+            usage_limit: coupon.usage_limit(),
+            times_used: coupon.times_used(),
+        }))
     }
 }

@@ -1,6 +1,9 @@
 //! HTTP routes, one module per feature, each exposing `router()`.
 
 pub mod accounts;
+pub mod cart;
 pub mod catalog;
+pub mod coupons;
 pub mod health;
 pub mod inventory;
+pub mod orders;

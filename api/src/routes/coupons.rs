@@ -1,0 +1,9 @@
+//! Coupons endpoints.
+
+use axum::Router;
+
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

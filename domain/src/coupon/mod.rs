@@ -1,0 +1,296 @@
+//! Discount coupons.
+//!
+//! A coupon's aggregate id is derived from its code ([`coupon_id_for`]), so a
+//! second coupon with the same code is a conflict on the event store's key.
+//! Create the coupon with `coupon_id = coupon_id_for(code)` so that the id in
+//! its events and its aggregate id are the same.
+//!
+//! A redemption belongs to an order: redeeming twice for the same order counts
+//! once, and an order cancelled before payment gives its redemption back.
+//! A coupon is valid from `valid_from` (inclusive) until `valid_until`
+//! (exclusive).
+
+mod commands;
+mod error;
+mod events;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{derived_id, CouponId, Money, OrderId, ValueError};
+
+pub use commands::CouponCommand;
+pub use error::CouponError;
+pub use events::CouponEvent;
+
+/// Shortest and longest code.
+pub const CODE_MIN_LEN: usize = 3;
+pub const CODE_MAX_LEN: usize = 32;
+
+/// How much a coupon takes off an order's subtotal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Discount {
+    /// A percentage of the subtotal, 1 to 100.
+    Percent(u8),
+    /// A fixed amount, in the shop's currency.
+    Fixed(Money),
+}
+
+impl Discount {
+    /// The discount on `subtotal`: never more than the subtotal. A percentage
+    /// rounds down to whole minor units; a fixed amount in another currency
+    /// is an error.
+    pub fn apply(&self, subtotal: &Money) -> Result<Money, ValueError> {
+        if subtotal.minor < 0 {
+            return Err(ValueError::NegativeAmount(subtotal.minor));
+        }
+        match self {
+            Discount::Percent(percent) => {
+                let percent = i128::from((*percent).min(100));
+                // i128 so that no subtotal can overflow; the result is at most
+                // the subtotal, so it fits back into i64.
+                let minor = i128::from(subtotal.minor) * percent / 100;
+                let minor = i64::try_from(minor).map_err(|_| ValueError::Overflow)?;
+                Money::new(minor, subtotal.currency.clone())
+            }
+            Discount::Fixed(amount) => {
+                if amount.currency != subtotal.currency {
+                    return Err(ValueError::CurrencyMismatch(
+                        amount.currency.clone(),
+                        subtotal.currency.clone(),
+                    ));
+                }
+                if amount.minor < 0 {
+                    return Err(ValueError::NegativeAmount(amount.minor));
+                }
+                Money::new(amount.minor.min(subtotal.minor), subtotal.currency.clone())
+            }
+        }
+    }
+
+    fn is_well_formed(&self) -> bool {
+        match self {
+            Discount::Percent(p) => (1..=100).contains(p),
+            Discount::Fixed(m) => m.minor > 0,
+        }
+    }
+}
+
+/// A code as customers may type it: trimmed and upper-cased, not validated.
+pub fn normalize_code(raw: &str) -> String {
+    raw.trim().to_ascii_uppercase()
+}
+
+/// A valid code: 3 to 32 of `A-Z 0-9 - _` once normalised.
+pub fn parse_code(raw: &str) -> Result<String, CouponError> {
+    let code = normalize_code(raw);
+    let ok = (CODE_MIN_LEN..=CODE_MAX_LEN).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(code)
+    } else {
+        Err(CouponError::InvalidCode(raw.to_string()))
+    }
+}
+
+/// The aggregate id (and coupon id) of the coupon with this code.
+pub fn coupon_id_for(code: &str) -> CouponId {
+    CouponId(derived_id("coupon", &normalize_code(code)))
+}
+
+/// Whether `now` lies in the validity window `[valid_from, valid_until)`.
+pub fn within_validity(
+    valid_from: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    valid_from <= now && now < valid_until
+}
+
+/// Whether no redemption is left.
+pub fn used_up(usage_limit: Option<u32>, times_used: u32) -> bool {
+    usage_limit.is_some_and(|limit| times_used >= limit)
+}
+
+/// A coupon's state. `coupon_id` is `None` until it is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coupon {
+    coupon_id: Option<CouponId>,
+    code: String,
+    discount: Option<Discount>,
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
+    usage_limit: Option<u32>,
+    /// The orders holding a redemption now.
+    redemptions: BTreeSet<OrderId>,
+}
+
+impl Coupon {
+    pub fn coupon_id(&self) -> Option<CouponId> {
+        self.coupon_id
+    }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn discount(&self) -> Option<&Discount> {
+        self.discount.as_ref()
+    }
+    pub fn valid_from(&self) -> Option<DateTime<Utc>> {
+        self.valid_from
+    }
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.valid_until
+    }
+    pub fn usage_limit(&self) -> Option<u32> {
+        self.usage_limit
+    }
+    pub fn times_used(&self) -> u32 {
+        u32::try_from(self.redemptions.len()).unwrap_or(u32::MAX)
+    }
+    pub fn is_redeemed_by(&self, order_id: OrderId) -> bool {
+        self.redemptions.contains(&order_id)
+    }
+
+    fn create(
+        &self,
+        coupon_id: CouponId,
+        code: &str,
+        discount: Discount,
+        valid_from: DateTime<Utc>,
+        valid_until: DateTime<Utc>,
+        usage_limit: Option<u32>,
+    ) -> Result<Vec<CouponEvent>, CouponError> {
+        if self.coupon_id.is_some() {
+            return Err(CouponError::AlreadyExists);
+        }
+        let code = parse_code(code)?;
+        if !discount.is_well_formed() {
+            return Err(CouponError::InvalidDiscount);
+        }
+        if valid_until <= valid_from {
+            return Err(CouponError::InvalidValidity);
+        }
+        if usage_limit == Some(0) {
+            return Err(CouponError::InvalidUsageLimit);
+        }
+        Ok(vec![CouponEvent::CouponCreated {
+            coupon_id,
+            code,
+            discount,
+            valid_from,
+            valid_until,
+            usage_limit,
+        }])
+    }
+
+    fn redeem(
+        &self,
+        order_id: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CouponEvent>, CouponError> {
+        let (Some(coupon_id), Some(valid_from), Some(valid_until)) =
+            (self.coupon_id, self.valid_from, self.valid_until)
+        else {
+            return Err(CouponError::NotFound);
+        };
+        if self.is_redeemed_by(order_id) {
+            return Ok(vec![]);
+        }
+        if !within_validity(valid_from, valid_until, now) {
+            return Err(CouponError::Expired);
+        }
+        if used_up(self.usage_limit, self.times_used()) {
+            return Err(CouponError::UsedUp);
+        }
+        Ok(vec![CouponEvent::CouponRedeemed {
+            coupon_id,
+            order_id,
+            times_used: self.times_used().saturating_add(1),
+        }])
+    }
+
+    fn release(&self, order_id: OrderId) -> Result<Vec<CouponEvent>, CouponError> {
+        let coupon_id = self.coupon_id.ok_or(CouponError::NotFound)?;
+        if !self.is_redeemed_by(order_id) {
+            return Ok(vec![]);
+        }
+        Ok(vec![CouponEvent::CouponRedemptionReleased {
+            coupon_id,
+            order_id,
+            times_used: self.times_used().saturating_sub(1),
+        }])
+    }
+}
+
+impl Aggregate for Coupon {
+    const TYPE: &'static str = "Coupon";
+    type Command = CouponCommand;
+    type Event = CouponEvent;
+    type Error = CouponError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = match command {
+            CouponCommand::Create {
+                coupon_id,
+                code,
+                discount,
+                valid_from,
+                valid_until,
+                usage_limit,
+            } => self.create(
+                coupon_id,
+                &code,
+                discount,
+                valid_from,
+                valid_until,
+                usage_limit,
+            )?,
+            CouponCommand::Redeem { order_id, now } => self.redeem(order_id, now)?,
+            CouponCommand::ReleaseRedemption { order_id } => self.release(order_id)?,
+        };
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            CouponEvent::CouponCreated {
+                coupon_id,
+                code,
+                discount,
+                valid_from,
+                valid_until,
+                usage_limit,
+            } => {
+                self.coupon_id = Some(coupon_id);
+                self.code = code;
+                self.discount = Some(discount);
+                self.valid_from = Some(valid_from);
+                self.valid_until = Some(valid_until);
+                self.usage_limit = usage_limit;
+            }
+            CouponEvent::CouponRedeemed { order_id, .. } => {
+                self.redemptions.insert(order_id);
+            }
+            CouponEvent::CouponRedemptionReleased { order_id, .. } => {
+                self.redemptions.remove(&order_id);
+            }
+        }
+    }
+}

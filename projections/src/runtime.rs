@@ -1,0 +1,398 @@
+//! The projector runtime.
+//!
+//! Each projector follows the event log in commit order (see [`crate::log`])
+//! and applies a batch of events and its checkpoint in one transaction, so
+//! every event has its effect exactly once. It wakes on `LISTEN shop_events`
+//! with a poll interval as the fallback, and runs under a PostgreSQL advisory
+//! lock held by the very connection that does its work: any number of `shop`
+//! processes can run the same projectors, exactly one runs each, and when its
+//! process dies the lock is released with the connection and another takes
+//! over.
+//!
+//! Faults: a database error rolls the batch back and retries with backoff;
+//! the server is never taken down. An event the projector cannot apply (a
+//! poison event) is recorded in `projector_dead_letters`; the projector then
+//! stops (the default) or skips it, per projector, while the others go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgListener;
+use sqlx::{Acquire, Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::log::{read_after, Checkpoint, StoredEvent};
+
+/// The channel the events table's trigger notifies.
+pub const EVENTS_CHANNEL: &str = "shop_events";
+
+/// First key of every projector's advisory lock ("shop" in ASCII).
+const LOCK_NAMESPACE: i32 = 0x73686f70;
+
+/// What to do with an event a projector cannot apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoisonPolicy {
+    /// Record it and stop this projector until an operator retries or skips.
+    Stop,
+    /// Record it and go on with the next event.
+    Skip,
+}
+
+/// Why an event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event cannot be applied, now or ever (bad payload, broken rule).
+    #[error("{0}")]
+    Poison(String),
+    /// The database failed; the batch is retried.
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        // Data exceptions (22) and integrity violations (23) come from the
+        // event itself and would fail on every retry.
+        if let sqlx::Error::Database(db) = &error {
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+            {
+                return ApplyError::Poison(db.message().to_string());
+            }
+        }
+        if let sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) = &error {
+            return ApplyError::Poison(error.to_string());
+        }
+        ApplyError::Database(error)
+    }
+}
+
+impl From<serde_json::Error> for ApplyError {
+    fn from(error: serde_json::Error) -> Self {
+        ApplyError::Poison(format!("cannot decode the event: {error}"))
+    }
+}
+
+/// A read model builder: turns events into rows.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint's key and the operator's handle.
+    fn name(&self) -> &'static str;
+    /// Raised when the read model's shape changes.
+    fn version(&self) -> i32 {
+        1
+    }
+    fn poison_policy(&self) -> PoisonPolicy {
+        PoisonPolicy::Stop
+    }
+    /// Whether this projector cares about events of `aggregate_type`.
+    fn handles(&self, aggregate_type: &str) -> bool;
+    /// Applies one event inside the batch's transaction.
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+}
+
+/// Timing of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Events read and applied per transaction.
+    pub batch_size: i64,
+    /// How long an idle projector waits for a notification before it looks
+    /// at the log anyway.
+    pub poll_interval: Duration,
+    /// How often a standby instance tries to take a projector's lock.
+    pub lock_retry: Duration,
+    /// Longest wait between retries after database errors.
+    pub max_backoff: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+            lock_retry: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs projectors until cancelled.
+pub struct ProjectorRuntime {
+    pool: PgPool,
+    projectors: Vec<Arc<dyn Projector>>,
+    config: RuntimeConfig,
+}
+
+impl ProjectorRuntime {
+    pub fn new(pool: PgPool, projectors: Vec<Arc<dyn Projector>>, config: RuntimeConfig) -> Self {
+        Self {
+            pool,
+            projectors,
+            config,
+        }
+    }
+
+    /// Runs every projector (and the notification listener) until `shutdown`
+    /// is cancelled; in-flight batches finish or roll back.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let wake = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
+        for projector in self.projectors {
+            let worker = Worker {
+                pool: self.pool.clone(),
+                projector,
+                config: self.config.clone(),
+                wake: wake.clone(),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(worker.run());
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Wakes the workers on every notification of the events channel.
+async fn listen(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            // A notification may have been missed while not listening.
+            wake.notify_waiters();
+            loop {
+                listener.recv().await?;
+                wake.notify_waiters();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = attempt => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, ?backoff, "event listener lost its connection; projectors poll meanwhile");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+struct Worker {
+    pool: PgPool,
+    projector: Arc<dyn Projector>,
+    config: RuntimeConfig,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self) {
+        let name = self.projector.name();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.hold_and_run().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(projector = name, error = %e, ?backoff, "projector hit a database error; retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// Takes the projector's lock on a dedicated connection, then follows the
+    /// log on that connection until shutdown (Ok) or a database error (Err:
+    /// the connection, and with it the lock, is dropped).
+    async fn hold_and_run(&self) -> Result<(), sqlx::Error> {
+        let name = self.projector.name();
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        loop {
+            let (locked,): (bool,) =
+                sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                    .bind(LOCK_NAMESPACE)
+                    .bind(name)
+                    .fetch_one(&mut conn)
+                    .await?;
+            if locked {
+                break;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.config.lock_retry) => {}
+            }
+        }
+        tracing::info!(projector = name, "running projector");
+        sqlx::query(
+            "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(self.projector.version())
+        .execute(&mut conn)
+        .await?;
+
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let (state, checkpoint) = load_checkpoint(&mut conn, name).await?;
+            let events = if state == "running" {
+                read_after(&mut conn, checkpoint, self.config.batch_size).await?
+            } else {
+                Vec::new()
+            };
+            if events.is_empty() {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Ok(()),
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                }
+                continue;
+            }
+            apply_batch(&mut conn, self.projector.as_ref(), checkpoint, &events).await?;
+        }
+    }
+}
+
+async fn load_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<(String, Checkpoint), sqlx::Error> {
+    let (state, transaction_id, global_position): (String, String, i64) = sqlx::query_as(
+        "SELECT state, transaction_id::text, global_position FROM projector_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
+    let transaction_id = transaction_id
+        .parse()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok((
+        state,
+        Checkpoint {
+            transaction_id,
+            global_position,
+        },
+    ))
+}
+
+/// Applies `events` (read after `from`) and moves the checkpoint, in one
+/// transaction. Stops early at a poison event under [`PoisonPolicy::Stop`].
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    from: Checkpoint,
+    events: &[StoredEvent],
+) -> Result<(), sqlx::Error> {
+    let name = projector.name();
+    let mut tx = Connection::begin(&mut *conn).await?;
+    // Whoever holds the lock owns the checkpoint; this guards against a
+    // checkpoint moved by an operator meanwhile.
+    let (_, current) = load_checkpoint_for_update(&mut tx, name).await?;
+    if current != from {
+        return Ok(());
+    }
+    let mut last = from;
+    let mut applied = 0_i64;
+    let mut stop = false;
+    for event in events {
+        if !projector.handles(&event.aggregate_type) {
+            last = event.checkpoint();
+            continue;
+        }
+        // A savepoint: a poison event's partial writes are undone alone.
+        let mut savepoint = Acquire::begin(&mut *tx).await?;
+        match projector.apply(&mut savepoint, event).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                last = event.checkpoint();
+                applied += 1;
+            }
+            Err(ApplyError::Database(e)) => return Err(e),
+            Err(ApplyError::Poison(error)) => {
+                savepoint.rollback().await?;
+                tracing::error!(projector = name, position = event.global_position, event_type = %event.event_type, %error, "poison event");
+                record_dead_letter(&mut tx, name, event, &error).await?;
+                match projector.poison_policy() {
+                    PoisonPolicy::Skip => last = event.checkpoint(),
+                    PoisonPolicy::Stop => {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE projector_checkpoints
+            SET transaction_id = $2::text::xid8, global_position = $3,
+                events_applied = events_applied + $4,
+                state = CASE WHEN $5 THEN 'stopped' ELSE state END,
+                updated_at = now()
+          WHERE name = $1",
+    )
+    .bind(name)
+    .bind(last.transaction_id.to_string())
+    .bind(last.global_position)
+    .bind(applied)
+    .bind(stop)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+async fn load_checkpoint_for_update(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<(String, Checkpoint), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    load_checkpoint(conn, name).await
+}
+
+async fn record_dead_letter(
+    conn: &mut PgConnection,
+    projector: &str,
+    event: &StoredEvent,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projector_dead_letters
+             (projector, global_position, transaction_id, aggregate_type, aggregate_id, sequence, event_type, error)
+         VALUES ($1, $2, $3::text::xid8, $4, $5, $6, $7, $8)
+         ON CONFLICT (projector, global_position) DO UPDATE
+            SET error = EXCLUDED.error, recorded_at = now(), resolution = NULL, resolved_at = NULL",
+    )
+    .bind(projector)
+    .bind(event.global_position)
+    .bind(event.transaction_id.to_string())
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence)
+    .bind(&event.event_type)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
