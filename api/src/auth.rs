@@ -52,8 +52,19 @@ impl TokenKeys {
 
     /// A token for `user`, and when it expires.
     pub fn issue(&self, user: Uuid, role: Role) -> Result<(String, DateTime<Utc>), ApiError> {
+        self.issue_with_ttl(user, role, self.ttl)
+    }
+
+    /// A token for `user` that lives `ttl` from now instead of the configured
+    /// lifetime (a negative `ttl` makes an expired one, which tests need).
+    pub fn issue_with_ttl(
+        &self,
+        user: Uuid,
+        role: Role,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let now = Utc::now();
-        let expires_at = now + self.ttl;
+        let expires_at = now + ttl;
         let claims = Claims {
             sub: user,
             role,

@@ -45,6 +45,13 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub api: ApiSettings,
+
+    /// Serve HTTP only; run the projectors elsewhere (`shop projectors`).
+    #[arg(long, env = "SHOP_NO_PROJECTORS")]
+    pub no_projectors: bool,
+
+    #[command(flatten)]
+    pub projectors: ProjectorSettings,
 }
 
 /// Settings of the HTTP API itself (beyond where it listens).
@@ -62,4 +69,27 @@ pub struct ApiSettings {
     /// Sign-in attempts allowed per client address per minute.
     #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
     pub login_attempts_per_minute: u32,
+}
+
+/// Settings of the projector runtime.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectorSettings {
+    /// How long an idle projector waits for a notification before it reads
+    /// the log anyway, in milliseconds.
+    #[arg(long, env = "SHOP_PROJECTOR_POLL_MS", default_value_t = 1000)]
+    pub projector_poll_ms: u64,
+
+    /// Events a projector applies per transaction.
+    #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = 500)]
+    pub projector_batch: i64,
+}
+
+impl ProjectorSettings {
+    pub fn runtime_config(&self) -> projections::runtime::RuntimeConfig {
+        projections::runtime::RuntimeConfig {
+            batch_size: self.projector_batch.clamp(1, 10_000),
+            poll_interval: std::time::Duration::from_millis(self.projector_poll_ms.max(10)),
+            ..Default::default()
+        }
+    }
 }

@@ -142,3 +142,13 @@ fn clean_serde_message(text: &str) -> String {
 pub async fn fallback() -> ApiError {
     ApiError::not_found("There is no such endpoint.")
 }
+
+/// 405 in the one error shape for a path that exists but does not take the
+/// method (axum still adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not take this method; see the Allow header.",
+    )
+}

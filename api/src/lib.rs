@@ -16,6 +16,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod postgres_cluster;
+pub mod read;
 pub mod routes;
 pub mod secrets;
 pub mod staff;

@@ -4,13 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use api::config::{DatabaseSettings, LogFormat, ServeSettings};
+use api::config::{DatabaseSettings, LogFormat, ProjectorSettings, ServeSettings};
 use api::database::Database;
 use api::staff::{create_staff, StaffAccount, StaffOutcome};
 use api::startup::{self, AppConfig, AppState, Application};
 use clap::{Parser, Subcommand};
 use domain::metadata::Role;
 use domain::values::Currency;
+use projections::read_models;
+use projections::runtime::ProjectorRuntime;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "shop", version, about = "An event-sourced commerce backend")]
@@ -27,6 +30,13 @@ struct Cli {
 enum Command {
     /// Migrate the database and serve the HTTP API.
     Serve(ServeSettings),
+    /// Run the projectors (read models and workflows) without HTTP.
+    Projectors {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        projectors: ProjectorSettings,
+    },
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
     /// Manage accounts.
@@ -84,6 +94,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Migrate(settings) => migrate(settings).await,
+        Command::Projectors {
+            database,
+            projectors,
+        } => run_projectors(database, projectors).await,
         Command::Users {
             command:
                 UsersCommand::Create {
@@ -132,9 +146,23 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let config = app_config(settings)?;
     let pool = startup::connect(url, settings.database.db_max_connections).await?;
     startup::migrate(&pool).await?;
-    let app = Application::build(settings.listen, AppState::new(pool, config)).await?;
+    let app = Application::build(settings.listen, AppState::new(pool.clone(), config)).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
-    app.run_until_stopped(startup::shutdown_signal()).await?;
+    let stop_projectors = CancellationToken::new();
+    let projectors = (!settings.no_projectors).then(|| {
+        let runtime = ProjectorRuntime::new(
+            pool,
+            read_models::all(),
+            settings.projectors.runtime_config(),
+        );
+        tokio::spawn(runtime.run(stop_projectors.clone()))
+    });
+    let served = app.run_until_stopped(startup::shutdown_signal()).await;
+    stop_projectors.cancel();
+    if let Some(projectors) = projectors {
+        let _ = projectors.await;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -180,6 +208,28 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
     }
     .await;
     database.shutdown(false).await;
+    result
+}
+
+async fn run_projectors(
+    settings: DatabaseSettings,
+    projectors: ProjectorSettings,
+) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, settings.db_max_connections).await?;
+        startup::migrate(&pool).await?;
+        let stop = CancellationToken::new();
+        let runtime = ProjectorRuntime::new(pool, read_models::all(), projectors.runtime_config());
+        let running = tokio::spawn(runtime.run(stop.clone()));
+        tracing::info!("projectors running");
+        startup::shutdown_signal().await;
+        stop.cancel();
+        let _ = running.await;
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(true).await;
     result
 }
 

@@ -12,6 +12,7 @@
 pub mod event_store;
 pub mod log;
 pub mod lookups;
+pub mod read_models;
 pub mod runtime;
 
 /// The project's migrations, embedded at build time.

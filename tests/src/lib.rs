@@ -13,10 +13,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use api::config::LogFormat;
+use api::staff::{StaffAccount, StaffOutcome};
 use api::startup::{AppConfig, AppState, Application};
+use domain::metadata::Role;
+use projections::runtime::{ProjectorRuntime, RuntimeConfig};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// A URL for the server's maintenance database, found once per process.
 static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
@@ -160,6 +167,17 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
         .expect("bind the test server");
     let address = format!("http://{}", app.local_addr().expect("local address"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));
+    // The projectors run as in `shop serve`, polling often so tests that wait
+    // for a read model (with `min_position`) are quick.
+    let runtime = ProjectorRuntime::new(
+        db.pool.clone(),
+        projections::read_models::all(),
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    tokio::spawn(runtime.run(CancellationToken::new()));
     TestApp {
         state,
         address,
@@ -171,16 +189,245 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
     }
 }
 
+/// A signed-in account: its bearer token and id.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub token: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// The password every account made by the helpers below uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("send request")
+    /// A request to `path`, with `Authorization: Bearer <token>` when given;
+    /// for tests that need headers of their own.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
     }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_as(path, None).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> Response {
+        send(self.request(Method::GET, path, token)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        send(self.request(Method::POST, path, token).json(body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        send(self.request(Method::PUT, path, token).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        send(self.request(Method::DELETE, path, token)).await
+    }
+
+    // ---- accounts ----
+
+    /// POST /v1/register.
+    pub async fn register(&self, body: &Value) -> Response {
+        self.post_json("/v1/register", body, None).await
+    }
+
+    /// POST /v1/login.
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/login",
+            &json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Signs in and returns the session; panics unless the login is 200.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Session {
+        let response = self.login(username, password).await;
+        let body = expect_json(response, StatusCode::OK).await;
+        Session {
+            id: uuid_field(&body, "customer_id"),
+            token: body["token"]
+                .as_str()
+                .expect("login answers a token")
+                .to_string(),
+            username: username.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// GET /v1/me.
+    pub async fn me(&self, token: Option<&str>) -> Response {
+        self.get_as("/v1/me", token).await
+    }
+
+    /// Creates an admin exactly as `shop users create --role admin` does and
+    /// signs it in.
+    pub async fn bootstrap_admin(&self) -> Session {
+        self.bootstrap_staff("admin", Role::Admin).await
+    }
+
+    /// Creates a staff account with `role` as `shop users create` does and
+    /// signs it in.
+    pub async fn bootstrap_staff(&self, username: &str, role: Role) -> Session {
+        let outcome = api::staff::create_staff(
+            &self.state,
+            StaffAccount {
+                role,
+                username: username.to_string(),
+                password: PASSWORD.to_string(),
+                fullname: None,
+                email: None,
+                phone: None,
+            },
+        )
+        .await
+        .expect("create the staff account");
+        assert!(
+            matches!(outcome, StaffOutcome::Created(_)),
+            "a new staff account, got {outcome:?}"
+        );
+        self.sign_in(username, PASSWORD).await
+    }
+
+    /// Registers a customer through POST /v1/register and signs it in.
+    pub async fn register_customer(&self, username: &str) -> Session {
+        let response = self.register(&customer_body(username)).await;
+        expect_json(response, StatusCode::CREATED).await;
+        self.sign_in(username, PASSWORD).await
+    }
+
+    // ---- catalog ----
+
+    /// POST /v1/categories; answers the new id.
+    pub async fn create_category(&self, token: &str, name: &str, parent: Option<Uuid>) -> Uuid {
+        let body = json!({"name": name, "parent_category_id": parent});
+        let response = self.post_json("/v1/categories", &body, Some(token)).await;
+        uuid_field(&expect_json(response, StatusCode::CREATED).await, "id")
+    }
+
+    /// POST /v1/shops; answers the new id.
+    pub async fn create_shop(&self, token: &str, name: &str) -> Uuid {
+        let body = json!({"name": name});
+        let response = self.post_json("/v1/shops", &body, Some(token)).await;
+        uuid_field(&expect_json(response, StatusCode::CREATED).await, "id")
+    }
+
+    /// POST /v1/products with `body`; answers the new id.
+    pub async fn create_product(&self, token: &str, body: &Value) -> Uuid {
+        let response = self.post_json("/v1/products", body, Some(token)).await;
+        uuid_field(&expect_json(response, StatusCode::CREATED).await, "id")
+    }
+
+    // ---- inventory ----
+
+    /// POST /v1/inventory/{id}/receive.
+    pub async fn receive(&self, token: &str, product: Uuid, quantity: i64) -> Response {
+        let path = format!("/v1/inventory/{product}/receive");
+        self.post_json(&path, &json!({"quantity": quantity}), Some(token))
+            .await
+    }
+
+    /// GET /v1/inventory/{id}/availability as `(on_hand, held, available)`.
+    pub async fn availability(&self, product: Uuid) -> (i64, i64, i64) {
+        let response = self
+            .get(&format!("/v1/inventory/{product}/availability"))
+            .await;
+        let body = expect_json(response, StatusCode::OK).await;
+        let n = |field: &str| {
+            body[field]
+                .as_i64()
+                .unwrap_or_else(|| panic!("availability has no {field}: {body}"))
+        };
+        (n("on_hand"), n("held"), n("available"))
+    }
+
+    // ---- the event store ----
+
+    /// How many events are stored.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// How many events of aggregates of `aggregate_type` are stored.
+    pub async fn event_count_of(&self, aggregate_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = $1")
+            .bind(aggregate_type)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count events")
+    }
+}
+
+/// A valid registration body for `username`, with [`PASSWORD`].
+pub fn customer_body(username: &str) -> Value {
+    json!({
+        "username": username,
+        "password": PASSWORD,
+        "fullname": "Ada Lovelace",
+        "email": format!("{username}@example.com"),
+        "phone": "+44 20 7946 0000",
+    })
+}
+
+async fn send(builder: RequestBuilder) -> Response {
+    builder.send().await.expect("send request")
+}
+
+/// The JSON body of `response`, after checking its status (the body is in the
+/// panic message when the status is wrong).
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.expect("read the body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Checks that `response` has `status` and a body in the one error shape
+/// (`{"error": "<snake_case>", "message": "<non-empty>"}`); answers the body.
+pub async fn expect_error(response: Response, status: StatusCode) -> Value {
+    let body = expect_json(response, status).await;
+    assert_error_shape(&body);
+    body
+}
+
+/// Checks the one error shape.
+pub fn assert_error_shape(body: &Value) {
+    let code = body["error"].as_str().unwrap_or_default();
+    assert!(
+        !code.is_empty()
+            && code
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "`error` must be a snake_case code: {body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| !m.trim().is_empty()),
+        "`message` must be a sentence: {body}"
+    );
+}
+
+/// A UUID field of a JSON answer.
+pub fn uuid_field(body: &Value, field: &str) -> Uuid {
+    body[field]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(|| panic!("`{field}` is not a UUID: {body}"))
 }

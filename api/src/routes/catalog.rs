@@ -2,21 +2,22 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{post, put};
 use axum::{Json, Router};
+use cqrs_es::Aggregate;
 use domain::category::{Category, CategoryCommand, CategoryError};
 use domain::metadata::Role;
 use domain::product::{Product, ProductCommand, ProductError};
-use domain::shop::{Shop, ShopCommand, ShopError};
+use domain::shop::ShopCommand;
 use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::commands::{
-    command_error, create, double_option, metadata, CommandAnswer, IdempotencyKey,
+    command_error, create, double_option, metadata, replayed_creation, request_hash, CommandAnswer,
+    IdempotencyKey,
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
@@ -25,18 +26,13 @@ use crate::startup::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/categories", post(create_category))
-        .route(
-            "/v1/categories/{id}",
-            get(get_category).put(update_category),
-        )
+        .route("/v1/categories/{id}", put(update_category))
         .route("/v1/shops", post(create_shop))
-        .route("/v1/shops/{id}", get(get_shop).put(update_shop))
+        .route("/v1/shops/{id}", put(update_shop))
         .route("/v1/products", post(create_product))
         .route(
             "/v1/products/{id}",
-            get(get_product)
-                .put(update_product)
-                .delete(discontinue_product),
+            put(update_product).delete(discontinue_product),
         )
 }
 
@@ -142,18 +138,6 @@ async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
         .ok_or_else(|| ApiError::not_found("There is no such category."))
 }
 
-async fn get_category(
-    State(state): State<AppState>,
-    AppPath(id): AppPath<Uuid>,
-) -> Result<Json<Value>> {
-    let category = load_category(&state, id).await?;
-    Ok(Json(json!({
-        "id": id,
-        "name": category.name(),
-        "parent_category_id": category.parent(),
-    })))
-}
-
 // ---- shops ----
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -225,25 +209,6 @@ async fn update_shop(
         id,
         position: committed.position,
     }))
-}
-
-async fn get_shop(
-    State(state): State<AppState>,
-    AppPath(id): AppPath<Uuid>,
-) -> Result<Json<Value>> {
-    let shop = state
-        .shops
-        .load(&id.to_string())
-        .await
-        .map_err(command_error::<ShopError>)?
-        .filter(Shop::is_created)
-        .ok_or_else(|| ApiError::not_found("There is no such shop."))?;
-    Ok(Json(json!({
-        "id": id,
-        "name": shop.name(),
-        "description": shop.description(),
-        "address": shop.address(),
-    })))
 }
 
 // ---- products ----
@@ -322,6 +287,20 @@ async fn create_product(
     let sku = Sku::parse(&body.sku).map_err(invalid_value)?;
     let price = money(&state, body.price)?;
     let product_id = ProductId(key.creation_id("product", user.id));
+    // A replay is answered before anything is claimed: the SKU of a replayed
+    // body may since have been given up by the product, and the SKU of another
+    // body under the key must not be taken (the answer to that is 422).
+    if key.0.is_some() {
+        let hash = request_hash(&body);
+        if let Some(position) =
+            replayed_creation(&state.pool, Product::TYPE, product_id.as_uuid(), &hash).await?
+        {
+            return Ok(created(CommandAnswer {
+                id: product_id.as_uuid(),
+                position,
+            }));
+        }
+    }
     // The SKU is claimed first; a product that then cannot be created gives
     // it back, so a failed request leaves nothing behind.
     let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
@@ -348,7 +327,14 @@ async fn create_product(
     match result {
         Ok(answer) => Ok(created(answer)),
         Err(e) => {
-            if product_exists(&state, product_id).await != Some(true) {
+            // Give the claim back unless the product exists with this SKU (a
+            // racing request under the same key created it). When the
+            // product cannot be read, keep the claim: releasing the SKU of a
+            // product that has it would be worse than a stray claim.
+            if product_sku(&state, product_id)
+                .await
+                .is_some_and(|held| held.as_ref() != Some(&sku))
+            {
                 release_sku(&state, &sku, product_id, &claim_meta).await;
             }
             Err(e)
@@ -356,13 +342,15 @@ async fn create_product(
     }
 }
 
-async fn product_exists(state: &AppState, id: ProductId) -> Option<bool> {
+/// The SKU of a created product (`Some(None)` when there is no such product);
+/// `None` when the product could not be read.
+async fn product_sku(state: &AppState, id: ProductId) -> Option<Option<Sku>> {
     state
         .products
         .load(&id.to_string())
         .await
         .ok()
-        .map(|p| p.is_some_and(|p| p.is_created()))
+        .map(|p| p.filter(Product::is_created).and_then(|p| p.sku().cloned()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,23 +468,3 @@ pub(crate) async fn load_product(state: &AppState, id: Uuid) -> Result<Product> 
         .ok_or_else(|| ApiError::not_found("There is no such product."))
 }
 
-async fn get_product(
-    State(state): State<AppState>,
-    AppPath(id): AppPath<Uuid>,
-) -> Result<Json<Value>> {
-    let product = load_product(&state, id).await?;
-    let availability = crate::routes::inventory::availability_of(&state, ProductId(id)).await?;
-    Ok(Json(json!({
-        "id": id,
-        "name": product.name(),
-        "description": product.description(),
-        "price": product.price().map(|m| m.minor),
-        "currency": product.price().map(|m| m.currency.as_str()),
-        "sku": product.sku().map(Sku::as_str),
-        "image_url": product.image_url(),
-        "category_id": product.category_id(),
-        "shop_id": product.shop_id(),
-        "available": availability.available,
-        "discontinued": product.is_discontinued(),
-    })))
-}

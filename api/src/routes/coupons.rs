@@ -1,9 +1,207 @@
-//! Coupons endpoints.
+//! Discount coupons (admin).
+//!
+//! A coupon's id is derived from its code ([`coupon_id_for`]), so the code is
+//! unique by the event store's key: a second coupon with a code is 409.
 
-use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::coupon::{coupon_id_for, Coupon, CouponCommand, CouponError, Discount};
+use domain::error::DomainError;
+use domain::metadata::{Role, REQUEST_HASH};
+use domain::values::Money;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
 
+use crate::auth::AuthUser;
+use crate::commands::{
+    command_error, domain_error, metadata, request_hash, CommandAnswer, IdempotencyKey,
+};
+use crate::error::{ApiError, Result};
+use crate::extract::{AppJson, AppPath, RequestId};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/coupons", post(create_coupon))
+        .route("/v1/coupons/{code}", get(get_coupon))
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+}
+
+/// Who manages coupons.
+const COUPON_ROLES: &[Role] = &[Role::Admin];
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewCoupon {
+    code: String,
+    /// 1 to 100; exactly one of `percent_off` and `amount_off`.
+    #[serde(default)]
+    percent_off: Option<i64>,
+    /// Minor units of the shop's currency.
+    #[serde(default)]
+    amount_off: Option<i64>,
+    /// Default: now.
+    #[serde(default)]
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: DateTime<Utc>,
+    #[serde(default)]
+    usage_limit: Option<i64>,
+}
+
+fn invalid_discount() -> ApiError {
+    domain_error(&CouponError::InvalidDiscount)
+}
+
+fn discount(state: &AppState, body: &NewCoupon) -> Result<Discount> {
+    match (body.percent_off, body.amount_off) {
+        (Some(percent), None) => u8::try_from(percent)
+            .map(Discount::Percent)
+            .map_err(|_| invalid_discount()),
+        (None, Some(amount)) => Money::new(amount, state.currency.clone())
+            .map(Discount::Fixed)
+            .map_err(|_| invalid_discount()),
+        _ => Err(ApiError::unprocessable(
+            "invalid_discount",
+            "Give exactly one of `percent_off` and `amount_off`.",
+        )),
+    }
+}
+
+/// Creates a coupon. The id comes from the code, so the code is what makes a
+/// create unique, with or without `Idempotency-Key`. With a key, a repeat of
+/// the same request (same key, same body) answers 201 again and writes
+/// nothing; any other create of an existing code is 409.
+async fn create_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    key: IdempotencyKey,
+    AppJson(body): AppJson<NewCoupon>,
+) -> Result<(StatusCode, Json<CommandAnswer>)> {
+    user.require(COUPON_ROLES)?;
+    let discount = discount(&state, &body)?;
+    let usage_limit = body
+        .usage_limit
+        .map(|n| u32::try_from(n).map_err(|_| domain_error(&CouponError::InvalidUsageLimit)))
+        .transpose()?;
+    let coupon_id = coupon_id_for(&body.code);
+    let id = coupon_id.as_uuid();
+    // The key is part of the hash: the same body under another key is a
+    // second create of the code (409), not a replay.
+    let hash = key.0.as_ref().map(|k| request_hash(&json!([k, &body])));
+    if let Some(hash) = &hash {
+        if let Some(position) = replay(&state, id, hash).await? {
+            return Ok((StatusCode::CREATED, Json(CommandAnswer { id, position })));
+        }
+    }
+    let mut meta = metadata(user.actor(), &request_id, "CreateCoupon");
+    if let Some(hash) = &hash {
+        meta = meta.with_request_hash(hash.clone());
+    }
+    let command = CouponCommand::Create {
+        coupon_id,
+        code: body.code.clone(),
+        discount,
+        valid_from: body.valid_from.unwrap_or_else(Utc::now),
+        valid_until: body.valid_until,
+        usage_limit,
+    };
+    match state.coupons.execute(&id.to_string(), command, &meta).await {
+        Ok(committed) => Ok((
+            StatusCode::CREATED,
+            Json(CommandAnswer {
+                id,
+                position: committed.position,
+            }),
+        )),
+        Err(e) => {
+            // Lost a race: a replay of the winner's request answers like it,
+            // anything else is the code already existing.
+            if let Some(hash) = &hash {
+                if let Some(position) = replay(&state, id, hash).await? {
+                    return Ok((StatusCode::CREATED, Json(CommandAnswer { id, position })));
+                }
+            }
+            match e {
+                cqrs_es::AggregateError::AggregateConflict => {
+                    Err(domain_error(&CouponError::AlreadyExists))
+                }
+                e => Err(command_error(e)),
+            }
+        }
+    }
+}
+
+/// The position of the coupon's creation when it was made by a request with
+/// this hash; `None` when there is no coupon or another request made it.
+async fn replay(state: &AppState, id: Uuid, hash: &str) -> Result<Option<i64>> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT global_position FROM events
+          WHERE aggregate_type = 'Coupon' AND aggregate_id = $1 AND sequence = 1
+            AND metadata::jsonb->>$2 = $3",
+    )
+    .bind(id.to_string())
+    .bind(REQUEST_HASH)
+    .bind(hash)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(position)
+}
+
+#[derive(Debug, Serialize)]
+struct CouponView {
+    id: Uuid,
+    code: String,
+    percent_off: Option<u8>,
+    amount_off: Option<i64>,
+    currency: Option<String>,
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
+    usage_limit: Option<u32>,
+    times_used: u32,
+    /// Whether an order could redeem it now.
+    usable: bool,
+}
+
+async fn get_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(code): AppPath<String>,
+) -> Result<Json<CouponView>> {
+    user.require(COUPON_ROLES)?;
+    let coupon = state
+        .coupons
+        .load(&coupon_id_for(&code).to_string())
+        .await
+        .map_err(command_error::<CouponError>)?
+        .filter(|c| c.coupon_id().is_some())
+        .ok_or_else(|| {
+            let e = CouponError::NotFound;
+            ApiError::new(StatusCode::NOT_FOUND, e.code(), "There is no such coupon.")
+        })?;
+    Ok(Json(view(&coupon)))
+}
+
+fn view(coupon: &Coupon) -> CouponView {
+    let (percent_off, amount_off, currency) = match coupon.discount() {
+        Some(Discount::Percent(p)) => (Some(*p), None, None),
+        Some(Discount::Fixed(m)) => (None, Some(m.minor), Some(m.currency.to_string())),
+        None => (None, None, None),
+    };
+    CouponView {
+        id: coupon.coupon_id().map(|c| c.as_uuid()).unwrap_or_default(),
+        code: coupon.code().to_string(),
+        percent_off,
+        amount_off,
+        currency,
+        valid_from: coupon.valid_from(),
+        valid_until: coupon.valid_until(),
+        usage_limit: coupon.usage_limit(),
+        times_used: coupon.times_used(),
+        usable: crate::routes::cart::coupon_is_usable(coupon, Utc::now()),
+    }
 }

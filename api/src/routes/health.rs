@@ -19,7 +19,8 @@ async fn live() -> Json<Value> {
     Json(json!({ "status": "live" }))
 }
 
-/// 200 when the database answers and every migration is applied; 503 otherwise.
+/// 200 when the database answers, every migration is applied and no
+/// projector is halted on a poison event; 503 otherwise, naming the cause.
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
         .fetch_all(&state.pool)
@@ -37,6 +38,30 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "migrations_pending",
             format!("{missing} database migration(s) are not applied yet."),
+        ));
+    }
+    let halted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT c.name, c.state,
+                (SELECT count(*) FROM projector_dead_letters d
+                  WHERE d.projector = c.name AND d.resolution IS NULL)
+           FROM projector_checkpoints c
+          WHERE c.state = 'stopped'
+             OR EXISTS (SELECT 1 FROM projector_dead_letters d
+                         WHERE d.projector = c.name AND d.resolution IS NULL)
+          ORDER BY c.name",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|_| ApiError::unavailable())?;
+    if !halted.is_empty() {
+        let names: Vec<String> = halted
+            .iter()
+            .map(|(name, state, dead)| format!("{name} ({state}, {dead} dead letter(s))"))
+            .collect();
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "projector_halted",
+            format!("Projector(s) need an operator: {}.", names.join(", ")),
         ));
     }
     Ok(Json(json!({ "status": "ready" })))

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use axum::extract::State;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
@@ -21,7 +21,6 @@ use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/inventory/{product_id}/availability", get(availability))
         .route("/v1/inventory/{product_id}/receive", post(receive))
         .route("/v1/inventory/{product_id}/adjust", post(adjust))
         .route("/v1/inventory/{product_id}/hold", put(place_hold))
@@ -31,6 +30,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/inventory/{product_id}/decrement", put(decrement))
         .route("/v1/inventory/lock", post(lock))
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
 }
 
 /// Staff who may move stock. (Workflows move it too, as `system:<name>`.)
@@ -41,13 +41,6 @@ const DEFAULT_HOLD_TTL_SECONDS: i64 = 15 * 60;
 /// The longest hold one can ask for: a week.
 const MAX_HOLD_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
-#[derive(Debug, Serialize)]
-pub struct Availability {
-    pub product_id: Uuid,
-    pub on_hand: i64,
-    pub held: i64,
-    pub available: i64,
-}
 
 async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem> {
     Ok(state
@@ -58,24 +51,6 @@ async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem
         .unwrap_or_default())
 }
 
-/// Stock of a product that exists (zero before the first receipt).
-pub async fn availability_of(state: &AppState, product: ProductId) -> Result<Availability> {
-    let item = load_item(state, product).await?;
-    Ok(Availability {
-        product_id: product.as_uuid(),
-        on_hand: item.on_hand(),
-        held: item.held(),
-        available: item.available(),
-    })
-}
-
-async fn availability(
-    State(state): State<AppState>,
-    AppPath(product_id): AppPath<Uuid>,
-) -> Result<Json<Availability>> {
-    load_product(&state, product_id).await?;
-    Ok(Json(availability_of(&state, ProductId(product_id)).await?))
-}
 
 fn quantity(value: i64) -> Result<Quantity> {
     Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))

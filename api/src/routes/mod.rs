@@ -6,4 +6,5 @@ pub mod catalog;
 pub mod coupons;
 pub mod health;
 pub mod inventory;
+pub mod listings;
 pub mod orders;

@@ -1,0 +1,131 @@
+//! What every query shares: read-your-writes (`min_position`), keyset
+//! cursors and page sizes.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::error::{ApiError, Result};
+
+/// The longest a query waits for its read model to reach `min_position`.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Set on answers whose read model had not reached `min_position` in time.
+pub const STALE_HEADER: HeaderName = HeaderName::from_static("x-read-model-stale");
+/// The read model's position when it answered.
+pub const POSITION_HEADER: HeaderName = HeaderName::from_static("x-read-model-position");
+
+/// How fresh an answer is.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    pub position: i64,
+    pub stale: bool,
+}
+
+/// `min_position` from the query string, or the `X-Min-Position` header.
+pub fn min_position(query: Option<i64>, headers: &HeaderMap) -> Result<Option<i64>> {
+    if let Some(p) = query {
+        return Ok(Some(p));
+    }
+    match headers.get("x-min-position") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_min_position", "X-Min-Position must be an integer.")
+            }),
+    }
+}
+
+/// Waits (bounded by [`MAX_WAIT`]) until `projector` has applied the event at
+/// global position `min_position` (and so everything committed before it).
+pub async fn wait_for(
+    pool: &PgPool,
+    projector: &str,
+    min_position: Option<i64>,
+) -> Result<Freshness> {
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let (position, reached): (i64, bool) = sqlx::query_as(
+            "SELECT c.global_position,
+                    CASE WHEN $2::bigint IS NULL THEN true
+                         WHEN e.global_position IS NULL THEN c.global_position >= $2
+                         ELSE (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position)
+                    END
+               FROM projector_checkpoints c
+               LEFT JOIN events e ON e.global_position = $2
+              WHERE c.name = $1",
+        )
+        .bind(projector)
+        .bind(min_position)
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or((0, min_position.is_none_or(|p| p <= 0)));
+        if reached {
+            return Ok(Freshness {
+                position,
+                stale: false,
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Freshness {
+                position,
+                stale: true,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A JSON answer with the freshness headers.
+pub fn answer<T: Serialize>(freshness: Freshness, body: T) -> Response {
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(POSITION_HEADER, HeaderValue::from(freshness.position));
+    if freshness.stale {
+        headers.insert(STALE_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The page size: default 20, at most 100.
+pub fn limit(requested: Option<i64>) -> Result<i64> {
+    match requested {
+        None => Ok(20),
+        Some(n) if (1..=100).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be between 1 and 100.",
+        )),
+    }
+}
+
+/// An opaque keyset cursor: the last row's sort key, URL-safe.
+pub fn encode_cursor<T: Serialize>(key: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "The cursor is not one this server gave out.",
+            )
+        })
+}

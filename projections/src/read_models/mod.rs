@@ -1,0 +1,28 @@
+//! Read models: plain SQL tables (schema in `migrations/`), each written by
+//! exactly one projector.
+//!
+//! - `catalog`: categories (with their ancestor paths), shops, product
+//!   listings (full-text searchable) and availability.
+//! - `orders`: order history, per customer and per order.
+
+pub mod catalog;
+pub mod orders;
+
+use std::sync::Arc;
+
+use crate::runtime::Projector;
+
+/// Every projector the server runs.
+pub fn all() -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(catalog::CatalogProjector),
+        Arc::new(orders::OrdersProjector),
+    ]
+}
+
+/// Decodes a stored event's payload into the aggregate's event type.
+pub(crate) fn decode<E: serde::de::DeserializeOwned>(
+    event: &crate::log::StoredEvent,
+) -> Result<E, crate::runtime::ApplyError> {
+    Ok(serde_json::from_value(event.payload.clone())?)
+}
