@@ -107,6 +107,8 @@ pub struct RuntimeConfig {
     pub lock_retry: Duration,
     /// Longest wait between retries after database errors.
     pub max_backoff: Duration,
+    /// Names this process in `pg_stat_activity` (`shop projector <name> <instance>`).
+    pub instance: String,
 }
 
 impl Default for RuntimeConfig {
@@ -116,6 +118,7 @@ impl Default for RuntimeConfig {
             poll_interval: Duration::from_secs(1),
             lock_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
+            instance: format!("pid-{}", std::process::id()),
         }
     }
 }
@@ -220,7 +223,10 @@ impl Worker {
     /// the connection, and with it the lock, is dropped).
     async fn hold_and_run(&self) -> Result<(), sqlx::Error> {
         let name = self.projector.name();
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let options = (*self.pool.connect_options())
+            .clone()
+            .application_name(&format!("shop projector {name} {}", self.config.instance));
+        let mut conn = PgConnection::connect_with(&options).await?;
         loop {
             let (locked,): (bool,) =
                 sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
@@ -237,15 +243,6 @@ impl Worker {
             }
         }
         tracing::info!(projector = name, "running projector");
-        sqlx::query(
-            "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(self.projector.version())
-        .execute(&mut conn)
-        .await?;
-
         loop {
             if self.shutdown.is_cancelled() {
                 return Ok(());
@@ -253,24 +250,45 @@ impl Worker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-
-            let (state, checkpoint) = load_checkpoint(&mut conn, name).await?;
-            let events = if state == "running" {
-                read_after(&mut conn, checkpoint, self.config.batch_size).await?
-            } else {
-                Vec::new()
-            };
-            if events.is_empty() {
+            let read = step(&mut conn, self.projector.as_ref(), self.config.batch_size).await?;
+            if read == 0 {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return Ok(()),
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
-                continue;
             }
-            apply_batch(&mut conn, self.projector.as_ref(), checkpoint, &events).await?;
         }
     }
+}
+
+/// One step of a projector: reads up to `batch_size` events after its
+/// checkpoint and applies them with the checkpoint in one transaction.
+/// Returns how many events were read (0: caught up, or halted). The caller
+/// must hold the projector's lock (or be a test that runs it alone).
+pub async fn step(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    batch_size: i64,
+) -> Result<usize, sqlx::Error> {
+    let name = projector.name();
+    sqlx::query(
+        "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(projector.version())
+    .execute(&mut *conn)
+    .await?;
+    let (state, checkpoint) = load_checkpoint(conn, name).await?;
+    if state != "running" {
+        return Ok(0);
+    }
+    let events = read_after(&mut *conn, checkpoint, batch_size).await?;
+    if !events.is_empty() {
+        apply_batch(conn, projector, checkpoint, &events).await?;
+    }
+    Ok(events.len())
 }
 
 async fn load_checkpoint(
