@@ -11,8 +11,8 @@ use api::startup::{self, AppConfig, AppState, Application};
 use clap::{Parser, Subcommand};
 use domain::metadata::Role;
 use domain::values::Currency;
-use projections::read_models;
 use projections::runtime::ProjectorRuntime;
+use projections::{admin, read_models};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -37,6 +37,13 @@ enum Command {
         #[command(flatten)]
         projectors: ProjectorSettings,
     },
+    /// Operate the projectors: status, dead letters, pause and resume.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
     /// Manage accounts.
@@ -49,6 +56,20 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Every projector: version, checkpoint, lag, state, dead letters.
+    List,
+    /// Apply the events behind a projector's dead letters again.
+    Retry { name: String },
+    /// Skip the event a projector halted on.
+    Skip { name: String },
+    /// Hold a projector still.
+    Pause { name: String },
+    /// Let a paused projector run again.
+    Resume { name: String },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +141,7 @@ async fn main() -> ExitCode {
             };
             create_user(account, database).await
         }
+        Command::Projections { command, database } => projections_command(command, database).await,
         Command::Db {
             command: DbCommand::Stop { data_dir },
         } => api::postgres_cluster::stop(&data_dir)
@@ -230,6 +252,57 @@ async fn run_projectors(
     }
     .await;
     database.shutdown(true).await;
+    result
+}
+
+async fn projections_command(
+    command: ProjectionsCommand,
+    settings: DatabaseSettings,
+) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        match command {
+            ProjectionsCommand::List => {
+                println!(
+                    "{:<12} {:>7} {:>12} {:>10} {:>10} {:<8} {:>12}",
+                    "NAME", "VERSION", "POSITION", "LAG", "LAG (s)", "STATE", "DEAD LETTERS"
+                );
+                for p in admin::status(&pool).await? {
+                    println!(
+                        "{:<12} {:>7} {:>12} {:>10} {:>10.1} {:<8} {:>12}",
+                        p.name,
+                        p.version,
+                        p.position,
+                        p.lag_events,
+                        p.lag_seconds,
+                        p.state,
+                        p.dead_letters
+                    );
+                }
+            }
+            ProjectionsCommand::Retry { name } => {
+                let n = admin::retry(&pool, &name).await?;
+                println!("{name}: {n} dead letter(s) will be retried");
+            }
+            ProjectionsCommand::Skip { name } => {
+                let position = admin::skip(&pool, &name).await?;
+                println!("{name}: skipped the event at position {position}");
+            }
+            ProjectionsCommand::Pause { name } => {
+                admin::pause(&pool, &name).await?;
+                println!("{name}: paused");
+            }
+            ProjectionsCommand::Resume { name } => {
+                admin::resume(&pool, &name).await?;
+                println!("{name}: running");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
     result
 }
 

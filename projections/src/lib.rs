@@ -9,6 +9,7 @@
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod event_store;
 pub mod log;
 pub mod lookups;

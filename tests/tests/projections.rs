@@ -11,6 +11,7 @@ use domain::inventory::InventoryCommand;
 use domain::metadata::{Actor, CommandMetadata, Role};
 use domain::product::ProductCommand;
 use domain::values::{CategoryId, Currency, Money, ProductId, Quantity, Sku};
+use projections::admin;
 use projections::log::StoredEvent;
 use projections::read_models;
 use projections::runtime::{step, ApplyError, Projector, ProjectorRuntime, RuntimeConfig};
@@ -227,6 +228,30 @@ async fn a_poison_event_is_dead_lettered_halts_its_projector_and_the_others_keep
         body["message"].as_str().unwrap().contains("catalog"),
         "{body}"
     );
+
+    // Retrying a poison event halts the projector on it again...
+    admin::retry(pool, "catalog").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = admin::status(pool).await.unwrap();
+        let catalog = status.iter().find(|p| p.name == "catalog").unwrap();
+        if catalog.state == "stopped" && catalog.dead_letters == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{catalog:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...skipping it lets the projector go on, and the server is ready again.
+    assert_eq!(admin::skip(pool, "catalog").await.unwrap(), poison);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while checkpoint(pool, "catalog").await < after {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "catalog did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.get("/health/ready").await.status(), 200);
 }
 
 async fn admin_token(app: &TestApp) -> String {
