@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::inventory::router())
         .merge(routes::listings::router())
+        .merge(routes::admin::router())
         .merge(routes::cart::router())
         .merge(routes::coupons::router())
         .merge(routes::orders::router())

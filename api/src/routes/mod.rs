@@ -1,6 +1,7 @@
 //! HTTP routes, one module per feature, each exposing `router()`.
 
 pub mod accounts;
+pub mod admin;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;

@@ -1,0 +1,122 @@
+//! Operator and auditor endpoints.
+
+use api::staff::{create_staff, StaffAccount, StaffOutcome};
+use domain::metadata::Role;
+use serde_json::{json, Value};
+use testkit::{spawn_app, TestApp};
+
+async fn staff_token(app: &TestApp, role: Role, username: &str) -> String {
+    let outcome = create_staff(
+        &app.state,
+        StaffAccount {
+            role,
+            username: username.to_string(),
+            password: "correct horse battery".to_string(),
+            fullname: None,
+            email: None,
+            phone: None,
+        },
+    )
+    .await
+    .expect("create a staff account");
+    let StaffOutcome::Created(id) = outcome else {
+        panic!("the account existed already");
+    };
+    app.state.tokens.issue(id.as_uuid(), role).unwrap().0
+}
+
+#[tokio::test]
+async fn an_auditor_follows_a_request_by_its_correlation_id_without_seeing_secrets() {
+    let app = spawn_app().await;
+    let register = app
+        .client
+        .post(app.url("/v1/register"))
+        .header("x-request-id", "signup-42")
+        .json(&json!({
+            "username": "ada", "password": "analytical engine", "fullname": "Ada Lovelace",
+            "email": "ada@example.com", "phone": "+44 20 7946 0000"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+
+    let auditor = staff_token(&app, Role::Auditor, "auditor").await;
+    let page: Value = app
+        .client
+        .get(app.url("/v1/admin/events?correlation_id=signup-42"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    let event = &events[0];
+    assert_eq!(event["event_type"], "CustomerRegistered");
+    assert_eq!(event["correlation_id"], "signup-42");
+    assert_eq!(event["actor"], "anonymous");
+    assert_eq!(event["command"], "Register");
+    assert_eq!(
+        event["payload"]["CustomerRegistered"]["password_hash"],
+        "[redacted]"
+    );
+    assert!(
+        !page.to_string().contains("argon2"),
+        "a hash leaked: {page}"
+    );
+}
+
+#[tokio::test]
+async fn operators_see_every_projector_and_customers_may_not() {
+    let app = spawn_app().await;
+    let operator = staff_token(&app, Role::Operator, "ops").await;
+    // Wait until the projectors have registered their checkpoints.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let list = loop {
+        let list: Value = app
+            .client
+            .get(app.url("/v1/admin/projections"))
+            .bearer_auth(&operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list.as_array().is_some_and(|l| l.len() == 2) {
+            break list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["catalog", "orders"]);
+    for field in [
+        "version",
+        "position",
+        "lag_events",
+        "lag_seconds",
+        "state",
+        "dead_letters",
+    ] {
+        assert!(list[0].get(field).is_some(), "missing {field}: {list}");
+    }
+
+    let customer = staff_token(&app, Role::Customer, "shopper").await;
+    let refused = app
+        .client
+        .get(app.url("/v1/admin/projections"))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}
