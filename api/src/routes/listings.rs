@@ -32,6 +32,15 @@ pub fn router() -> Router<AppState> {
         .route("/v1/inventory/{product_id}/availability", get(availability))
 }
 
+/// Waits (bounded) for the catalog read model to reach `min_position`.
+async fn catalog_freshness(
+    state: &AppState,
+    headers: &HeaderMap,
+    min: Option<i64>,
+) -> Result<crate::read::Freshness> {
+    wait_for(&state.pool, CATALOG, min_position(min, headers)?).await
+}
+
 // ---- products ----
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,22 +190,33 @@ async fn products(
     query: ProductQuery,
     search: Option<String>,
 ) -> Result<Response> {
-    let search = search.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let search = search
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(ApiError::bad_request("invalid_search", "Search words are limited to 200 characters."));
+        return Err(ApiError::bad_request(
+            "invalid_search",
+            "Search words are limited to 200 characters.",
+        ));
     }
     let sort = Sort::parse(query.sort.as_deref(), search.is_some())?;
     let limit = limit(query.limit)?;
     let cursor: Option<ProductCursor> = query.cursor.as_deref().map(decode_cursor).transpose()?;
     if cursor.as_ref().is_some_and(|c| c.sort != sort) {
-        return Err(ApiError::bad_request("invalid_cursor", "The cursor belongs to another sort order."));
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "The cursor belongs to another sort order.",
+        ));
     }
     if let (Some(min), Some(max)) = (query.min_price, query.max_price) {
         if min > max {
-            return Err(ApiError::bad_request("invalid_price_range", "min_price is above max_price."));
+            return Err(ApiError::bad_request(
+                "invalid_price_range",
+                "min_price is above max_price.",
+            ));
         }
     }
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, headers)?).await?;
+    let freshness = catalog_freshness(state, headers, query.min_position).await?;
 
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("SELECT ");
     sql.push(PRODUCT_COLUMNS);
@@ -322,7 +342,7 @@ async fn get_product(
     AppPath(id): AppPath<Uuid>,
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let sql = format!(
         "SELECT {PRODUCT_COLUMNS}, 0::real AS rank
            FROM rm_products p LEFT JOIN rm_availability a ON a.product_id = p.id
@@ -350,7 +370,7 @@ async fn availability(
     AppPath(product_id): AppPath<Uuid>,
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let row: AvailabilityRow = sqlx::query_as(
         "SELECT p.id AS product_id, COALESCE(a.on_hand, 0) AS on_hand, COALESCE(a.held, 0) AS held,
                 COALESCE(a.available, 0) AS available
@@ -403,12 +423,17 @@ struct CategoryQuery {
 }
 
 async fn all_categories(state: &AppState) -> Result<Vec<CategoryRow>> {
-    Ok(sqlx::query_as("SELECT id, name, parent_id, path FROM rm_categories ORDER BY lower(name), id")
-        .fetch_all(&state.pool)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT id, name, parent_id, path FROM rm_categories ORDER BY lower(name), id",
+    )
+    .fetch_all(&state.pool)
+    .await?)
 }
 
-fn nest(parent: Option<Uuid>, by_parent: &HashMap<Option<Uuid>, Vec<&CategoryRow>>) -> Vec<CategoryItem> {
+fn nest(
+    parent: Option<Uuid>,
+    by_parent: &HashMap<Option<Uuid>, Vec<&CategoryRow>>,
+) -> Vec<CategoryItem> {
     by_parent
         .get(&parent)
         .map(|rows| {
@@ -427,7 +452,7 @@ async fn list_categories(
     headers: HeaderMap,
     AppQuery(query): AppQuery<CategoryQuery>,
 ) -> Result<Response> {
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let rows = all_categories(&state).await?;
     if query.tree == Some(true) {
         let mut by_parent: HashMap<Option<Uuid>, Vec<&CategoryRow>> = HashMap::new();
@@ -450,11 +475,19 @@ async fn search_categories(
         .as_deref()
         .map(str::trim)
         .filter(|q| !q.is_empty() && q.chars().count() <= 100)
-        .ok_or_else(|| ApiError::bad_request("missing_query", "Give 1 to 100 characters to look for as `q`."))?;
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_query",
+                "Give 1 to 100 characters to look for as `q`.",
+            )
+        })?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let pattern = format!(
         "%{}%",
-        words.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        words
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     );
     let rows: Vec<CategoryRow> = sqlx::query_as(
         "SELECT id, name, parent_id, path FROM rm_categories WHERE name ILIKE $1
@@ -489,17 +522,19 @@ async fn get_category(
     AppPath(id): AppPath<Uuid>,
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
-    let row: CategoryRow = sqlx::query_as("SELECT id, name, parent_id, path FROM rm_categories WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("There is no such category."))?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
+    let row: CategoryRow =
+        sqlx::query_as("SELECT id, name, parent_id, path FROM rm_categories WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("There is no such category."))?;
     let ancestors: Vec<Uuid> = row.path.iter().copied().filter(|a| *a != id).collect();
-    let named: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM rm_categories WHERE id = ANY($1)")
-        .bind(&ancestors)
-        .fetch_all(&state.pool)
-        .await?;
+    let named: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, name FROM rm_categories WHERE id = ANY($1)")
+            .bind(&ancestors)
+            .fetch_all(&state.pool)
+            .await?;
     let names: HashMap<Uuid, String> = named.into_iter().collect();
     let path = ancestors
         .iter()
@@ -521,7 +556,10 @@ async fn get_category(
             name: row.name,
             parent_category_id: row.parent_id,
             path,
-            children: children.into_iter().map(|(id, name)| Named { id, name }).collect(),
+            children: children
+                .into_iter()
+                .map(|(id, name)| Named { id, name })
+                .collect(),
         },
     ))
 }
@@ -563,7 +601,7 @@ async fn list_shops(
 ) -> Result<Response> {
     let limit = limit(query.limit)?;
     let cursor: Option<ShopCursor> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let mut rows: Vec<ShopItem> = sqlx::query_as(
         "SELECT id, name, description, address FROM rm_shops
           WHERE $1::text IS NULL OR (lower(name), id) > (lower($1), $2)
@@ -585,7 +623,13 @@ async fn list_shops(
     } else {
         None
     };
-    Ok(answer(freshness, ShopPage { shops: rows, next_cursor }))
+    Ok(answer(
+        freshness,
+        ShopPage {
+            shops: rows,
+            next_cursor,
+        },
+    ))
 }
 
 async fn get_shop(
@@ -594,11 +638,12 @@ async fn get_shop(
     AppPath(id): AppPath<Uuid>,
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
-    let freshness = wait_for(&state.pool, CATALOG, min_position(query.min_position, &headers)?).await?;
-    let shop: ShopItem = sqlx::query_as("SELECT id, name, description, address FROM rm_shops WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("There is no such shop."))?;
+    let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
+    let shop: ShopItem =
+        sqlx::query_as("SELECT id, name, description, address FROM rm_shops WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("There is no such shop."))?;
     Ok(answer(freshness, shop))
 }
