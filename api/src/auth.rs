@@ -152,14 +152,53 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// An optional caller: no `Authorization` header is `None`; a header with a
+/// bad token is still 401.
+impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, ApiError> {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane).
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// How many argon2 computations may run at once. Each takes 19 MiB and tens
+/// of milliseconds of a core; without a bound, a burst of sign-ups (which are
+/// not rate limited) or of sign-ins from many addresses would start one per
+/// request on the blocking pool (up to 512 threads, ~10 GiB). Beyond the
+/// bound, requests queue.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Hashes a password off the async runtime (it takes tens of milliseconds).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
@@ -175,6 +214,10 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// hash (unknown user) a dummy hash is checked, so the answer takes as long.
 pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod postgres_cluster;
 pub mod read;
 pub mod routes;

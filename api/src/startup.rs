@@ -74,6 +74,7 @@ impl AppConfig {
 
 impl AppState {
     pub fn new(pool: PgPool, config: AppConfig) -> Self {
+        crate::metrics::handle();
         let lookups = Arc::new(EventStoreLookups::new(pool.clone()));
         let per_minute =
             NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
@@ -130,12 +131,14 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::inventory::router())
         .merge(routes::listings::router())
         .merge(routes::admin::router())
+        .route("/metrics", axum::routing::get(crate::metrics::render))
         .merge(routes::cart::router())
         .merge(routes::coupons::router())
         .merge(routes::orders::router())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(axum::middleware::from_fn(crate::extract::request_id))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -64,9 +64,19 @@ impl<A: Aggregate> CommandBus<A> {
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<Committed, AggregateError<A::Error>> {
-        self.cqrs
+        let result = self
+            .cqrs
             .execute_with_metadata(aggregate_id, command, metadata.to_map())
-            .await?;
+            .await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(AggregateError::UserError(_)) => "rejected",
+            Err(AggregateError::AggregateConflict) => "conflict",
+            Err(_) => "error",
+        };
+        metrics::counter!("commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
+            .increment(1);
+        result?;
         self.committed(aggregate_id, metadata).await
     }
 
@@ -87,6 +97,7 @@ impl<A: Aggregate> CommandBus<A> {
             match self.execute(aggregate_id, command.clone(), metadata).await {
                 Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
+                    metrics::counter!("command_retries_total", "aggregate" => A::TYPE).increment(1);
                     tracing::debug!(
                         aggregate = A::TYPE,
                         aggregate_id,

@@ -120,3 +120,67 @@ async fn operators_see_every_projector_and_customers_may_not() {
         .unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+/// The value of one sample line of a Prometheus text page.
+fn sample(page: &str, metric: &str, label: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(metric) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_projector_lag_rising_while_paused_and_falling_after_resume() {
+    let app = spawn_app().await;
+    let admin = staff_token(&app, Role::Admin, "boss").await;
+    let scrape = || async {
+        let response = app.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    // The projectors have registered.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while projections::admin::pause(&app.db.pool, "catalog")
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for n in 0..20 {
+        let created = app
+            .client
+            .post(app.url("/v1/categories"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": format!("Paused {n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let page = scrape().await;
+    let lag = sample(&page, "projector_lag_events", "projector=\"catalog\"").unwrap();
+    assert!(lag >= 20.0, "lag {lag}:\n{page}");
+    assert!(page.contains("http_requests_total"), "{page}");
+    assert!(page.contains("commands_total"), "{page}");
+    assert!(
+        page.contains("http_request_duration_seconds_bucket"),
+        "{page}"
+    );
+
+    projections::admin::resume(&app.db.pool, "catalog")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = scrape().await;
+        if sample(&page, "projector_lag_events", "projector=\"catalog\"") == Some(0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag did not fall:\n{page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
