@@ -340,10 +340,11 @@ impl TestApp {
             .await
     }
 
-    /// GET /v1/inventory/{id}/availability as `(on_hand, held, available)`.
+    /// GET /v1/inventory/{id}/availability as `(on_hand, held, available)`,
+    /// once the read model has every event stored so far.
     pub async fn availability(&self, product: Uuid) -> (i64, i64, i64) {
         let response = self
-            .get(&format!("/v1/inventory/{product}/availability"))
+            .get_fresh(&format!("/v1/inventory/{product}/availability"))
             .await;
         let body = expect_json(response, StatusCode::OK).await;
         let n = |field: &str| {
@@ -354,7 +355,37 @@ impl TestApp {
         (n("on_hand"), n("held"), n("available"))
     }
 
-    // ---- the event store ----
+    // ---- the event store and the read models ----
+
+    /// The global position of the newest stored event (0 when there is none).
+    pub async fn latest_position(&self) -> i64 {
+        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("read the latest position")
+    }
+
+    /// GET `path` with `min_position` set to [`TestApp::latest_position`]: the
+    /// answer reflects every event stored so far (the server waits for its
+    /// read model, no sleeping here). Panics if the server gave up waiting.
+    pub async fn get_fresh(&self, path: &str) -> Response {
+        self.get_at(path, self.latest_position().await).await
+    }
+
+    /// GET `path` with `min_position=position` (a command's answer), so it
+    /// reads that command's effect. Panics if the server gave up waiting.
+    pub async fn get_at(&self, path: &str, position: i64) -> Response {
+        let response = send(
+            self.request(Method::GET, path, None)
+                .query(&[("min_position", position)]),
+        )
+        .await;
+        assert!(
+            !response.headers().contains_key("x-read-model-stale"),
+            "GET {path}: the read model did not reach position {position} in time"
+        );
+        response
+    }
 
     /// How many events are stored.
     pub async fn event_count(&self) -> i64 {
@@ -430,4 +461,71 @@ pub fn uuid_field(body: &Value, field: &str) -> Uuid {
         .as_str()
         .and_then(|s| Uuid::parse_str(s).ok())
         .unwrap_or_else(|| panic!("`{field}` is not a UUID: {body}"))
+}
+
+// ---- carts, coupons and orders ----
+
+/// Helpers for carts, coupons and orders (`tests/tests/cart_orders.rs`).
+impl TestApp {
+    /// GET /v1/cart as `token`; panics unless 200.
+    pub async fn cart(&self, token: &str) -> Value {
+        expect_json(self.get_as("/v1/cart", Some(token)).await, StatusCode::OK).await
+    }
+
+    /// POST /v1/cart/items.
+    pub async fn add_to_cart(&self, token: &str, product: Uuid, quantity: i64) -> Response {
+        let body = json!({"product_id": product, "quantity": quantity});
+        self.post_json("/v1/cart/items", &body, Some(token)).await
+    }
+
+    /// POST /v1/coupons.
+    pub async fn create_coupon(&self, token: &str, body: &Value) -> Response {
+        self.post_json("/v1/coupons", body, Some(token)).await
+    }
+
+    /// POST /v1/orders, with `Idempotency-Key: key` when given.
+    pub async fn place_order(&self, token: &str, body: &Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .request(Method::POST, "/v1/orders", Some(token))
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        send(request).await
+    }
+
+    /// GET /v1/orders/{id} with the query parameters `query`.
+    /// GET /v1/orders/{id}, once the order history has caught up with
+    /// everything written so far (unless the query says otherwise).
+    pub async fn order(&self, token: &str, id: Uuid, query: &[(&str, String)]) -> Response {
+        let path = format!("/v1/orders/{id}");
+        let mut query = query.to_vec();
+        if !query.iter().any(|(k, _)| *k == "min_position") {
+            query.push(("min_position", self.head_position().await.to_string()));
+        }
+        send(self.request(Method::GET, &path, Some(token)).query(&query)).await
+    }
+
+    /// The newest global position in the event store.
+    pub async fn head_position(&self) -> i64 {
+        projections::log::head_position(&self.db.pool)
+            .await
+            .expect("read the head position")
+    }
+
+    /// PUT /v1/orders/{id}/status.
+    pub async fn set_order_status(&self, token: &str, id: Uuid, body: &Value) -> Response {
+        self.put_json(&format!("/v1/orders/{id}/status"), body, Some(token))
+            .await
+    }
+
+    /// How many Order aggregates the event store holds.
+    pub async fn order_count(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT aggregate_id) FROM events WHERE aggregate_type = 'Order'",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count orders")
+    }
 }

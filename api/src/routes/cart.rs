@@ -1,9 +1,305 @@
-//! Cart endpoints.
+//! The signed-in customer's cart.
+//!
+//! Every customer has exactly one cart, whose id is derived from the
+//! customer's id ([`cart_id_for`]): the handlers never take a cart id from the
+//! client, so nobody can reach anyone else's cart.
+//!
+//! The cart stores product ids and quantities only. `GET /v1/cart` prices it
+//! with the catalog's current prices and the applied coupon, straight from the
+//! event store (so it always shows the customer's last write).
 
-use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::cart::{cart_id_for, Cart, CartCommand, CartError};
+use domain::coupon::{used_up, within_validity, Coupon, CouponError};
+use domain::metadata::Role;
+use domain::product::{Product, ProductError};
+use domain::values::{CustomerId, Money, ProductId, Quantity};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use crate::auth::AuthUser;
+use crate::commands::{command_error, metadata, CommandAnswer};
+use crate::error::{ApiError, Result};
+use crate::extract::{AppJson, AppPath, RequestId};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/cart", get(get_cart).delete(empty_cart))
+        .route("/v1/cart/items", post(add_item))
+        .route(
+            "/v1/cart/items/{product_id}",
+            put(change_quantity).delete(remove_item),
+        )
+        .route("/v1/cart/coupon", post(apply_coupon).delete(remove_coupon))
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+}
+
+/// Who has a cart: customers. Staff accounts do not shop.
+const CART_ROLES: &[Role] = &[Role::Customer];
+
+/// The caller's cart id, after checking that the caller may have one.
+fn cart_of(user: &AuthUser) -> Result<Uuid> {
+    user.require(CART_ROLES)?;
+    Ok(cart_id_for(&CustomerId(user.id)).as_uuid())
+}
+
+/// Runs one cart command on the caller's cart. Every cart command is decided
+/// on the cart's current state, so re-deciding after a concurrency conflict
+/// (the customer's other tab) is safe.
+async fn run(
+    state: &AppState,
+    user: &AuthUser,
+    request_id: &RequestId,
+    name: &str,
+    command: CartCommand,
+) -> Result<Json<CommandAnswer>> {
+    let cart_id = cart_of(user)?;
+    let meta = metadata(user.actor(), request_id, name);
+    let committed = state
+        .carts
+        .execute_with_retry(&cart_id.to_string(), command, &meta)
+        .await
+        .map_err(command_error)?;
+    Ok(Json(CommandAnswer {
+        id: cart_id,
+        position: committed.position,
+    }))
+}
+
+/// The cart as it is now: an empty cart when it never had an item.
+pub(crate) async fn load_cart(state: &AppState, customer: Uuid) -> Result<Cart> {
+    Ok(state
+        .carts
+        .load(&cart_id_for(&CustomerId(customer)).to_string())
+        .await
+        .map_err(command_error::<CartError>)?
+        .unwrap_or_default())
+}
+
+fn quantity(value: i64) -> Result<Quantity> {
+    Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
+}
+
+// ---- reading ----
+
+#[derive(Debug, Serialize)]
+struct CartItemView {
+    product_id: ProductId,
+    name: String,
+    quantity: u32,
+    unit_price: i64,
+    line_total: i64,
+    /// False once the product is discontinued: the line can no longer be
+    /// ordered (remove it).
+    available: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct CartView {
+    id: Uuid,
+    items: Vec<CartItemView>,
+    subtotal: i64,
+    discount: i64,
+    total: i64,
+    currency: String,
+    coupon_code: Option<String>,
+    /// Whether the applied coupon gives its discount now (`null` without a
+    /// coupon): an expired or used-up coupon stays on the cart but takes
+    /// nothing off, and ordering the cart with it is refused.
+    coupon_valid: Option<bool>,
+}
+
+fn overflow() -> ApiError {
+    ApiError::unprocessable(
+        "amount_too_large",
+        "The cart's total is larger than can be represented.",
+    )
+}
+
+async fn get_cart(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartView>> {
+    let cart_id = cart_of(&user)?;
+    let cart = load_cart(&state, user.id).await?;
+    let mut items = Vec::with_capacity(cart.lines().len());
+    let mut subtotal = Money::zero(state.currency.clone());
+    for line in cart.lines() {
+        let product = state
+            .products
+            .load(&line.product_id.to_string())
+            .await
+            .map_err(command_error::<ProductError>)?
+            .filter(Product::is_created);
+        // A line can only have been added for a product that exists; a
+        // product without a price would be a bug, shown as an unavailable
+        // line rather than failing the whole cart.
+        let (name, price, available) = match &product {
+            Some(p) => (
+                p.name().unwrap_or_default().to_string(),
+                p.price().cloned(),
+                !p.is_discontinued(),
+            ),
+            None => (String::new(), None, false),
+        };
+        let unit_price = price.unwrap_or_else(|| Money::zero(state.currency.clone()));
+        let line_total = unit_price
+            .checked_mul(line.quantity)
+            .map_err(|_| overflow())?;
+        subtotal = subtotal
+            .checked_add(&line_total)
+            .map_err(ApiError::internal)?;
+        items.push(CartItemView {
+            product_id: line.product_id,
+            name,
+            quantity: line.quantity.get(),
+            unit_price: unit_price.minor,
+            line_total: line_total.minor,
+            available,
+        });
+    }
+
+    let mut discount = Money::zero(state.currency.clone());
+    let mut coupon_valid = None;
+    if let Some(applied) = cart.coupon() {
+        let coupon = state
+            .coupons
+            .load(&applied.coupon_id.to_string())
+            .await
+            .map_err(command_error::<CouponError>)?;
+        let usable = coupon
+            .filter(|c| coupon_is_usable(c, Utc::now()))
+            .and_then(|c| c.discount().cloned());
+        coupon_valid = Some(usable.is_some());
+        if let Some(rule) = usable {
+            discount = rule.apply(&subtotal).map_err(ApiError::internal)?;
+        }
+    }
+    let total = subtotal
+        .saturating_sub(&discount)
+        .map_err(ApiError::internal)?;
+    Ok(Json(CartView {
+        id: cart_id,
+        items,
+        subtotal: subtotal.minor,
+        discount: discount.minor,
+        total: total.minor,
+        currency: state.currency.to_string(),
+        coupon_code: cart.coupon().map(|c| c.code.clone()),
+        coupon_valid,
+    }))
+}
+
+/// Whether a coupon gives its discount at `now`: created, inside its
+/// validity window and not used up (the same rules as redeeming it).
+pub(crate) fn coupon_is_usable(coupon: &Coupon, now: DateTime<Utc>) -> bool {
+    match (coupon.valid_from(), coupon.valid_until()) {
+        (Some(from), Some(until)) => {
+            within_validity(from, until, now) && !used_up(coupon.usage_limit(), coupon.times_used())
+        }
+        _ => false,
+    }
+}
+
+// ---- commands ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddItem {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+async fn add_item(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppJson(body): AppJson<AddItem>,
+) -> Result<Json<CommandAnswer>> {
+    let command = CartCommand::AddItem {
+        customer_id: CustomerId(user.id),
+        product_id: ProductId(body.product_id),
+        quantity: quantity(body.quantity)?,
+    };
+    run(&state, &user, &request_id, "AddCartItem", command).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeQuantity {
+    quantity: i64,
+}
+
+async fn change_quantity(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ChangeQuantity>,
+) -> Result<Json<CommandAnswer>> {
+    // 0 removes the line; anything else must be a quantity.
+    let quantity = match body.quantity {
+        0 => 0,
+        n => quantity(n)?.get(),
+    };
+    let command = CartCommand::ChangeQuantity {
+        product_id: ProductId(product_id),
+        quantity,
+    };
+    run(&state, &user, &request_id, "ChangeCartQuantity", command).await
+}
+
+async fn remove_item(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppPath(product_id): AppPath<Uuid>,
+) -> Result<Json<CommandAnswer>> {
+    let command = CartCommand::RemoveItem {
+        product_id: ProductId(product_id),
+    };
+    run(&state, &user, &request_id, "RemoveCartItem", command).await
+}
+
+async fn empty_cart(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+) -> Result<Json<CommandAnswer>> {
+    run(&state, &user, &request_id, "EmptyCart", CartCommand::Empty).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyCoupon {
+    code: String,
+}
+
+async fn apply_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppJson(body): AppJson<ApplyCoupon>,
+) -> Result<Json<CommandAnswer>> {
+    let command = CartCommand::ApplyCoupon {
+        code: body.code,
+        now: Utc::now(),
+    };
+    run(&state, &user, &request_id, "ApplyCoupon", command).await
+}
+
+async fn remove_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+) -> Result<Json<CommandAnswer>> {
+    run(
+        &state,
+        &user,
+        &request_id,
+        "RemoveCoupon",
+        CartCommand::RemoveCoupon,
+    )
+    .await
 }
