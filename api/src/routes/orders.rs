@@ -37,6 +37,7 @@ use crate::commands::{
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
+use crate::routes::admin::{redact, AuditEvent, AUDIT_COLUMNS};
 use crate::routes::cart::load_cart;
 use crate::startup::AppState;
 use projections::read_models::orders::NAME as ORDERS;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
             post(place_order).get(list_orders).put(change_status_legacy),
         )
         .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/history", get(order_history))
         .route("/v1/orders/{id}/status", put(change_status))
         .route("/v1/orders/{id}/cancel", post(cancel_order))
         .route("/v1/orders/{id}/refund", post(refund_order))
@@ -564,6 +566,29 @@ async fn get_order(
             version: row.last_sequence,
         },
     ))
+}
+
+/// Every event of the order, oldest first, read from the event store itself,
+/// with who caused it, in which request, and why.
+async fn order_history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Vec<AuditEvent>>> {
+    // Visibility is decided on the order itself: 404 for anyone else's.
+    visible_order(&state, &user, id).await?;
+    let sql = format!(
+        "SELECT {AUDIT_COLUMNS} FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence"
+    );
+    let mut events: Vec<AuditEvent> = sqlx::query_as(&sql)
+        .bind(Order::TYPE)
+        .bind(id.to_string())
+        .fetch_all(&state.pool)
+        .await?;
+    events.iter_mut().for_each(|e| redact(&mut e.payload));
+    Ok(Json(events))
 }
 
 #[derive(Debug, Deserialize)]

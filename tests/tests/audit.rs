@@ -1,0 +1,73 @@
+//! The audit trail of an order, read from the event store.
+
+use domain::metadata::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{expect_error, expect_json, spawn_app};
+
+#[tokio::test]
+async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_auditors_only() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let category = app.create_category(&admin.token, "Books", None).await;
+    let product = app
+        .create_product(
+            &admin.token,
+            &json!({"name": "Dune", "price": 1800, "sku": "BOOK-DUNE", "category_id": category}),
+        )
+        .await;
+    let alice = app.register_customer("alice").await;
+    let placed = app
+        .place_order(
+            &alice.token,
+            &json!({
+                "shipping_address": {"name": "Alice", "line1": "1 Main St", "city": "Springfield",
+                                     "postal_code": "12345", "country": "US"},
+                "items": [{"product_id": product, "quantity": 2}],
+                "payment": {"method": "card", "token": "tok_visa"}
+            }),
+            None,
+        )
+        .await;
+    let order = expect_json(placed, StatusCode::CREATED).await;
+    let order_id = order["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/orders/{order_id}/history");
+
+    let history = expect_json(app.get_as(&path, Some(&alice.token)).await, StatusCode::OK).await;
+    let events = history.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{history}");
+    let placed = &events[0];
+    assert_eq!(placed["event_type"], "OrderPlaced");
+    assert_eq!(placed["sequence"], 1);
+    assert_eq!(placed["event_version"], "1.0");
+    assert_eq!(placed["actor"], format!("customer:{}", alice.id));
+    assert_eq!(placed["command"], "PlaceOrder");
+    for field in [
+        "position",
+        "recorded_at",
+        "correlation_id",
+        "causation_id",
+        "payload",
+    ] {
+        assert!(!placed[field].is_null(), "{field} missing: {placed}");
+    }
+    assert!(
+        !history.to_string().contains("tok_visa"),
+        "a payment token leaked: {history}"
+    );
+
+    let auditor = app.bootstrap_staff("auditor", Role::Auditor).await;
+    let seen: Value = expect_json(
+        app.get_as(&path, Some(&auditor.token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(seen, history);
+
+    let bob = app.register_customer("bob").await;
+    expect_error(
+        app.get_as(&path, Some(&bob.token)).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
