@@ -198,6 +198,10 @@ pub struct Session {
     pub password: String,
 }
 
+/// How long a test waits for the read models before it fails: far beyond the
+/// server's own bound, for slow and loaded machines.
+pub const READ_MODEL_PATIENCE: Duration = Duration::from_secs(60);
+
 /// The password every account made by the helpers below uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -372,9 +376,36 @@ impl TestApp {
         self.get_at(path, self.latest_position().await).await
     }
 
+    /// Waits until every read model has applied the event at `position` (and
+    /// so everything committed before it), asking the server's own check
+    /// again while it answers "not yet"; panics after [`READ_MODEL_PATIENCE`].
+    /// The server gives up after a few seconds, which a loaded test machine
+    /// can exceed; a query that then misses a row would answer 404 without
+    /// saying it was stale.
+    pub async fn wait_for_read_models(&self, position: i64) {
+        let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
+        for projector in projections::read_models::all() {
+            loop {
+                let freshness =
+                    api::read::wait_for(&self.db.pool, projector.name(), Some(position))
+                        .await
+                        .expect("read the projector checkpoints");
+                if !freshness.stale {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "read model {} did not reach position {position} in {READ_MODEL_PATIENCE:?}",
+                    projector.name()
+                );
+            }
+        }
+    }
+
     /// GET `path` with `min_position=position` (a command's answer), so it
     /// reads that command's effect. Panics if the server gave up waiting.
     pub async fn get_at(&self, path: &str, position: i64) -> Response {
+        self.wait_for_read_models(position).await;
         let response = send(
             self.request(Method::GET, path, None)
                 .query(&[("min_position", position)]),

@@ -27,7 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/register", post(register))
         .route("/v1/login", post(login))
         .route("/v1/me", get(me))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,23 +1,26 @@
 //! Catalog commands (categories, shops, products) and single-item reads.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{post, put};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
-use domain::category::{Category, CategoryCommand, CategoryError};
+use domain::category::{Category, CategoryCommand, CategoryError, CategoryServices};
 use domain::metadata::Role;
-use domain::product::{Product, ProductCommand, ProductError};
+use domain::product::{Product, ProductCommand, ProductError, ProductServices};
 use domain::shop::ShopCommand;
 use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
+use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::commands::{
-    command_error, create, double_option, metadata, replayed_creation, request_hash, CommandAnswer,
-    IdempotencyKey,
+    command_error, create, double_option, dry_run, metadata, replayed_creation, request_hash,
+    CommandAnswer, IdempotencyKey,
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
@@ -91,41 +94,36 @@ async fn update_category(
     AppJson(body): AppJson<CategoryChange>,
 ) -> Result<Json<CommandAnswer>> {
     user.require(&[Role::Admin])?;
-    let aggregate_id = id.to_string();
-    let mut position = None;
+    let current = load_category(&state, id).await?;
+    let mut commands = Vec::new();
     if let Some(name) = body.name {
-        let meta = metadata(user.actor(), &request_id, "RenameCategory");
-        let committed = state
-            .categories
-            .execute_with_retry(&aggregate_id, CategoryCommand::Rename { name }, &meta)
-            .await
-            .map_err(command_error)?;
-        position = Some(committed.position);
+        commands.push(("RenameCategory", CategoryCommand::Rename { name }));
     }
     if let Some(parent) = body.parent_category_id {
-        let meta = metadata(user.actor(), &request_id, "MoveCategory");
+        let new_parent = parent.map(CategoryId);
+        commands.push(("MoveCategory", CategoryCommand::Move { new_parent }));
+    }
+    // A rename with a refused move (or the other way round) changes nothing.
+    let services = CategoryServices::new(lookups(&state));
+    let planned: Vec<CategoryCommand> = commands.iter().map(|(_, c)| c.clone()).collect();
+    dry_run(&current, &services, planned).await?;
+    let aggregate_id = id.to_string();
+    let mut position = 0;
+    for (name, command) in commands {
+        let meta = metadata(user.actor(), &request_id, name);
         let committed = state
             .categories
-            .execute_with_retry(
-                &aggregate_id,
-                CategoryCommand::Move {
-                    new_parent: parent.map(CategoryId),
-                },
-                &meta,
-            )
+            .execute_with_retry(&aggregate_id, command, &meta)
             .await
             .map_err(command_error)?;
-        position = Some(committed.position);
+        position = committed.position;
     }
-    let position = match position {
-        Some(p) => p,
-        None => {
-            // Nothing asked: still 404 for an unknown category.
-            load_category(&state, id).await?;
-            0
-        }
-    };
     Ok(Json(CommandAnswer { id, position }))
+}
+
+/// The domain's lookups over the event store, for dry runs.
+fn lookups(state: &AppState) -> Arc<EventStoreLookups> {
+    Arc::new(EventStoreLookups::new(state.pool.clone()))
 }
 
 async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
@@ -393,11 +391,6 @@ async fn update_product(
     let price = body.price.map(|p| money(&state, p)).transpose()?;
     let aggregate_id = id.to_string();
     let mut position = 0;
-
-    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
-    if let Some(sku) = &new_sku {
-        claim_sku(&state, sku, product_id, &claim_meta).await?;
-    }
     let details = ProductCommand::UpdateDetails {
         name: body.name,
         description: body.description,
@@ -406,6 +399,20 @@ async fn update_product(
         category_id: body.category_id.map(CategoryId),
         shop_id: body.shop_id.map(|s| s.map(ShopId)),
     };
+    // Every field is checked before anything is claimed or written, so a
+    // refused price does not leave new details (or a claimed SKU) behind.
+    let mut planned = vec![details.clone()];
+    planned.extend(
+        price
+            .clone()
+            .map(|price| ProductCommand::ChangePrice { price }),
+    );
+    dry_run(&current, &ProductServices::new(lookups(&state)), planned).await?;
+
+    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
+    if let Some(sku) = &new_sku {
+        claim_sku(&state, sku, product_id, &claim_meta).await?;
+    }
     let meta = metadata(user.actor(), &request_id, "UpdateProductDetails");
     match state
         .products
@@ -467,4 +474,3 @@ pub(crate) async fn load_product(state: &AppState, id: Uuid) -> Result<Product> 
         .filter(Product::is_created)
         .ok_or_else(|| ApiError::not_found("There is no such product."))
 }
-

@@ -30,7 +30,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/inventory/{product_id}/decrement", put(decrement))
         .route("/v1/inventory/lock", post(lock))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
 }
 
 /// Staff who may move stock. (Workflows move it too, as `system:<name>`.)
@@ -41,7 +40,6 @@ const DEFAULT_HOLD_TTL_SECONDS: i64 = 15 * 60;
 /// The longest hold one can ask for: a week.
 const MAX_HOLD_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
-
 async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem> {
     Ok(state
         .inventory
@@ -50,7 +48,6 @@ async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem
         .map_err(command_error::<InventoryError>)?
         .unwrap_or_default())
 }
-
 
 fn quantity(value: i64) -> Result<Quantity> {
     Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))

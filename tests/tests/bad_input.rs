@@ -1,0 +1,259 @@
+//! Whatever a client sends, the answer is a 4xx in the one error shape, never
+//! a 5xx, and nothing is written.
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::json;
+use testkit::{expect_error, expect_json, spawn_app, Session, TestApp};
+use uuid::Uuid;
+
+/// An app with an admin and one product with 5 in stock.
+async fn stocked_app() -> (TestApp, Session, Uuid) {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let category = app.create_category(&admin.token, "Tools", None).await;
+    let product = app
+        .create_product(
+            &admin.token,
+            &json!({"name": "Hammer", "price": 2500, "sku": "HAMMER-1", "category_id": category}),
+        )
+        .await;
+    expect_json(app.receive(&admin.token, product, 5).await, StatusCode::OK).await;
+    (app, admin, product)
+}
+
+/// POST `body` as it is to `path`, declared as `content_type` when given.
+async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Response {
+    let mut request = app.request(Method::POST, path, token).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header(CONTENT_TYPE, content_type);
+    }
+    request.send().await.expect("send request")
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let receive = format!("/v1/inventory/{product}/receive");
+    for body in [
+        r#"{"quantity": "#,
+        "{quantity: 1}",
+        r#"{"quantity": 1"#,
+        "",
+        "nul",
+    ] {
+        let response = post_raw(
+            &app,
+            &receive,
+            Some(&admin.token),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "malformed_json", "{body:?}");
+    }
+    let response = post_raw(
+        &app,
+        "/v1/register",
+        None,
+        Some("application/json"),
+        r#"{"username": "x""#,
+    )
+    .await;
+    expect_error(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(app.availability(product).await, (5, 0, 5));
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_415_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let receive = format!("/v1/inventory/{product}/receive");
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let response = post_raw(
+            &app,
+            &receive,
+            Some(&admin.token),
+            content_type,
+            r#"{"quantity": 1}"#,
+        )
+        .await;
+        let error = expect_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+        assert_eq!(error["error"], "unsupported_media_type", "{content_type:?}");
+    }
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(app.availability(product).await, (5, 0, 5));
+}
+
+#[tokio::test]
+async fn a_3_mb_body_is_413_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let huge = format!(
+        r#"{{"quantity": 1, "reason": "{}"}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let response = post_raw(
+        &app,
+        &format!("/v1/inventory/{product}/receive"),
+        Some(&admin.token),
+        Some("application/json"),
+        huge.clone(),
+    )
+    .await;
+    let error = expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(error["error"], "payload_too_large");
+
+    // Unauthenticated endpoints too.
+    let response = post_raw(&app, "/v1/register", None, Some("application/json"), huge).await;
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(app.availability(product).await, (5, 0, 5));
+}
+
+#[tokio::test]
+async fn a_quantity_that_is_not_a_positive_whole_number_in_range_is_422_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let receive = format!("/v1/inventory/{product}/receive");
+    for quantity in [
+        "0",
+        "-1",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "1.5",
+        "1e3",
+        r#""1""#,
+        "null",
+        "[1]",
+        "1000001",
+    ] {
+        let body = format!(r#"{{"quantity": {quantity}}}"#);
+        let response = post_raw(
+            &app,
+            &receive,
+            Some(&admin.token),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        let status = response.status();
+        assert!(!status.is_server_error(), "quantity {quantity}: {status}");
+        let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            ["invalid_quantity", "invalid_body"].contains(&error["error"].as_str().unwrap()),
+            "quantity {quantity}: {error}"
+        );
+    }
+    // A body that is JSON but not an object, or lacks the quantity.
+    for body in ["[]", "1", r#""quantity""#, "{}", r#"{"reason": "count"}"#] {
+        let response = post_raw(
+            &app,
+            &receive,
+            Some(&admin.token),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(app.availability(product).await, (5, 0, 5));
+}
+
+#[tokio::test]
+async fn an_id_in_the_path_that_is_not_a_uuid_is_400_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let token = Some(admin.token.as_str());
+    let hold = json!({"quantity": 1, "owner_id": Uuid::new_v4()});
+    let receive = json!({"quantity": 1});
+    let cases = [
+        (
+            Method::GET,
+            "/v1/inventory/not-a-uuid/availability".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/inventory/123/receive".to_string(),
+            Some(&receive),
+        ),
+        (
+            Method::PUT,
+            "/v1/inventory/%00/hold".to_string(),
+            Some(&hold),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/inventory/{product}/hold/xyz"),
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/products/1;DROP TABLE events".to_string(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v1/products/00000000-0000-0000-0000".to_string(),
+            None,
+        ),
+        (Method::GET, "/v1/categories/%F0%9F%92%A9".to_string(), None),
+        (Method::PUT, "/v1/shops/shop-1".to_string(), Some(&receive)),
+    ];
+    for (method, path, body) in cases {
+        let mut request = app.request(method.clone(), &path, token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_path", "{method} {path}");
+    }
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(app.availability(product).await, (5, 0, 5));
+}
+
+#[tokio::test]
+async fn a_method_the_path_does_not_take_is_405_in_the_error_shape() {
+    let (app, admin, product) = stocked_app().await;
+    let events = app.event_count().await;
+    let token = Some(admin.token.as_str());
+    let cases = [
+        (Method::GET, "/v1/register".to_string()),
+        (Method::DELETE, "/v1/me".to_string()),
+        (Method::PATCH, format!("/v1/products/{product}")),
+        (Method::POST, format!("/v1/inventory/{product}/hold")),
+        (Method::GET, "/v1/inventory/lock".to_string()),
+    ];
+    for (method, path) in cases {
+        let response = app
+            .request(method.clone(), &path, token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.headers().contains_key("allow"),
+            "{method} {path} names the methods it takes"
+        );
+        let error = expect_error(response, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(error["error"], "method_not_allowed", "{method} {path}");
+    }
+    assert_eq!(app.event_count().await, events);
+}
