@@ -44,6 +44,13 @@ enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Check the event store's tamper evidence.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
     /// Apply pending database migrations and exit.
     Migrate(DatabaseSettings),
     /// Manage accounts.
@@ -70,6 +77,12 @@ enum ProjectionsCommand {
     Pause { name: String },
     /// Let a paused projector run again.
     Resume { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every event's hash link; name the first broken one.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +154,10 @@ async fn main() -> ExitCode {
             };
             create_user(account, database).await
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+            database,
+        } => audit_verify(database).await,
         Command::Projections { command, database } => projections_command(command, database).await,
         Command::Db {
             command: DbCommand::Stop { data_dir },
@@ -300,6 +317,32 @@ async fn projections_command(
             }
         }
         anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn audit_verify(settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let report = projections::audit::verify(&pool).await?;
+        match report.first_broken {
+            None => {
+                println!("ok: {} events, every hash link holds", report.events_checked);
+                anyhow::Ok(())
+            }
+            Some(b) => anyhow::bail!(
+                "broken: the event at position {} ({} {} sequence {}) does not match its hash link; {} events before it hold",
+                b.position,
+                b.aggregate_type,
+                b.aggregate_id,
+                b.sequence,
+                report.events_checked
+            ),
+        }
     }
     .await;
     database.shutdown(false).await;

@@ -89,6 +89,23 @@ pub async fn wait_for(
     }
 }
 
+impl Freshness {
+    /// The answer for something the read model does not have: 404 when the
+    /// read model is fresh enough, 503 when it had not reached the asked
+    /// position in time (the thing may exist but not be projected yet).
+    pub fn missing(&self, not_found: ApiError) -> ApiError {
+        if self.stale {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "read_model_behind",
+                "The read model has not caught up with min_position yet; try again shortly.",
+            )
+        } else {
+            not_found
+        }
+    }
+}
+
 /// A JSON answer with the freshness headers.
 pub fn answer<T: Serialize>(freshness: Freshness, body: T) -> Response {
     let mut response = Json(body).into_response();

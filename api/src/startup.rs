@@ -83,7 +83,14 @@ impl AppState {
                 config.jwt_secret.as_bytes(),
                 config.token_ttl,
             )),
-            login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            // A burst of `per_minute` attempts, then one a minute: at most
+            // per_minute + 1 in any minute (Quota::per_minute would refill
+            // one every 60/n seconds and let twice as many through).
+            login_limiter: Arc::new(RateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(60))
+                    .unwrap_or_else(|| Quota::per_minute(per_minute))
+                    .allow_burst(per_minute),
+            )),
             currency: config.currency,
             customers: CommandBus::new(pool.clone(), ()),
             categories: CommandBus::new(pool.clone(), CategoryServices::new(lookups.clone())),

@@ -71,3 +71,57 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     )
     .await;
 }
+
+#[tokio::test]
+async fn verification_passes_on_an_honest_store_and_names_an_altered_event() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let tools = app.create_category(&admin.token, "Tools", None).await;
+    app.create_category(&admin.token, "Saws", Some(tools)).await;
+    let put = app
+        .put_json(
+            &format!("/v1/categories/{tools}"),
+            &json!({"name": "Hand tools"}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(put.status(), StatusCode::OK);
+
+    let honest = projections::audit::verify(&app.db.pool).await.unwrap();
+    assert!(honest.first_broken.is_none(), "{honest:?}");
+    assert!(honest.events_checked >= 4);
+
+    // Someone with the database's keys rewrites history behind the triggers.
+    let (target,): (i64,) = sqlx::query_as(
+        "SELECT global_position FROM events WHERE aggregate_type = 'Category' AND sequence = 1
+          AND aggregate_id = $1",
+    )
+    .bind(tools.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let mut tx = app.db.pool.begin().await.unwrap();
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE events SET payload = replace(payload::text, 'Tools', 'Toys')::json
+          WHERE global_position = $1",
+    )
+    .bind(target)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let report = projections::audit::verify(&app.db.pool).await.unwrap();
+    let broken = report.first_broken.expect("the altered event is found");
+    assert_eq!(broken.position, target);
+    assert_eq!(broken.aggregate_type, "Category");
+    assert_eq!(broken.sequence, 1);
+}

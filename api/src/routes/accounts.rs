@@ -133,6 +133,10 @@ async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginAnswer>> {
+    // Forget addresses whose attempts have all been refilled.
+    if state.login_limiter.len() > 10_000 {
+        state.login_limiter.retain_recent();
+    }
     if state.login_limiter.check_key(&client.ip()).is_err() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -352,7 +352,7 @@ async fn get_product(
         .bind(id)
         .fetch_optional(&state.pool)
         .await?
-        .ok_or_else(|| ApiError::not_found("There is no such product."))?;
+        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
     Ok(answer(freshness, ProductItem::from(&row)))
 }
 
@@ -380,7 +380,7 @@ async fn availability(
     .bind(product_id)
     .fetch_optional(&state.pool)
     .await?
-    .ok_or_else(|| ApiError::not_found("There is no such product."))?;
+    .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
     Ok(answer(freshness, row))
 }
 
@@ -528,7 +528,7 @@ async fn get_category(
             .bind(id)
             .fetch_optional(&state.pool)
             .await?
-            .ok_or_else(|| ApiError::not_found("There is no such category."))?;
+            .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such category.")))?;
     let ancestors: Vec<Uuid> = row.path.iter().copied().filter(|a| *a != id).collect();
     let named: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT id, name FROM rm_categories WHERE id = ANY($1)")
@@ -644,6 +644,6 @@ async fn get_shop(
             .bind(id)
             .fetch_optional(&state.pool)
             .await?
-            .ok_or_else(|| ApiError::not_found("There is no such shop."))?;
+            .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such shop.")))?;
     Ok(answer(freshness, shop))
 }

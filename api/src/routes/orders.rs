@@ -558,7 +558,7 @@ async fn get_order(
     .await?;
     let row = row
         .filter(|r| r.customer_id == user.id || READERS.contains(&user.role))
-        .ok_or_else(|| domain_error(&OrderError::NotFound))?;
+        .ok_or_else(|| freshness.missing(domain_error(&OrderError::NotFound)))?;
     Ok(answer(
         freshness,
         OrderRead {
