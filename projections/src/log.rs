@@ -54,7 +54,7 @@ impl StoredEvent {
 #[derive(sqlx::FromRow)]
 struct Row {
     global_position: i64,
-    transaction_id: String,
+    transaction_id_text: String,
     aggregate_type: String,
     aggregate_id: String,
     sequence: i64,
@@ -73,13 +73,16 @@ pub async fn read_after<'e>(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT global_position, transaction_id::text AS transaction_id, aggregate_type,
+        // The xid8 travels as text (`transaction_id_text`): naming that
+        // output column `transaction_id` would make ORDER BY sort the text
+        // ('100000' < '99999') instead of the xid8 column and its index.
+        "SELECT global_position, transaction_id::text AS transaction_id_text, aggregate_type,
                 aggregate_id, sequence, event_type, event_version, payload::jsonb AS payload,
                 metadata::jsonb AS metadata, recorded_at
            FROM events
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, global_position
+          ORDER BY events.transaction_id, events.global_position
           LIMIT $3",
     )
     .bind(after.transaction_id.to_string())
@@ -95,7 +98,7 @@ impl TryFrom<Row> for StoredEvent {
 
     fn try_from(row: Row) -> Result<Self, Self::Error> {
         let transaction_id = row
-            .transaction_id
+            .transaction_id_text
             .parse::<u64>()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(StoredEvent {
