@@ -1,6 +1,7 @@
 //! The HTTP API of the shop and the pieces of the `shop` binary.
 //!
 //! # Layout
+//! - `cli`: the `shop` command line (serve, projectors, migrate, users, ...).
 //! - `config`: typed settings from flags and environment.
 //! - `postgres_cluster`: the private PostgreSQL cluster used without `DATABASE_URL`.
 //! - `startup`: pool, migrations, router, listener, graceful shutdown.
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod database;

@@ -370,16 +370,31 @@ fn runtime(pool: &PgPool, instance: &str) -> ProjectorRuntime {
     )
 }
 
+/// A `shop projectors` process on the test database.
+fn projector_process(url: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
+        .arg("projectors")
+        .env("DATABASE_URL", url)
+        .env("SHOP_PROJECTOR_POLL_MS", "50")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start shop projectors")
+}
+
 #[tokio::test]
-async fn two_instances_run_each_projector_once_and_the_survivor_takes_over() {
+async fn two_shop_processes_run_each_projector_once_and_the_survivor_takes_over_after_a_kill() {
     let db = fresh_database().await;
     let projector_count = read_models::all().len();
-    let stop_a = CancellationToken::new();
-    let stop_b = CancellationToken::new();
-    let a = tokio::spawn(runtime(&db.pool, "a").run(stop_a.clone()));
-    let b = tokio::spawn(runtime(&db.pool, "b").run(stop_b.clone()));
+    let mut first = projector_process(&db.url);
+    let mut second = projector_process(&db.url);
+    let pid = |child: &tokio::process::Child| format!("pid-{}", child.id().unwrap_or_default());
+    let (first_pid, second_pid) = (pid(&first), pid(&second));
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let holders = loop {
         let holders = lock_holders(&db.pool).await;
         if holders.len() == projector_count {
@@ -395,33 +410,36 @@ async fn two_instances_run_each_projector_once_and_the_survivor_takes_over() {
         projector_count,
         "one holder per projector: {holders:?}"
     );
+    assert!(holders
+        .iter()
+        .all(|(_, i)| *i == first_pid || *i == second_pid));
 
-    // Stop whichever instance runs the catalog; the other takes it over.
+    // Kill -9 whichever process runs the catalog; the other takes over.
     let catalog_holder = holders
         .iter()
         .find(|(p, _)| p == "catalog")
         .map(|(_, i)| i.clone())
         .unwrap();
-    let (stop, survivor) = if catalog_holder == "a" {
-        (stop_a.clone(), "b")
+    let (victim, survivor) = if catalog_holder == first_pid {
+        (&mut first, second_pid)
     } else {
-        (stop_b.clone(), "a")
+        (&mut second, first_pid)
     };
-    stop.cancel();
-    let started = tokio::time::Instant::now();
+    victim.kill().await.expect("kill -9 the process");
+    let killed = tokio::time::Instant::now();
     loop {
         let holders = lock_holders(&db.pool).await;
-        if holders.len() == projector_count && holders.iter().all(|(_, i)| i == survivor) {
+        if holders.len() == projector_count && holders.iter().all(|(_, i)| *i == survivor) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            killed.elapsed() < Duration::from_secs(5),
             "no takeover: {holders:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // And it projects what is written after the takeover.
+    // And the survivor projects what is written after the takeover.
     let state = api::startup::AppState::new(
         db.pool.clone(),
         api::startup::AppConfig::with_random_secret(),
@@ -457,9 +475,6 @@ async fn two_instances_run_each_projector_once_and_the_survivor_takes_over() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop_a.cancel();
-    stop_b.cancel();
-    let _ = tokio::join!(a, b);
 }
 
 /// Every read-model table's rows, as JSON text, in a stable order.

@@ -1,0 +1,377 @@
+//! The `shop` command line: parsing, and one function per command. The
+//! binary's `main` only calls [`main`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{DatabaseSettings, LogFormat, ProjectorSettings, ServeSettings};
+use crate::database::Database;
+use crate::staff::{create_staff, StaffAccount, StaffOutcome};
+use crate::startup::{self, AppConfig, AppState, Application};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::metadata::Role;
+use domain::values::Currency;
+use projections::runtime::ProjectorRuntime;
+use projections::{admin, read_models};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "shop", version, about = "An event-sourced commerce backend")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database and serve the HTTP API.
+    Serve(ServeSettings),
+    /// Run the projectors (read models and workflows) without HTTP.
+    Projectors {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        projectors: ProjectorSettings,
+    },
+    /// Operate the projectors: status, dead letters, pause and resume.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Check the event store's tamper evidence.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseSettings),
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage the private PostgreSQL cluster.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Every projector: version, checkpoint, lag, state, dead letters.
+    List,
+    /// Apply the events behind a projector's dead letters again.
+    Retry { name: String },
+    /// Skip the event a projector halted on.
+    Skip { name: String },
+    /// Hold a projector still.
+    Pause { name: String },
+    /// Let a paused projector run again.
+    Resume { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every event's hash link; name the first broken one.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a staff account (or give an existing one this role).
+    Create {
+        /// customer, admin, operator or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        username: String,
+        /// The password; read from standard input when not given.
+        #[arg(long, env = "SHOP_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long)]
+        fullname: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "one of customer, admin, operator, auditor".to_string())
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Stop the private cluster kept in the data folder, if it runs.
+    Stop {
+        #[arg(long, env = "SHOP_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Runs the `shop` command line with the process's arguments.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    crate::telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(settings) => serve(settings).await,
+        Command::Migrate(settings) => migrate(settings).await,
+        Command::Projectors {
+            database,
+            projectors,
+        } => run_projectors(database, projectors).await,
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    role,
+                    username,
+                    password,
+                    fullname,
+                    email,
+                    phone,
+                    database,
+                },
+        } => {
+            let account = StaffAccount {
+                role,
+                username,
+                password: password.unwrap_or_default(),
+                fullname,
+                email,
+                phone,
+            };
+            create_user(account, database).await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+            database,
+        } => audit_verify(database).await,
+        Command::Projections { command, database } => projections_command(command, database).await,
+        Command::Db {
+            command: DbCommand::Stop { data_dir },
+        } => crate::postgres_cluster::stop(&data_dir)
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings.database).await?;
+    let result = serve_on(&settings, &database.url).await;
+    database.shutdown(true).await;
+    result
+}
+
+async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
+    let config = app_config(settings)?;
+    let pool = startup::connect(url, settings.database.db_max_connections).await?;
+    startup::migrate(&pool).await?;
+    let app = Application::build(settings.listen, AppState::new(pool.clone(), config)).await?;
+    tracing::info!(address = %app.local_addr()?, "listening");
+    let stop_projectors = CancellationToken::new();
+    let projectors = (!settings.no_projectors).then(|| {
+        let runtime = ProjectorRuntime::new(
+            pool,
+            read_models::all(),
+            settings.projectors.runtime_config(),
+        );
+        tokio::spawn(runtime.run(stop_projectors.clone()))
+    });
+    let served = app.run_until_stopped(startup::shutdown_signal()).await;
+    stop_projectors.cancel();
+    if let Some(projectors) = projectors {
+        let _ = projectors.await;
+    }
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
+    let jwt_secret = match &settings.api.jwt_secret {
+        Some(secret) if secret.len() >= 32 => secret.clone(),
+        Some(_) => anyhow::bail!("SHOP_JWT_SECRET must be at least 32 characters long"),
+        None => crate::secrets::load_or_create(&settings.database.data_dir.join("jwt-secret"))
+            .context("cannot keep the token secret in the data folder")?,
+    };
+    Ok(AppConfig {
+        jwt_secret,
+        token_ttl: chrono::Duration::seconds(i64::from(settings.api.token_ttl_seconds.max(1))),
+        currency: Currency::parse(&settings.currency)
+            .map_err(|e| anyhow::anyhow!("SHOP_CURRENCY: {e}"))?,
+        login_attempts_per_minute: settings.api.login_attempts_per_minute,
+    })
+}
+
+async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> anyhow::Result<()> {
+    if account.password.is_empty() {
+        eprint!("Password for {}: ", account.username);
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        account.password = line.trim_end_matches(['\r', '\n']).to_string();
+    }
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let state = AppState::new(pool, AppConfig::with_random_secret());
+        let username = account.username.clone();
+        let role = account.role;
+        match create_staff(&state, account).await {
+            Ok(StaffOutcome::Created(id)) => println!("created {role} {username} ({id})"),
+            Ok(StaffOutcome::RoleSet(id)) => {
+                println!("{username} ({id}) exists; role set to {role}")
+            }
+            Err(e) => anyhow::bail!("{}", e.message),
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn run_projectors(
+    settings: DatabaseSettings,
+    projectors: ProjectorSettings,
+) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, settings.db_max_connections).await?;
+        startup::migrate(&pool).await?;
+        let stop = CancellationToken::new();
+        let runtime = ProjectorRuntime::new(pool, read_models::all(), projectors.runtime_config());
+        let running = tokio::spawn(runtime.run(stop.clone()));
+        tracing::info!("projectors running");
+        startup::shutdown_signal().await;
+        stop.cancel();
+        let _ = running.await;
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(true).await;
+    result
+}
+
+async fn projections_command(
+    command: ProjectionsCommand,
+    settings: DatabaseSettings,
+) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        match command {
+            ProjectionsCommand::List => {
+                println!(
+                    "{:<12} {:>7} {:>12} {:>10} {:>10} {:<8} {:>12}",
+                    "NAME", "VERSION", "POSITION", "LAG", "LAG (s)", "STATE", "DEAD LETTERS"
+                );
+                for p in admin::status(&pool).await? {
+                    println!(
+                        "{:<12} {:>7} {:>12} {:>10} {:>10.1} {:<8} {:>12}",
+                        p.name,
+                        p.version,
+                        p.position,
+                        p.lag_events,
+                        p.lag_seconds,
+                        p.state,
+                        p.dead_letters
+                    );
+                }
+            }
+            ProjectionsCommand::Retry { name } => {
+                let n = admin::retry(&pool, &name).await?;
+                println!("{name}: {n} dead letter(s) will be retried");
+            }
+            ProjectionsCommand::Skip { name } => {
+                let position = admin::skip(&pool, &name).await?;
+                println!("{name}: skipped the event at position {position}");
+            }
+            ProjectionsCommand::Pause { name } => {
+                admin::pause(&pool, &name).await?;
+                println!("{name}: paused");
+            }
+            ProjectionsCommand::Resume { name } => {
+                admin::resume(&pool, &name).await?;
+                println!("{name}: running");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn audit_verify(settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let report = projections::audit::verify(&pool).await?;
+        match report.first_broken {
+            None => {
+                println!("ok: {} events, every hash link holds", report.events_checked);
+                anyhow::Ok(())
+            }
+            Some(b) => anyhow::bail!(
+                "broken: the event at position {} ({} {} sequence {}) does not match its hash link; {} events before it hold",
+                b.position,
+                b.aggregate_type,
+                b.aggregate_id,
+                b.sequence,
+                report.events_checked
+            ),
+        }
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn migrate(settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        tracing::info!("migrations applied");
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
