@@ -84,6 +84,14 @@ enum ProjectionsCommand {
 enum AuditCommand {
     /// Recompute every event's hash link; name the first broken one.
     Verify,
+    /// An order's timeline: every event, who caused it, in which request.
+    Order {
+        /// The order's id.
+        id: uuid::Uuid,
+        /// Print JSON (the same as GET /v1/orders/{id}/history).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +180,10 @@ async fn run(cli: Cli) -> ExitCode {
             command: AuditCommand::Verify,
             database,
         } => audit_verify(database).await,
+        Command::Audit {
+            command: AuditCommand::Order { id, json },
+            database,
+        } => audit_order(id, json, database).await,
         Command::Projections { command, database } => projections_command(command, database).await,
         Command::Db {
             command: DbCommand::Stop { data_dir },
@@ -357,6 +369,40 @@ async fn audit_verify(settings: DatabaseSettings) -> anyhow::Result<()> {
                 report.events_checked
             ),
         }
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn audit_order(id: uuid::Uuid, json: bool, settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let events = projections::audit::history(&pool, "Order", &id.to_string()).await?;
+        if events.is_empty() {
+            anyhow::bail!("there is no order {id}");
+        }
+        if json {
+            println!("{}", serde_json::to_string_pretty(&events)?);
+            return Ok(());
+        }
+        println!("order {id}: {} events", events.len());
+        for e in &events {
+            println!(
+                "{}  #{:<3} {:<24} by {}  (command {}, request {}, position {})",
+                e.recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                e.sequence,
+                e.event_type,
+                e.actor.as_deref().unwrap_or("?"),
+                e.command.as_deref().unwrap_or("?"),
+                e.correlation_id.as_deref().unwrap_or("?"),
+                e.position,
+            );
+        }
+        anyhow::Ok(())
     }
     .await;
     database.shutdown(false).await;

@@ -559,4 +559,25 @@ impl TestApp {
         .await
         .expect("count orders")
     }
+
+    /// Captures an order's total as the fulfilment workflow will: a command
+    /// of the system, straight on the aggregate.
+    pub async fn capture_payment(&self, order: Uuid, total: i64) {
+        let meta = domain::metadata::CommandMetadata::new(
+            domain::metadata::Actor::System("fulfilment".to_string()),
+            Uuid::new_v4().to_string(),
+            "CapturePayment",
+        );
+        let command = domain::order::OrderCommand::CapturePayment {
+            payment_id: format!("pay_{order}"),
+            amount: domain::values::Money::new(total, domain::values::Currency::usd())
+                .expect("money"),
+            now: chrono::Utc::now(),
+        };
+        self.state
+            .orders
+            .execute(&order.to_string(), command, &meta)
+            .await
+            .expect("capture the payment");
+    }
 }

@@ -125,3 +125,88 @@ async fn verification_passes_on_an_honest_store_and_names_an_altered_event() {
     assert_eq!(broken.aggregate_type, "Category");
     assert_eq!(broken.sequence, 1);
 }
+
+#[tokio::test]
+async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let category = app.create_category(&admin.token, "Books", None).await;
+    let product = app
+        .create_product(
+            &admin.token,
+            &json!({"name": "Emma", "price": 1200, "sku": "BOOK-EMMA", "category_id": category}),
+        )
+        .await;
+    let alice = app.register_customer("alice").await;
+    let placed = app
+        .place_order(
+            &alice.token,
+            &json!({
+                "shipping_address": {"name": "Alice", "line1": "1 Main St", "city": "Springfield",
+                                     "postal_code": "12345", "country": "US"},
+                "items": [{"product_id": product, "quantity": 1}],
+                "payment": {"method": "wallet"}
+            }),
+            None,
+        )
+        .await;
+    let order = expect_json(placed, StatusCode::CREATED).await;
+    let order_id: uuid::Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    app.capture_payment(order_id, 1200).await;
+    for body in [
+        json!({"status": "processing"}),
+        json!({"status": "shipped", "tracking_number": "TRACK-1"}),
+        json!({"status": "delivered"}),
+    ] {
+        let moved = app.set_order_status(&admin.token, order_id, &body).await;
+        assert_eq!(moved.status(), StatusCode::OK, "{body}");
+    }
+
+    let path = format!("/v1/orders/{order_id}/history");
+    let history = expect_json(app.get_as(&path, Some(&admin.token)).await, StatusCode::OK).await;
+    let events = history.as_array().unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "OrderPlaced",
+            "PaymentCaptured",
+            "OrderProcessingStarted",
+            "OrderShipped",
+            "OrderDelivered"
+        ]
+    );
+    let actors: Vec<&str> = events
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors[0], format!("customer:{}", alice.id));
+    assert_eq!(actors[1], "system:fulfilment");
+    assert!(actors[2..]
+        .iter()
+        .all(|a| *a == format!("admin:{}", admin.id)));
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence"], n as i64 + 1);
+        assert!(event["correlation_id"].is_string() && event["causation_id"].is_string());
+        if n > 0 {
+            assert!(event["position"].as_i64() > events[n - 1]["position"].as_i64());
+        }
+    }
+
+    // As of the moment the order started processing (before shipping).
+    let before_shipping = events[2]["recorded_at"].as_str().unwrap().to_string();
+    let then = expect_json(
+        app.order(&admin.token, order_id, &[("as_of", before_shipping)])
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(then["status"], "processing");
+    assert_eq!(then["tracking_number"], Value::Null);
+    let now = expect_json(app.order(&admin.token, order_id, &[]).await, StatusCode::OK).await;
+    assert_eq!(now["status"], "delivered");
+    assert_eq!(now["tracking_number"], "TRACK-1");
+}

@@ -2,9 +2,7 @@
 //! and SQL on what it wrote.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use domain::metadata::{Actor, CommandMetadata, Role};
-use domain::order::OrderCommand;
-use domain::values::{Currency, Money};
+use domain::metadata::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::{expect_error, expect_json, spawn_app, uuid_field, Session, TestApp};
@@ -68,26 +66,6 @@ fn coupon_body(code: &str, percent_off: i64, usage_limit: Option<i64>) -> Value 
 
 async fn ok(response: reqwest::Response) -> Value {
     expect_json(response, StatusCode::OK).await
-}
-
-/// Captures the order's total as the fulfilment workflow will: a command of
-/// the system, straight on the aggregate.
-async fn capture_payment(app: &TestApp, order: Uuid, total: i64) {
-    let meta = CommandMetadata::new(
-        Actor::System("fulfilment".to_string()),
-        Uuid::new_v4().to_string(),
-        "CapturePayment",
-    );
-    let command = OrderCommand::CapturePayment {
-        payment_id: format!("pay_{order}"),
-        amount: Money::new(total, Currency::usd()).expect("money"),
-        now: Utc::now(),
-    };
-    app.state
-        .orders
-        .execute(&order.to_string(), command, &meta)
-        .await
-        .expect("capture the payment");
 }
 
 async fn status_of(app: &TestApp, token: &str, order: Uuid) -> Value {
@@ -285,7 +263,7 @@ async fn a_customer_orders_the_cart_with_a_coupon_at_the_prices_of_the_moment_an
     expect_error(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     // The fulfilment workflow takes the payment.
-    capture_payment(&app, order_id, 5084).await;
+    app.capture_payment(order_id, 5084).await;
     let read = status_of(&app, token, order_id).await;
     assert_eq!(read["status"], "paid");
     assert_eq!(read["payment_status"], "captured");
@@ -554,7 +532,7 @@ async fn an_order_is_answered_as_it_was_at_a_version_or_a_moment() {
     )
     .await;
     let order_id = uuid_field(&order, "id");
-    capture_payment(&app, order_id, 2100).await;
+    app.capture_payment(order_id, 2100).await;
     let started = app
         .set_order_status(&admin.token, order_id, &json!({"status": "processing"}))
         .await;

@@ -25,6 +25,7 @@ use domain::order::{
 };
 use domain::product::{Product, ProductError};
 use domain::values::{CustomerId, Money, OrderId, ProductId, Quantity};
+use projections::audit::{self, AuditEvent};
 use projections::event_store::load_aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -37,7 +38,6 @@ use crate::commands::{
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
-use crate::routes::admin::{redact, AuditEvent, AUDIT_COLUMNS};
 use crate::routes::cart::load_cart;
 use crate::startup::AppState;
 use projections::read_models::orders::NAME as ORDERS;
@@ -577,17 +577,7 @@ async fn order_history(
 ) -> Result<Json<Vec<AuditEvent>>> {
     // Visibility is decided on the order itself: 404 for anyone else's.
     visible_order(&state, &user, id).await?;
-    let sql = format!(
-        "SELECT {AUDIT_COLUMNS} FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence"
-    );
-    let mut events: Vec<AuditEvent> = sqlx::query_as(&sql)
-        .bind(Order::TYPE)
-        .bind(id.to_string())
-        .fetch_all(&state.pool)
-        .await?;
-    events.iter_mut().for_each(|e| redact(&mut e.payload));
+    let events = audit::history(&state.pool, Order::TYPE, &id.to_string()).await?;
     Ok(Json(events))
 }
 
