@@ -152,6 +152,22 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The caller, who must be an admin: checked before the body is read, so a
+/// customer gets 403 whatever they sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub AuthUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user =
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        user.require(&[Role::Admin])?;
+        Ok(Admin(user))
+    }
+}
+
 /// An optional caller: no `Authorization` header is `None`; a header with a
 /// bad token is still 401.
 impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {

@@ -279,3 +279,30 @@ async fn the_twenty_first_bad_sign_in_within_a_minute_from_one_address_is_429() 
     let body = expect_json(response, StatusCode::OK).await;
     assert!(body["token"].is_string());
 }
+
+#[tokio::test]
+async fn a_customer_is_refused_with_403_before_the_body_is_even_read() {
+    let app = spawn_app().await;
+    let customer = app.register_customer("mallory").await;
+    let before = app.event_count().await;
+    for (method, path) in [
+        (Method::POST, "/v1/products".to_string()),
+        (Method::POST, "/v1/categories".to_string()),
+        (Method::POST, "/v1/coupons".to_string()),
+        (
+            Method::POST,
+            format!("/v1/inventory/{}/receive", Uuid::new_v4()),
+        ),
+        (Method::PUT, format!("/v1/orders/{}/status", Uuid::new_v4())),
+    ] {
+        let response = app
+            .request(method, &path, Some(&customer.token))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, StatusCode::FORBIDDEN).await;
+    }
+    assert_eq!(app.event_count().await, before);
+}

@@ -8,7 +8,6 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
 use domain::category::{Category, CategoryCommand, CategoryError, CategoryServices};
-use domain::metadata::Role;
 use domain::product::{Product, ProductCommand, ProductError, ProductServices};
 use domain::shop::ShopCommand;
 use domain::sku::{claim_id, SkuCommand, SkuError};
@@ -17,7 +16,7 @@ use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::Admin;
 use crate::commands::{
     command_error, create, double_option, dry_run, metadata, replayed_creation, request_hash,
     CommandAnswer, IdempotencyKey,
@@ -57,12 +56,11 @@ struct NewCategory {
 
 async fn create_category(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     key: IdempotencyKey,
     AppJson(body): AppJson<NewCategory>,
 ) -> Result<Created> {
-    user.require(&[Role::Admin])?;
     let meta = metadata(user.actor(), &request_id, "CreateCategory");
     let id = key.creation_id("category", user.id);
     let answer = create(&state.categories, &key, id, &body, meta, |id| {
@@ -88,12 +86,11 @@ struct CategoryChange {
 
 async fn update_category(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<CategoryChange>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(&[Role::Admin])?;
     let current = load_category(&state, id).await?;
     let mut commands = Vec::new();
     if let Some(name) = body.name {
@@ -150,12 +147,11 @@ struct NewShop {
 
 async fn create_shop(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     key: IdempotencyKey,
     AppJson(body): AppJson<NewShop>,
 ) -> Result<Created> {
-    user.require(&[Role::Admin])?;
     let meta = metadata(user.actor(), &request_id, "CreateShop");
     let id = key.creation_id("shop", user.id);
     let answer = create(&state.shops, &key, id, &body, meta, |id| {
@@ -183,12 +179,11 @@ struct ShopChange {
 
 async fn update_shop(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<ShopChange>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(&[Role::Admin])?;
     let meta = metadata(user.actor(), &request_id, "UpdateShop");
     let committed = state
         .shops
@@ -276,12 +271,11 @@ async fn release_sku(
 
 async fn create_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     key: IdempotencyKey,
     AppJson(body): AppJson<NewProduct>,
 ) -> Result<Created> {
-    user.require(&[Role::Admin])?;
     let sku = Sku::parse(&body.sku).map_err(invalid_value)?;
     let price = money(&state, body.price)?;
     let product_id = ProductId(key.creation_id("product", user.id));
@@ -373,12 +367,11 @@ struct ProductChange {
 
 async fn update_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<ProductChange>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(&[Role::Admin])?;
     let product_id = ProductId(id);
     let current = load_product(&state, id).await?;
     let new_sku = body
@@ -447,11 +440,10 @@ async fn update_product(
 
 async fn discontinue_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(&[Role::Admin])?;
     load_product(&state, id).await?;
     let meta = metadata(user.actor(), &request_id, "DiscontinueProduct");
     let committed = state

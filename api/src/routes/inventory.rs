@@ -7,12 +7,12 @@ use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
-use domain::metadata::{CommandMetadata, Role};
+use domain::metadata::CommandMetadata;
 use domain::values::{derived_id, OrderId, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::Admin;
 use crate::commands::{command_error, domain_error, metadata, CommandAnswer};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
@@ -31,9 +31,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/inventory/{product_id}/decrement", put(decrement))
         .route("/v1/inventory/lock", post(lock))
 }
-
-/// Staff who may move stock. (Workflows move it too, as `system:<name>`.)
-const STOCK_ROLES: &[Role] = &[Role::Admin];
 
 /// A hold without `ttl_seconds` lasts this long.
 const DEFAULT_HOLD_TTL_SECONDS: i64 = 15 * 60;
@@ -82,12 +79,11 @@ struct Receive {
 
 async fn receive(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(product_id): AppPath<Uuid>,
     AppJson(body): AppJson<Receive>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(STOCK_ROLES)?;
     let command = InventoryCommand::Receive {
         product_id: ProductId(product_id),
         quantity: quantity(body.quantity)?,
@@ -106,12 +102,11 @@ struct Adjust {
 
 async fn adjust(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(product_id): AppPath<Uuid>,
     AppJson(body): AppJson<Adjust>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(STOCK_ROLES)?;
     let command = InventoryCommand::Adjust {
         delta: body.delta,
         reason: body.reason,
@@ -138,12 +133,11 @@ struct HoldAnswer {
 
 async fn place_hold(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(product_id): AppPath<Uuid>,
     AppJson(body): AppJson<PlaceHold>,
 ) -> Result<Json<HoldAnswer>> {
-    user.require(STOCK_ROLES)?;
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
     if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
         return Err(ApiError::unprocessable(
@@ -171,11 +165,10 @@ async fn place_hold(
 
 async fn release_hold(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath((product_id, owner_id)): AppPath<(Uuid, Uuid)>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(STOCK_ROLES)?;
     let meta = metadata(user.actor(), &request_id, "ReleaseHold");
     let command = InventoryCommand::ReleaseHold { owner_id };
     Ok(Json(run(&state, product_id, command, &meta).await?))
@@ -190,12 +183,11 @@ struct Decrement {
 
 async fn decrement(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppPath(product_id): AppPath<Uuid>,
     AppJson(body): AppJson<Decrement>,
 ) -> Result<Json<CommandAnswer>> {
-    user.require(STOCK_ROLES)?;
     let command = InventoryCommand::Decrement {
         order_id: OrderId(body.order_id),
         quantity: quantity(body.quantity)?,
@@ -230,11 +222,10 @@ struct LockAnswer {
 /// and quantities changes nothing.
 async fn lock(
     State(state): State<AppState>,
-    user: AuthUser,
+    Admin(user): Admin,
     request_id: RequestId,
     AppJson(body): AppJson<LockRequest>,
 ) -> Result<Json<LockAnswer>> {
-    user.require(STOCK_ROLES)?;
     if body.items.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_order",
