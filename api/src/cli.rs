@@ -14,6 +14,7 @@ use domain::metadata::Role;
 use domain::values::Currency;
 use projections::runtime::ProjectorRuntime;
 use projections::{admin, read_models};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -74,6 +75,15 @@ enum ProjectionsCommand {
     Retry { name: String },
     /// Skip the event a projector halted on.
     Skip { name: String },
+    /// Rebuild a projector's read model from the whole log into new tables
+    /// while the live ones keep answering, then switch atomically. An
+    /// interrupted rebuild resumes where it stopped when started again.
+    Rebuild {
+        name: String,
+        /// Events per transaction.
+        #[arg(long, default_value_t = projections::rebuild::DEFAULT_BATCH_SIZE)]
+        batch_size: i64,
+    },
     /// Hold a projector still.
     Pause { name: String },
     /// Let a paused projector run again.
@@ -211,7 +221,9 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let config = app_config(settings)?;
     let pool = startup::connect(url, settings.database.db_max_connections).await?;
     startup::migrate(&pool).await?;
-    let app = Application::build(settings.listen, AppState::new(pool.clone(), config)).await?;
+    let state = AppState::new(pool.clone(), config);
+    let background = state.background.clone();
+    let app = Application::build(settings.listen, state).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
     let projectors = (!settings.no_projectors).then(|| {
@@ -224,6 +236,7 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     });
     let served = app.run_until_stopped(startup::shutdown_signal()).await;
     stop_projectors.cancel();
+    background.cancel();
     if let Some(projectors) = projectors {
         let _ = projectors.await;
     }
@@ -333,6 +346,9 @@ async fn projections_command(
                 let position = admin::skip(&pool, &name).await?;
                 println!("{name}: skipped the event at position {position}");
             }
+            ProjectionsCommand::Rebuild { name, batch_size } => {
+                rebuild_with_progress(&pool, &name, batch_size).await?;
+            }
             ProjectionsCommand::Pause { name } => {
                 admin::pause(&pool, &name).await?;
                 println!("{name}: paused");
@@ -347,6 +363,66 @@ async fn projections_command(
     .await;
     database.shutdown(false).await;
     result
+}
+
+/// Runs a rebuild in this process with a progress bar; Ctrl-C stops it
+/// between batches, to be resumed by the same command.
+async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<()> {
+    use projections::rebuild::{self, Rebuild};
+    let projector = rebuild::find(&read_models::all(), name)?;
+    let instance = format!("cli-{}", std::process::id());
+    let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
+    let status = job.status();
+    if job.resumed() {
+        println!(
+            "{name}: resuming the rebuild of version {} after {} events",
+            status.version, status.processed
+        );
+    } else {
+        println!(
+            "{name}: rebuilding version {} from the start",
+            status.version
+        );
+    }
+    let bar = indicatif::ProgressBar::new(status.total.max(0) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{wide_bar} {human_pos}/{human_len} events  {msg}  {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(status.processed.max(0) as u64);
+    let cancel = CancellationToken::new();
+    let on_signal = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let outcome = job
+        .run(
+            |s| {
+                bar.set_length(s.total.max(0) as u64);
+                bar.set_position(s.processed.max(0) as u64);
+                bar.set_message(format!("{:.0} events/s", s.events_per_second));
+            },
+            &cancel,
+        )
+        .await;
+    on_signal.abort();
+    bar.finish_and_clear();
+    let done = outcome?;
+    println!(
+        "{name}: version {} switched in after {} events in {:.1} s, {:.0} events/s",
+        done.version,
+        done.processed,
+        started.elapsed().as_secs_f64(),
+        done.events_per_second
+    );
+    Ok(())
 }
 
 async fn audit_verify(settings: DatabaseSettings) -> anyhow::Result<()> {

@@ -24,9 +24,11 @@ use domain::values::Currency;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
+use projections::runtime::Projector;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenKeys, Tokens};
@@ -49,6 +51,11 @@ pub struct AppState {
     pub carts: CommandBus<Cart>,
     pub coupons: CommandBus<Coupon>,
     pub orders: CommandBus<Order>,
+    /// The projectors this server knows (rebuilds look them up by name).
+    pub projectors: Arc<[Arc<dyn Projector>]>,
+    /// Cancelled at shutdown: background work (rebuilds) stops between
+    /// batches and resumes at the next start.
+    pub background: CancellationToken,
 }
 
 /// What the API needs beyond the database.
@@ -107,6 +114,8 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
+            projectors: projections::read_models::all().into(),
+            background: CancellationToken::new(),
             pool,
         }
     }
@@ -138,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::inventory::router())
         .merge(routes::listings::router())
         .merge(routes::admin::router())
+        .merge(routes::rebuilds::router())
         .route("/metrics", axum::routing::get(crate::metrics::render))
         .merge(routes::cart::router())
         .merge(routes::coupons::router())

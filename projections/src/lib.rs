@@ -6,6 +6,10 @@
 //!   the global position of a command's last event, bounded conflict retries.
 //! - `log`: reads the global event log in commit order with the snapshot
 //!   horizon, so no projector ever skips an event whose transaction commits late.
+//! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
+//!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
+//!   operator's commands; `read_models`: the projectors and their tables.
+//! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -15,6 +19,7 @@ pub mod event_store;
 pub mod log;
 pub mod lookups;
 pub mod read_models;
+pub mod rebuild;
 pub mod runtime;
 
 /// The project's migrations, embedded at build time.

@@ -89,6 +89,9 @@ pub trait Projector: Send + Sync + 'static {
     fn poison_policy(&self) -> PoisonPolicy {
         PoisonPolicy::Stop
     }
+    /// The read-model tables this projector alone writes (in the `public`
+    /// schema). A rebuild builds copies of them and swaps them in.
+    fn tables(&self) -> &'static [&'static str];
     /// Whether this projector cares about events of `aggregate_type`.
     fn handles(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the batch's transaction.
@@ -146,6 +149,13 @@ impl ProjectorRuntime {
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
         for projector in self.projectors {
+            tasks.spawn(crate::rebuild::upgrade_when_needed(
+                self.pool.clone(),
+                projector.clone(),
+                self.config.lock_retry,
+                self.config.instance.clone(),
+                shutdown.clone(),
+            ));
             let worker = Worker {
                 pool: self.pool.clone(),
                 projector,
@@ -332,31 +342,25 @@ pub async fn apply_batch(
     let mut last = from;
     let mut applied = 0_i64;
     let mut stop = false;
-    for event in events {
-        if !projector.handles(&event.aggregate_type) {
-            last = event.checkpoint();
-            continue;
-        }
-        // A savepoint: a poison event's partial writes are undone alone.
-        let mut savepoint = Acquire::begin(&mut *tx).await?;
-        match projector.apply(&mut savepoint, event).await {
-            Ok(()) => {
-                savepoint.commit().await?;
+    let mut rest = events;
+    loop {
+        let outcome = apply_events(&mut tx, projector, rest, true).await?;
+        applied += outcome.applied;
+        last = outcome.last.unwrap_or(last);
+        let Some((index, error)) = outcome.poison else {
+            break;
+        };
+        let event = &rest[index];
+        tracing::error!(projector = name, position = event.global_position, event_type = %event.event_type, %error, "poison event");
+        record_dead_letter(&mut tx, name, event, &error).await?;
+        match projector.poison_policy() {
+            PoisonPolicy::Skip => {
                 last = event.checkpoint();
-                applied += 1;
+                rest = &rest[index + 1..];
             }
-            Err(ApplyError::Database(e)) => return Err(e),
-            Err(ApplyError::Poison(error)) => {
-                savepoint.rollback().await?;
-                tracing::error!(projector = name, position = event.global_position, event_type = %event.event_type, %error, "poison event");
-                record_dead_letter(&mut tx, name, event, &error).await?;
-                match projector.poison_policy() {
-                    PoisonPolicy::Skip => last = event.checkpoint(),
-                    PoisonPolicy::Stop => {
-                        stop = true;
-                        break;
-                    }
-                }
+            PoisonPolicy::Stop => {
+                stop = true;
+                break;
             }
         }
     }
@@ -376,6 +380,60 @@ pub async fn apply_batch(
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// What applying a run of events came to.
+pub(crate) struct Applied {
+    /// The last event passed (applied, or not of interest), if any.
+    pub last: Option<Checkpoint>,
+    /// Events applied.
+    pub applied: i64,
+    /// The poison event that ended the run: its index and the error.
+    pub poison: Option<(usize, String)>,
+}
+
+/// Applies `events` in order on `conn` (inside the caller's transaction) up
+/// to the first poison event. With `isolate`, each event runs in a
+/// savepoint, so a poison event's partial writes are undone alone and the
+/// transaction stays usable; without it (faster, for rebuilds) the caller
+/// must roll back the whole transaction after a poison event.
+pub(crate) async fn apply_events(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[StoredEvent],
+    isolate: bool,
+) -> Result<Applied, sqlx::Error> {
+    let mut outcome = Applied {
+        last: None,
+        applied: 0,
+        poison: None,
+    };
+    for (index, event) in events.iter().enumerate() {
+        if projector.handles(&event.aggregate_type) {
+            let result = if isolate {
+                let mut savepoint = Acquire::begin(&mut *conn).await?;
+                let result = projector.apply(&mut savepoint, event).await;
+                if result.is_ok() {
+                    savepoint.commit().await?;
+                } else {
+                    savepoint.rollback().await?;
+                }
+                result
+            } else {
+                projector.apply(&mut *conn, event).await
+            };
+            match result {
+                Ok(()) => outcome.applied += 1,
+                Err(ApplyError::Database(e)) => return Err(e),
+                Err(ApplyError::Poison(error)) => {
+                    outcome.poison = Some((index, error));
+                    return Ok(outcome);
+                }
+            }
+        }
+        outcome.last = Some(event.checkpoint());
+    }
+    Ok(outcome)
 }
 
 async fn load_checkpoint_for_update(

@@ -8,6 +8,8 @@
 //! Log output appears only when `TEST_LOG` is set.
 #![forbid(unsafe_code)]
 
+pub mod seed;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;

@@ -29,6 +29,10 @@ impl Projector for Probe {
     fn name(&self) -> &'static str {
         "probe"
     }
+    fn tables(&self) -> &'static [&'static str] {
+        &["probe_applied"]
+    }
+
     fn handles(&self, aggregate_type: &str) -> bool {
         aggregate_type == "Probe"
     }

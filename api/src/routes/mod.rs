@@ -9,3 +9,4 @@ pub mod health;
 pub mod inventory;
 pub mod listings;
 pub mod orders;
+pub mod rebuilds;

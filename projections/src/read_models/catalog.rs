@@ -23,6 +23,15 @@ impl Projector for CatalogProjector {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_categories",
+            "rm_shops",
+            "rm_products",
+            "rm_availability",
+        ]
+    }
+
     fn handles(&self, aggregate_type: &str) -> bool {
         [
             Category::TYPE,

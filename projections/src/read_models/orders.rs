@@ -24,6 +24,10 @@ impl Projector for OrdersProjector {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_orders"]
+    }
+
     fn handles(&self, aggregate_type: &str) -> bool {
         aggregate_type == Order::TYPE
     }

@@ -1,0 +1,87 @@
+//! Projection rebuilds over HTTP (operators): start one in the background,
+//! follow its progress. `shop projections rebuild NAME` does the same from
+//! the command line, with a progress bar.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use domain::metadata::Role;
+use projections::rebuild::{self, Rebuild, RebuildError, RebuildStatus};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Result};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/admin/projections/{name}/rebuild",
+        post(start).get(progress),
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct Started {
+    job_id: Uuid,
+    name: String,
+    version: i32,
+    /// True when this picked up an interrupted rebuild where it stopped.
+    resumed: bool,
+}
+
+impl From<RebuildError> for ApiError {
+    fn from(error: RebuildError) -> Self {
+        match error {
+            RebuildError::UnknownProjector(_) => ApiError::not_found(error.to_string()),
+            RebuildError::AlreadyRunning(_) => {
+                ApiError::conflict("rebuild_running", error.to_string())
+            }
+            RebuildError::Database(e) => e.into(),
+            RebuildError::Poison { .. } | RebuildError::Interrupted => ApiError::internal(error),
+        }
+    }
+}
+
+/// Starts a rebuild (or resumes an interrupted one) in the background: 202
+/// with its job id; 409 while one of the same projector runs anywhere.
+async fn start(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Started>)> {
+    user.require(&[Role::Operator])?;
+    let projector = rebuild::find(&state.projectors, &name)?;
+    let job = Rebuild::start(&state.pool, projector, rebuild::DEFAULT_BATCH_SIZE, "http").await?;
+    let started = Started {
+        job_id: job.status().job_id,
+        name: name.clone(),
+        version: job.status().version,
+        resumed: job.resumed(),
+    };
+    let background = state.background.clone();
+    tokio::spawn(async move {
+        match job.run(|_| {}, &background).await {
+            Ok(status) => {
+                tracing::info!(projector = %name, events = status.processed, "rebuild finished")
+            }
+            Err(e) => tracing::error!(projector = %name, error = %e, "rebuild did not finish"),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(started)))
+}
+
+/// The rebuild in progress, or the last one.
+async fn progress(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> Result<Json<RebuildStatus>> {
+    user.require(&[Role::Operator])?;
+    rebuild::find(&state.projectors, &name)?;
+    rebuild::status(&state.pool, &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("projector {name:?} has not been rebuilt")))
+}

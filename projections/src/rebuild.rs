@@ -1,0 +1,615 @@
+//! Zero-downtime rebuilds of a projector's read model.
+//!
+//! A rebuild copies the shape of the projector's live tables (`CREATE TABLE
+//! ... (LIKE ... INCLUDING ALL)`) into the schema `shop_rebuild_<name>` and
+//! replays the whole log into those shadow tables in large batches, with the
+//! shadow schema first on the `search_path`, so the projector's own SQL
+//! writes there while the live tables keep answering queries. Each batch and
+//! the rebuild's checkpoint (`projector_rebuilds`) commit together, so a
+//! rebuild interrupted by a crash resumes where it stopped.
+//!
+//! Near the head it switches, in one transaction: it locks the live
+//! checkpoint row (the live projector waits), applies what is left, moves the
+//! live tables out to `shop_retired_<name>` and the shadow tables into
+//! `public`, and hands its checkpoint and version to the live projector.
+//! Queries see the old tables or the new ones, never an empty or half-built
+//! model. The retired tables are dropped afterwards.
+//!
+//! One rebuild per projector at a time, under an advisory lock held by the
+//! connection doing the work: a second one gets
+//! [`RebuildError::AlreadyRunning`]; a dead process's lock goes with it.
+//!
+//! A new version whose tables change shape adds the columns in a migration
+//! first (the live projector fills them from then on) and raises its version;
+//! the rebuild then fills them for the whole history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::log::{read_after, Checkpoint, StoredEvent};
+use crate::runtime::{apply_events, PoisonPolicy, Projector};
+
+/// First key of the rebuild advisory locks ("shrb" in ASCII); the live
+/// projectors' locks use another namespace.
+const LOCK_NAMESPACE: i32 = 0x73687262;
+
+/// Events per batch while building.
+pub const DEFAULT_BATCH_SIZE: i64 = 5_000;
+
+/// How long the switch waits for running queries to let go of the live
+/// tables before it gives up and tries again.
+const SWITCH_LOCK_TIMEOUT: &str = "5s";
+
+/// Why a rebuild did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("there is no projector named {0:?}")]
+    UnknownProjector(String),
+    #[error("a rebuild of {0:?} is already running")]
+    AlreadyRunning(String),
+    #[error("the rebuild of {projector:?} halted on the event at position {position}: {error}")]
+    Poison {
+        projector: String,
+        position: i64,
+        error: String,
+    },
+    #[error("the rebuild was interrupted; starting it again resumes it")]
+    Interrupted,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A rebuild as an operator sees it: the one in progress, or the last one.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RebuildStatus {
+    pub job_id: Uuid,
+    pub name: String,
+    pub version: i32,
+    /// `building`, `done` or `failed`.
+    pub state: String,
+    /// Events read so far.
+    pub processed: i64,
+    /// Events to read (the store's size at the start, grown as it grows).
+    pub total: i64,
+    /// Rate of the current run.
+    pub events_per_second: f64,
+    /// Global position of the last event in the shadow tables.
+    pub position: i64,
+    pub resumes: i32,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const STATUS_SQL: &str = "
+    SELECT job_id, name, version, state, processed, greatest(total, processed) AS total,
+           CASE WHEN updated_at > run_started_at
+                THEN (processed - run_processed_from) / extract(epoch FROM updated_at - run_started_at)::float8
+                ELSE 0 END AS events_per_second,
+           global_position AS position, resumes, error, started_at, updated_at, finished_at
+      FROM projector_rebuilds WHERE name = $1";
+
+/// The rebuild of `name` in progress, or its last one.
+pub async fn status(pool: &PgPool, name: &str) -> Result<Option<RebuildStatus>, sqlx::Error> {
+    sqlx::query_as(STATUS_SQL)
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Finds a projector by name.
+pub fn find(
+    projectors: &[Arc<dyn Projector>],
+    name: &str,
+) -> Result<Arc<dyn Projector>, RebuildError> {
+    projectors
+        .iter()
+        .find(|p| p.name() == name)
+        .cloned()
+        .ok_or_else(|| RebuildError::UnknownProjector(name.to_string()))
+}
+
+fn shadow_schema(name: &str) -> String {
+    format!("shop_rebuild_{name}")
+}
+
+fn retired_schema(name: &str) -> String {
+    format!("shop_retired_{name}")
+}
+
+/// Quotes an identifier for SQL text.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A started rebuild: it holds the projector's rebuild lock until it ends.
+pub struct Rebuild {
+    conn: PgConnection,
+    projector: Arc<dyn Projector>,
+    batch_size: i64,
+    checkpoint: Checkpoint,
+    status: RebuildStatus,
+    resumed: bool,
+}
+
+impl Rebuild {
+    /// Takes the projector's rebuild lock and prepares the shadow tables, or
+    /// picks up an interrupted rebuild of the same version where it stopped.
+    pub async fn start(
+        pool: &PgPool,
+        projector: Arc<dyn Projector>,
+        batch_size: i64,
+        instance: &str,
+    ) -> Result<Rebuild, RebuildError> {
+        let name = projector.name();
+        let options = (*pool.connect_options())
+            .clone()
+            .application_name(&format!("shop rebuild {name} {instance}"))
+            .disable_statement_logging();
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_NAMESPACE)
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        if !locked {
+            return Err(RebuildError::AlreadyRunning(name.to_string()));
+        }
+        let resumed = prepare(&mut conn, projector.as_ref()).await?;
+        let status: RebuildStatus = sqlx::query_as(STATUS_SQL)
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        let (transaction_id,): (String,) =
+            sqlx::query_as("SELECT transaction_id::text FROM projector_rebuilds WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await?;
+        let checkpoint = Checkpoint {
+            transaction_id: transaction_id
+                .parse()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            global_position: status.position,
+        };
+        Ok(Rebuild {
+            conn,
+            projector,
+            batch_size: batch_size.max(1),
+            checkpoint,
+            status,
+            resumed,
+        })
+    }
+
+    /// The rebuild as it stands.
+    pub fn status(&self) -> &RebuildStatus {
+        &self.status
+    }
+
+    /// Whether this picked up an interrupted rebuild.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Builds to the head and switches. `progress` is called after every
+    /// batch. Cancelling stops between batches ([`RebuildError::Interrupted`]);
+    /// the work done so far is kept for the next start.
+    pub async fn run(
+        mut self,
+        mut progress: impl FnMut(&RebuildStatus),
+        cancel: &CancellationToken,
+    ) -> Result<RebuildStatus, RebuildError> {
+        let name = self.projector.name();
+        tracing::info!(
+            projector = name,
+            version = self.status.version,
+            from = self.checkpoint.global_position,
+            resumed = self.resumed,
+            "rebuilding"
+        );
+        loop {
+            if cancel.is_cancelled() {
+                return Err(RebuildError::Interrupted);
+            }
+            let events = read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
+            if (events.len() as i64) < self.batch_size {
+                match self.switch().await {
+                    Ok(true) => {
+                        self.refresh().await?;
+                        progress(&self.status);
+                        tracing::info!(
+                            projector = name,
+                            version = self.status.version,
+                            events = self.status.processed,
+                            "rebuild switched in"
+                        );
+                        return Ok(self.status);
+                    }
+                    Ok(false) => {
+                        // Poison near the head: the batch path records it.
+                        let events =
+                            read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
+                        self.apply_batch(&events).await?;
+                    }
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                        tracing::warn!(projector = name, "the switch waited too long for queries on the live tables; trying again");
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Err(RebuildError::Interrupted),
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                self.apply_batch(&events).await?;
+            }
+            self.refresh().await?;
+            progress(&self.status);
+        }
+    }
+
+    async fn refresh(&mut self) -> Result<(), sqlx::Error> {
+        self.status = sqlx::query_as(STATUS_SQL)
+            .bind(self.projector.name())
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies one batch to the shadow tables with the rebuild's checkpoint.
+    async fn apply_batch(&mut self, events: &[StoredEvent]) -> Result<(), RebuildError> {
+        let Some(newest) = events.last() else {
+            return Ok(());
+        };
+        let projector = self.projector.clone();
+        let name = projector.name();
+        let mut tx = Connection::begin(&mut self.conn).await?;
+        use_shadow(&mut tx, name).await?;
+        let outcome = apply_events(&mut tx, projector.as_ref(), events, false).await?;
+        let Some((index, error)) = outcome.poison else {
+            let to = newest.checkpoint();
+            advance(&mut tx, name, to, events.len() as i64, outcome.applied).await?;
+            tx.commit().await?;
+            self.checkpoint = to;
+            return Ok(());
+        };
+        tx.rollback().await?;
+
+        // Apply the events before the poison one, then deal with it.
+        let poison = &events[index];
+        let before = &events[..index];
+        let mut tx = Connection::begin(&mut self.conn).await?;
+        use_shadow(&mut tx, name).await?;
+        let outcome = apply_events(&mut tx, projector.as_ref(), before, false).await?;
+        if outcome.poison.is_some() {
+            return Err(sqlx::Error::Protocol(format!(
+                "events before position {} applied differently on a second try",
+                poison.global_position
+            ))
+            .into());
+        }
+        let mut to = before
+            .last()
+            .map_or(self.checkpoint, StoredEvent::checkpoint);
+        let mut read = before.len() as i64;
+        tracing::error!(projector = name, position = poison.global_position, event_type = %poison.event_type, %error, "poison event during a rebuild");
+        let halt = projector.poison_policy() == PoisonPolicy::Stop;
+        if !halt {
+            to = poison.checkpoint();
+            read += 1;
+        }
+        advance(&mut tx, name, to, read, outcome.applied).await?;
+        if halt {
+            sqlx::query(
+                "UPDATE projector_rebuilds SET state = 'failed', error = $2, updated_at = now() WHERE name = $1",
+            )
+            .bind(name)
+            .bind(format!("position {}: {error}", poison.global_position))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.checkpoint = to;
+        if halt {
+            return Err(RebuildError::Poison {
+                projector: name.to_string(),
+                position: poison.global_position,
+                error,
+            });
+        }
+        Ok(())
+    }
+
+    /// Catches up under the live checkpoint's lock and swaps the tables, in
+    /// one transaction. `Ok(false)`: a poison event came up; nothing changed.
+    async fn switch(&mut self) -> Result<bool, sqlx::Error> {
+        let projector = self.projector.clone();
+        let name = projector.name();
+        let shadow = ident(&shadow_schema(name));
+        let retired = ident(&retired_schema(name));
+        let mut tx = Connection::begin(&mut self.conn).await?;
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(projector.version())
+        .execute(&mut *tx)
+        .await?;
+        // The live projector cannot apply a batch while this is held.
+        sqlx::query("SELECT 1 FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        use_shadow(&mut tx, name).await?;
+        let mut checkpoint = self.checkpoint;
+        loop {
+            let events = read_after(&mut *tx, checkpoint, self.batch_size).await?;
+            let Some(newest) = events.last() else {
+                break;
+            };
+            let outcome = apply_events(&mut tx, projector.as_ref(), &events, false).await?;
+            if outcome.poison.is_some() {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            checkpoint = newest.checkpoint();
+            advance(
+                &mut tx,
+                name,
+                checkpoint,
+                events.len() as i64,
+                outcome.applied,
+            )
+            .await?;
+        }
+        sqlx::query("SET LOCAL search_path TO public")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA {retired}"))
+            .execute(&mut *tx)
+            .await?;
+        for table in projector.tables() {
+            let table = ident(table);
+            sqlx::query(&format!("ALTER TABLE public.{table} SET SCHEMA {retired}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("ALTER TABLE {shadow}.{table} SET SCHEMA public"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE projector_checkpoints c
+                SET version = r.version, transaction_id = r.transaction_id,
+                    global_position = r.global_position, events_applied = r.applied,
+                    state = CASE WHEN c.state = 'stopped' THEN 'running' ELSE c.state END,
+                    updated_at = now()
+               FROM projector_rebuilds r
+              WHERE c.name = $1 AND r.name = c.name",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        // Dead letters the new tables are past were dealt with by the rebuild.
+        sqlx::query(
+            "UPDATE projector_dead_letters d SET resolution = 'retried', resolved_at = now()
+               FROM projector_rebuilds r
+              WHERE d.projector = $1 AND r.name = d.projector AND d.resolution IS NULL
+                AND (d.transaction_id, d.global_position) <= (r.transaction_id, r.global_position)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE projector_rebuilds
+                SET state = 'done', total = greatest(total, processed), finished_at = now(), updated_at = now()
+              WHERE name = $1",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("DROP SCHEMA {shadow}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.checkpoint = checkpoint;
+        if let Err(e) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
+            .execute(&mut self.conn)
+            .await
+        {
+            tracing::warn!(projector = name, error = %e, "could not drop the retired tables; the next rebuild drops them");
+        }
+        Ok(true)
+    }
+}
+
+/// Puts the shadow schema first for the rest of the transaction, so the
+/// projector's unqualified table names mean the shadow tables.
+async fn use_shadow(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "SET LOCAL search_path TO {}, public",
+        ident(&shadow_schema(name))
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the rebuild's checkpoint and counters.
+async fn advance(
+    conn: &mut PgConnection,
+    name: &str,
+    to: Checkpoint,
+    read: i64,
+    applied: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_rebuilds
+            SET transaction_id = $2::text::xid8, global_position = $3,
+                processed = processed + $4, applied = applied + $5, updated_at = now()
+          WHERE name = $1",
+    )
+    .bind(name)
+    .bind(to.transaction_id.to_string())
+    .bind(to.global_position)
+    .bind(read)
+    .bind(applied)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Resumes an interrupted rebuild of the same version whose shadow tables
+/// exist (answers true), or starts afresh: new shadow tables shaped like the
+/// live ones, and a new job.
+async fn prepare(conn: &mut PgConnection, projector: &dyn Projector) -> Result<bool, sqlx::Error> {
+    let name = projector.name();
+    let shadow = shadow_schema(name);
+    let mut tx = Connection::begin(&mut *conn).await?;
+    let previous: Option<(i32, String)> =
+        sqlx::query_as("SELECT version, state FROM projector_rebuilds WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (shadow_exists,): (bool,) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&shadow)
+            .fetch_one(&mut *tx)
+            .await?;
+    let resumable = previous.as_ref().is_some_and(|(version, state)| {
+        *version == projector.version() && state != "done" && shadow_exists
+    });
+    if resumable {
+        sqlx::query(
+            "UPDATE projector_rebuilds
+                SET state = 'building', error = NULL, resumes = resumes + 1,
+                    run_started_at = now(), run_processed_from = processed, updated_at = now()
+              WHERE name = $1",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
+    let shadow = ident(&shadow);
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        ident(&retired_schema(name))
+    ))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!("CREATE SCHEMA {shadow}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in projector.tables() {
+        let table = ident(table);
+        sqlx::query(&format!(
+            "CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO projector_rebuilds (name, job_id, version, total, state)
+         VALUES ($1, $2, $3, (SELECT count(*) FROM events), 'building')
+         ON CONFLICT (name) DO UPDATE
+            SET job_id = EXCLUDED.job_id, version = EXCLUDED.version,
+                transaction_id = '0', global_position = 0, processed = 0, applied = 0,
+                total = EXCLUDED.total, state = 'building', error = NULL, resumes = 0,
+                started_at = now(), run_started_at = now(), run_processed_from = 0,
+                updated_at = now(), finished_at = NULL",
+    )
+    .bind(name)
+    .bind(Uuid::new_v4())
+    .bind(projector.version())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(false)
+}
+
+/// Whether the stored read model of `projector` is older than the code's
+/// version, or a rebuild of this version was interrupted: either way a
+/// started server builds it in the background.
+pub async fn pending(pool: &PgPool, projector: &dyn Projector) -> Result<bool, sqlx::Error> {
+    let (stored, interrupted): (Option<i32>, bool) = sqlx::query_as(
+        "SELECT (SELECT version FROM projector_checkpoints WHERE name = $1),
+                EXISTS (SELECT 1 FROM projector_rebuilds
+                         WHERE name = $1 AND state = 'building' AND version = $2)",
+    )
+    .bind(projector.name())
+    .bind(projector.version())
+    .fetch_one(pool)
+    .await?;
+    if let Some(stored) = stored {
+        if stored > projector.version() {
+            tracing::warn!(
+                projector = projector.name(),
+                stored,
+                code = projector.version(),
+                "the read model was built by a newer version of this projector"
+            );
+        }
+    }
+    Ok(interrupted || stored.is_some_and(|v| v < projector.version()))
+}
+
+/// Run by the projector runtime for each projector: while [`pending`], builds
+/// the new version in the background (or waits while another process does)
+/// and switches it in when it has caught up.
+pub async fn upgrade_when_needed(
+    pool: PgPool,
+    projector: Arc<dyn Projector>,
+    retry: Duration,
+    instance: String,
+    shutdown: CancellationToken,
+) {
+    let name = projector.name();
+    let mut backoff = retry;
+    loop {
+        let outcome = match pending(&pool, projector.as_ref()).await {
+            Ok(false) => return,
+            Ok(true) => {
+                match Rebuild::start(&pool, projector.clone(), DEFAULT_BATCH_SIZE, &instance).await
+                {
+                    Ok(rebuild) => rebuild.run(|_| {}, &shutdown).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(()) | Err(RebuildError::Interrupted) => return,
+            Err(RebuildError::AlreadyRunning(_)) => backoff = retry,
+            Err(e @ RebuildError::Poison { .. }) => {
+                tracing::error!(projector = name, error = %e, "the background rebuild halted; fix the projector or skip the event, then rebuild");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(projector = name, error = %e, ?backoff, "the background rebuild hit an error; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
