@@ -18,13 +18,10 @@
 //! inspection instead of dropping it.
 #![forbid(unsafe_code)]
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
 use testkit::{seed, TestApp};
 
 struct Settings {
@@ -34,56 +31,18 @@ struct Settings {
     deep_pages: usize,
 }
 
-fn env_number<T: FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("{name} must be a number, got {raw:?}")),
-        Err(_) => Ok(default),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let settings = Settings {
-        products: env_number("BENCH_PRODUCTS", 100_000)?,
-        requests: env_number("BENCH_REQUESTS", 200)?,
-        warmup: env_number("BENCH_WARMUP", 20)?,
-        deep_pages: env_number("BENCH_DEEP_PAGES", 50)?,
+        products: bench::env_number("BENCH_PRODUCTS", 100_000)?,
+        requests: bench::env_number("BENCH_REQUESTS", 200)?,
+        warmup: bench::env_number("BENCH_WARMUP", 20)?,
+        deep_pages: bench::env_number("BENCH_DEEP_PAGES", 50)?,
     };
     ensure!(settings.products >= 1_000, "BENCH_PRODUCTS must be >= 1000");
     ensure!(settings.requests >= 1, "BENCH_REQUESTS must be >= 1");
 
-    // Whether the private test cluster is ours to stop at the end.
-    let pid_file = testkit::test_data_dir()
-        .join("postgres")
-        .join("postmaster.pid");
-    let private_cluster = std::env::var_os("DATABASE_URL").is_none();
-    let cluster_was_running = pid_file.exists();
-
-    let db = testkit::fresh_database().await;
-    println!("database {} (fresh, migrated)", db.name);
-
-    let outcome = run(&settings, db.clone()).await;
-
-    if std::env::var_os("BENCH_KEEP_DB").is_some() {
-        // Renamed: the test kit drops `shop_test_<pid>_*` databases of
-        // processes that have ended.
-        match keep_database(&db).await {
-            Ok(name) => println!("kept the database for inspection as {name}"),
-            Err(e) => eprintln!("could not keep the benchmark database {}: {e}", db.name),
-        }
-        return outcome;
-    }
-    drop_database(&db).await;
-    if private_cluster && !cluster_was_running && pid_file.exists() {
-        api::postgres_cluster::stop(&testkit::test_data_dir())
-            .await
-            .context("stop the private test cluster")?;
-        println!("stopped the private test cluster this run started");
-    }
-    outcome
+    bench::with_fresh_database("listings", |db| async move { run(&settings, db).await }).await
 }
 
 async fn run(settings: &Settings, db: testkit::TestDatabase) -> Result<()> {
@@ -308,58 +267,3 @@ impl Stats {
 }
 
 // ---- cleanup ----
-
-async fn admin_connection(db: &testkit::TestDatabase) -> Result<PgConnection, sqlx::Error> {
-    let options = PgConnectOptions::from_str(&db.url)?
-        .database("postgres")
-        .disable_statement_logging();
-    PgConnection::connect_with(&options).await
-}
-
-/// Renames the database out of the test kit's reach; answers the new name.
-async fn keep_database(db: &testkit::TestDatabase) -> Result<String> {
-    db.pool.close().await;
-    let kept = db.name.replacen("shop_test_", "bench_listings_", 1);
-    let mut conn = admin_connection(db).await?;
-    let mut attempt = 0;
-    loop {
-        // The projectors reconnect after a back-off: end their sessions and
-        // rename before they are back.
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-              WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&db.name)
-        .execute(&mut conn)
-        .await?;
-        let renamed = sqlx::query(&format!(
-            "ALTER DATABASE \"{}\" RENAME TO \"{kept}\"",
-            db.name
-        ))
-        .execute(&mut conn)
-        .await;
-        match renamed {
-            Ok(_) => return Ok(kept),
-            Err(_) if attempt < 50 => attempt += 1,
-            Err(e) => return Err(e.into()),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn drop_database(db: &testkit::TestDatabase) {
-    db.pool.close().await;
-    let dropped = async {
-        let mut conn = admin_connection(db).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            db.name
-        ))
-        .execute(&mut conn)
-        .await?;
-        Ok::<(), sqlx::Error>(())
-    };
-    if let Err(e) = dropped.await {
-        eprintln!("could not drop the benchmark database {}: {e}", db.name);
-    }
-}
