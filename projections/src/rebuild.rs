@@ -36,7 +36,8 @@ use crate::log::{read_after, Checkpoint, StoredEvent};
 use crate::runtime::{apply_events, PoisonPolicy, Projector};
 
 /// First key of the rebuild advisory locks ("shrb" in ASCII); the live
-/// projectors' locks use another namespace.
+/// projectors' locks use another namespace. (`STATUS_SQL` spells it in
+/// decimal.)
 const LOCK_NAMESPACE: i32 = 0x73687262;
 
 /// Events per batch while building.
@@ -71,7 +72,9 @@ pub struct RebuildStatus {
     pub job_id: Uuid,
     pub name: String,
     pub version: i32,
-    /// `building`, `done` or `failed`.
+    /// `building`; `interrupted` (its process ended midway: starting it
+    /// again resumes it); `failed` (halted on an event it cannot apply,
+    /// named in `error`); `done` (switched in).
     pub state: String,
     /// Events read so far.
     pub processed: i64,
@@ -89,7 +92,13 @@ pub struct RebuildStatus {
 }
 
 const STATUS_SQL: &str = "
-    SELECT job_id, name, version, state, processed, greatest(total, processed) AS total,
+    SELECT job_id, name, version,
+           CASE WHEN state = 'building' AND NOT EXISTS (
+                    SELECT 1 FROM pg_locks
+                     WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                       AND classid = 1936224866::oid AND objid = hashtext(name)::oid)
+                THEN 'interrupted' ELSE state END AS state,
+           processed, greatest(total, processed) AS total,
            CASE WHEN updated_at > run_started_at
                 THEN (processed - run_processed_from) / extract(epoch FROM updated_at - run_started_at)::float8
                 ELSE 0 END AS events_per_second,

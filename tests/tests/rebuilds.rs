@@ -290,6 +290,7 @@ fn rebuild_process(url: &str, name: &str) -> tokio::process::Command {
 #[tokio::test]
 async fn a_rebuild_killed_midway_resumes_where_it_stopped_and_ends_equal() {
     let app = spawn_app().await;
+    let operator = app.bootstrap_staff("operator", Role::Operator).await;
     seeded(&app).await;
     let before = dump(&app.db.pool).await;
 
@@ -335,6 +336,15 @@ async fn a_rebuild_killed_midway_resumes_where_it_stopped_and_ends_equal() {
         ["shop_rebuild_catalog"]
     );
     assert_same_models(&before, &dump(&app.db.pool).await);
+    let progress = app
+        .get_as(
+            "/v1/admin/projections/catalog/rebuild",
+            Some(&operator.token),
+        )
+        .await;
+    let progress = expect_json(progress, StatusCode::OK).await;
+    assert_eq!(progress["state"], "interrupted", "{progress}");
+    assert_eq!(progress["processed"], processed);
 
     let second = rebuild_process(&app.db.url, "catalog")
         .output()
