@@ -19,7 +19,7 @@ use crate::extract::RequestId;
 
 /// The answer of a command: the affected id and the global position of its
 /// last event (pass it as `min_position` to read your own write).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct CommandAnswer {
     pub id: Uuid,
     pub position: i64,
