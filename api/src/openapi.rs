@@ -273,7 +273,7 @@ fn add_error_answers(operation: &mut Operation) {
             causes.push("a path parameter is invalid, e.g. not a UUID (`invalid_path`)");
         }
         if takes_query {
-            causes.push("a query parameter is invalid or unknown (`invalid_query`, `invalid_limit`, `invalid_cursor`, ...)");
+            causes.push("a query parameter is invalid or unknown (`invalid_query`, `invalid_limit`, `invalid_cursor`, `invalid_min_position`, ...)");
         }
         add("400", &format!("Malformed request: {}.", causes.join("; ")));
     }

@@ -205,7 +205,7 @@ async fn list_products(
     params(ProductQuery),
     responses(
         (status = 200, description = "A page of products.", body = ProductPage),
-        (status = 400, description = "No search words (`missing_query`) or an invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`.", body = ErrorBody),
+        (status = 400, description = "No search words (`missing_query`) or an invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
     ),
 )]
 async fn search_products(
