@@ -49,6 +49,7 @@ pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }
+            Some(sqlx_error) if crate::error::is_nul_in_text(sqlx_error) => ApiError::nul_in_text(),
             _ => ApiError::internal(e),
         },
     }

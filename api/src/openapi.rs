@@ -268,6 +268,7 @@ fn add_error_answers(operation: &mut Operation) {
         let mut causes = Vec::new();
         if takes_body {
             causes.push("the body is not well-formed JSON (`malformed_json`)");
+            causes.push("a text holds the NUL character (`invalid_text`)");
         }
         if takes_path {
             causes.push("a path parameter is invalid, e.g. not a UUID (`invalid_path`)");

@@ -288,3 +288,32 @@ async fn a_min_position_past_the_end_of_the_log_is_400_at_once_not_a_503_after_w
     let error = expect_error(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(error["error"], "invalid_min_position");
 }
+
+#[tokio::test]
+async fn text_with_the_nul_character_is_400_in_the_error_shape_and_writes_nothing() {
+    let (app, admin, _product) = stocked_app().await;
+    let events = app.event_count().await;
+    let bodies = [
+        ("/v1/shops", json!({"name": "Nul\u{0}Shop"})),
+        ("/v1/categories", json!({"name": "Nul\u{0}"})),
+        ("/v1/shops", json!({"name": "Shop", "address": "\u{0}"})),
+    ];
+    for (path, body) in bodies {
+        let response = app.post_json(path, &body, Some(&admin.token)).await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_text", "{path} {body}");
+    }
+    assert_eq!(app.event_count().await, events, "nothing was written");
+
+    let queries = [
+        "/v1/products?search=a%00b",
+        "/v1/products/search?q=%00",
+        "/v1/categories/search?q=%00",
+        "/v1/admin/events?correlation_id=%00",
+    ];
+    for path in queries {
+        let response = app.get_as(path, Some(&admin.token)).await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_text", "{path}");
+    }
+}
