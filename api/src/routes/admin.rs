@@ -55,6 +55,7 @@ struct EventQuery {
     /// Only events after this global position (the previous page's `next_after_position`).
     after_position: Option<i64>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 

@@ -225,6 +225,7 @@ pub(crate) fn coupon_is_usable(coupon: &Coupon, now: DateTime<Utc>) -> bool {
 struct AddItem {
     product_id: Uuid,
     /// At least 1.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 
@@ -262,6 +263,7 @@ async fn add_item(
 #[serde(deny_unknown_fields)]
 struct ChangeQuantity {
     /// 0 removes the line.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     quantity: i64,
 }
 

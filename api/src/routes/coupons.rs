@@ -39,6 +39,7 @@ struct NewCoupon {
     code: String,
     /// 1 to 100; exactly one of `percent_off` and `amount_off`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     percent_off: Option<i64>,
     /// Minor units of the shop's currency.
     #[serde(default)]

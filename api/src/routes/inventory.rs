@@ -75,6 +75,7 @@ async fn run(
 #[serde(deny_unknown_fields)]
 struct Receive {
     /// At least 1.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     #[serde(default)]
     reason: Option<String>,
@@ -156,11 +157,13 @@ async fn adjust(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlaceHold {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     /// Who holds it (e.g. a cart or an order); one hold per owner.
     owner_id: Uuid,
     /// 1 to 604800 (a week); default 900.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604_800)]
     ttl_seconds: Option<i64>,
 }
 
@@ -249,6 +252,7 @@ async fn release_hold(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decrement {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     order_id: Uuid,
 }
@@ -296,6 +300,7 @@ struct LockRequest {
 #[serde(deny_unknown_fields)]
 struct LockLine {
     product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 

@@ -50,8 +50,10 @@ async fn catalog_freshness(
 #[serde(deny_unknown_fields)]
 struct ProductQuery {
     /// Full-text search words (at most 200 characters).
+    #[param(max_length = 200)]
     search: Option<String>,
     /// The same as `search`.
+    #[param(max_length = 200)]
     q: Option<String>,
     /// Products of this category and its sub-categories.
     category_id: Option<Uuid>,
@@ -65,6 +67,7 @@ struct ProductQuery {
     /// `name` (default), `price`, `-price`, `newest`; with search words also `relevance` (their default).
     sort: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The previous page's `next_cursor` (with the same `sort`).
     cursor: Option<String>,
@@ -687,6 +690,7 @@ struct ShopItem {
 #[serde(deny_unknown_fields)]
 struct ShopQuery {
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,

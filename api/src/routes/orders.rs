@@ -88,6 +88,7 @@ struct AddressBody {
 #[serde(deny_unknown_fields)]
 struct ItemBody {
     product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 
@@ -512,6 +513,7 @@ struct OrderQuery {
     as_of: Option<DateTime<Utc>>,
     /// The order after its first `version` events.
     #[serde(default)]
+    #[param(minimum = 1)]
     version: Option<i64>,
     /// Wait (bounded) until the order history has this position.
     #[serde(default)]
@@ -644,6 +646,7 @@ struct ListQuery {
     customer_id: Option<Uuid>,
     /// 1 to 100, default 20.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The previous page's `next_cursor`.
     #[serde(default)]
