@@ -19,7 +19,7 @@ use crate::extract::RequestId;
 
 /// The answer of a command: the affected id and the global position of its
 /// last event (pass it as `min_position` to read your own write).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct CommandAnswer {
     pub id: Uuid,
     pub position: i64,
@@ -49,6 +49,7 @@ pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }
+            Some(sqlx_error) if crate::error::is_nul_in_text(sqlx_error) => ApiError::nul_in_text(),
             _ => ApiError::internal(e),
         },
     }

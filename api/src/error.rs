@@ -51,6 +51,13 @@ impl ApiError {
             "The database is unavailable; try again shortly.",
         )
     }
+    /// Text with the NUL character, which PostgreSQL cannot store.
+    pub fn nul_in_text() -> Self {
+        Self::bad_request(
+            "invalid_text",
+            "Text may not contain the NUL character (U+0000).",
+        )
+    }
     /// An unexpected failure: logged in full, answered without details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
@@ -82,8 +89,20 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %error, "database unavailable");
                 ApiError::unavailable()
             }
+            _ if is_nul_in_text(&error) => ApiError::nul_in_text(),
             _ => ApiError::internal(error),
         }
+    }
+}
+
+/// Whether PostgreSQL refused a value because it holds the NUL character
+/// (U+0000): as a text parameter (22021) or inside JSON stored as jsonb
+/// (22P05). Only a client can have sent it, so it is bad input, not our
+/// failure.
+pub fn is_nul_in_text(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("22021" | "22P05")),
+        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `startup`: pool, migrations, router, listener, graceful shutdown.
 //! - `error`: the one error shape, `ApiError`.
 //! - `routes`: one module per feature, each with a `router()`.
+//! - `openapi`: the OpenAPI document (`/openapi.json`) and `/docs`.
 //! - `telemetry`: tracing set-up.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod postgres_cluster;
 pub mod read;
 pub mod routes;

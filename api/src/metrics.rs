@@ -57,6 +57,18 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text, for callers on loopback or operators.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Callers on this machine (loopback) without a token, or role: operator or admin from anywhere. Prometheus text format.",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 403, description = "Not on loopback and not an operator or admin (`forbidden`).", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn render(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,

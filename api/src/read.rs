@@ -54,6 +54,22 @@ pub async fn wait_for(
     projector: &str,
     min_position: Option<i64>,
 ) -> Result<Freshness> {
+    // A position past the end of the log is not one this server answered (a
+    // command answers only once its event is committed): waiting for it
+    // would hold the request for MAX_WAIT and end in a 503 for bad input.
+    if let Some(p) = min_position.filter(|p| *p > 0) {
+        let written: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position >= $1)")
+                .bind(p)
+                .fetch_one(pool)
+                .await?;
+        if !written {
+            return Err(ApiError::bad_request(
+                "invalid_min_position",
+                "min_position is past the end of the event log; pass a position a command answered.",
+            ));
+        }
+    }
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     let mut pause = Duration::from_millis(5);
     loop {

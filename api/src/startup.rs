@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::cart::router())
         .merge(routes::coupons::router())
         .merge(routes::orders::router())
+        .merge(crate::openapi::router())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -257,3 +257,63 @@ async fn a_method_the_path_does_not_take_is_405_in_the_error_shape() {
     }
     assert_eq!(app.event_count().await, events);
 }
+
+#[tokio::test]
+async fn a_min_position_past_the_end_of_the_log_is_400_at_once_not_a_503_after_waiting() {
+    let (app, _admin, product) = stocked_app().await;
+    let beyond = app.latest_position().await + 1_000_000;
+    let paths = [
+        format!("/v1/products/{product}?min_position={beyond}"),
+        format!("/v1/products/{}?min_position={beyond}", Uuid::new_v4()),
+        format!("/v1/inventory/{product}/availability?min_position={beyond}"),
+        format!("/v1/categories/{}?min_position={beyond}", Uuid::new_v4()),
+        format!("/v1/products?min_position={beyond}"),
+    ];
+    for path in paths {
+        let started = std::time::Instant::now();
+        let error = expect_error(app.get(&path).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_min_position", "{path}");
+        assert!(
+            started.elapsed() < api::read::MAX_WAIT,
+            "{path} waited for a position that will never come"
+        );
+    }
+    // The header form too.
+    let response = app
+        .request(Method::GET, &format!("/v1/products/{product}"), None)
+        .header("X-Min-Position", beyond.to_string())
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["error"], "invalid_min_position");
+}
+
+#[tokio::test]
+async fn text_with_the_nul_character_is_400_in_the_error_shape_and_writes_nothing() {
+    let (app, admin, _product) = stocked_app().await;
+    let events = app.event_count().await;
+    let bodies = [
+        ("/v1/shops", json!({"name": "Nul\u{0}Shop"})),
+        ("/v1/categories", json!({"name": "Nul\u{0}"})),
+        ("/v1/shops", json!({"name": "Shop", "address": "\u{0}"})),
+    ];
+    for (path, body) in bodies {
+        let response = app.post_json(path, &body, Some(&admin.token)).await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_text", "{path} {body}");
+    }
+    assert_eq!(app.event_count().await, events, "nothing was written");
+
+    let queries = [
+        "/v1/products?search=a%00b",
+        "/v1/products/search?q=%00",
+        "/v1/categories/search?q=%00",
+        "/v1/admin/events?correlation_id=%00",
+    ];
+    for path in queries {
+        let response = app.get_as(path, Some(&admin.token)).await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"], "invalid_text", "{path}");
+    }
+}

@@ -14,12 +14,14 @@ use domain::customer::{
 use domain::metadata::{Actor, Role};
 use domain::values::CustomerId;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{hash_password, verify_password, AuthUser};
 use crate::commands::{command_error, metadata};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -29,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(me))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     username: String,
@@ -39,9 +41,10 @@ struct RegisterRequest {
     phone: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Registered {
     customer_id: Uuid,
+    #[schema(value_type = String, example = "Success")]
     status: &'static str,
     position: i64,
 }
@@ -88,6 +91,19 @@ pub async fn register_account(
     Ok((customer_id, committed.position))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/register",
+    tag = "accounts",
+    summary = "Register a customer account",
+    description = "Anyone. Creates a `customer` account. A username taken in any letter case is 409.",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered.", body = Registered),
+        (status = 409, description = "The username is taken.", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule (`invalid_account`), or the body does not fit the schema (`invalid_body`).", body = ErrorBody),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -113,14 +129,14 @@ async fn register(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LoginAnswer {
     token: String,
     expires_at: DateTime<Utc>,
@@ -128,6 +144,19 @@ struct LoginAnswer {
     role: Role,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/login",
+    tag = "accounts",
+    summary = "Sign in",
+    description = "Anyone. Answers a short-lived bearer token (HS256 JWT) for `Authorization: Bearer <token>`. Sign-in attempts are rate limited per client address.",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = LoginAnswer),
+        (status = 401, description = "The username or password is wrong (`invalid_credentials`).", body = ErrorBody),
+        (status = 429, description = "Too many sign-in attempts from this address (`too_many_attempts`); wait a minute.", body = ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -184,7 +213,7 @@ async fn load_customer(state: &AppState, id: CustomerId) -> Result<Option<Custom
     Ok(customer.filter(Customer::is_registered))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Me {
     customer_id: Uuid,
     username: String,
@@ -194,6 +223,18 @@ struct Me {
     role: Role,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    summary = "The signed-in account",
+    description = "Role: any signed-in account. The account's profile and role.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account.", body = Me),
+        (status = 404, description = "The token's account does not exist (`not_found`).", body = ErrorBody),
+    ),
+)]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>> {
     let customer = load_customer(&state, CustomerId(user.id))
         .await?

@@ -8,10 +8,12 @@ use domain::metadata::Role;
 use projections::admin::{self, ProjectorStatus};
 use projections::audit::{self, AuditEvent, EventFilter};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::extract::AppQuery;
+use crate::openapi::ErrorBody;
 use crate::read::limit;
 use crate::startup::AppState;
 
@@ -21,6 +23,18 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/events", get(events))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projections",
+    tag = "operations",
+    summary = "Projectors and their lag",
+    description = "Role: operator or admin. Every projector with its checkpoint, lag, state and dead letters.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The projectors.", body = Vec<crate::openapi::ProjectorStatus>),
+        (status = 403, description = "The caller is not an operator or admin (`forbidden`).", body = ErrorBody),
+    ),
+)]
 async fn projections(
     State(state): State<AppState>,
     user: AuthUser,
@@ -29,23 +43,43 @@ async fn projections(
     Ok(Json(admin::status(&state.pool).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
+    /// Only the events of this request (`X-Request-Id`).
     correlation_id: Option<String>,
+    /// e.g. `Order`, `Product`, `Customer`.
     aggregate_type: Option<String>,
     aggregate_id: Option<String>,
+    /// Only events after this global position (the previous page's `next_after_position`).
     after_position: Option<i64>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct EventPage {
+    #[schema(value_type = Vec<crate::openapi::AuditEvent>)]
     events: Vec<AuditEvent>,
     /// Pass as `after_position` for the next page; null on the last one.
     next_after_position: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/events",
+    tag = "operations",
+    summary = "The event log",
+    description = "Role: operator, auditor or admin. Events of the event store in global order, filtered, secrets redacted.",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = EventPage),
+        (status = 403, description = "The caller is not an operator, auditor or admin (`forbidden`).", body = ErrorBody),
+    ),
+)]
 async fn events(
     State(state): State<AppState>,
     user: AuthUser,

@@ -18,12 +18,14 @@ use domain::metadata::Role;
 use domain::product::{Product, ProductError};
 use domain::values::{CustomerId, Money, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::commands::{command_error, metadata, CommandAnswer};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -86,8 +88,9 @@ fn quantity(value: i64) -> Result<Quantity> {
 
 // ---- reading ----
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CartItemView {
+    #[schema(value_type = Uuid)]
     product_id: ProductId,
     name: String,
     quantity: u32,
@@ -98,7 +101,7 @@ struct CartItemView {
     available: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CartView {
     id: Uuid,
     items: Vec<CartItemView>,
@@ -120,6 +123,19 @@ fn overflow() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cart",
+    tag = "cart",
+    summary = "The cart, priced",
+    description = "Role: customer (staff accounts have no cart). The cart with the catalog's current prices and the applied coupon's discount; money in minor units of `currency`. An empty cart when it never had an item.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart.", body = CartView),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 422, description = "The total is too large to represent (`amount_too_large`).", body = ErrorBody),
+    ),
+)]
 async fn get_cart(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartView>> {
     let cart_id = cart_of(&user)?;
     let cart = load_cart(&state, user.id).await?;
@@ -204,13 +220,31 @@ pub(crate) fn coupon_is_usable(coupon: &Coupon, now: DateTime<Utc>) -> bool {
 
 // ---- commands ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddItem {
     product_id: Uuid,
+    /// At least 1.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cart/items",
+    tag = "cart",
+    summary = "Add a line",
+    description = "Role: customer (staff accounts have no cart). Adds the product, or increases the quantity of its line.",
+    security(("bearer" = [])),
+    request_body = AddItem,
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product (`product_not_found`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`, `quantity_too_large`, `product_discontinued`.", body = ErrorBody),
+    ),
+)]
 async fn add_item(
     State(state): State<AppState>,
     user: AuthUser,
@@ -225,12 +259,31 @@ async fn add_item(
     run(&state, &user, &request_id, "AddCartItem", command).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeQuantity {
+    /// 0 removes the line.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     quantity: i64,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/cart/items/{product_id}",
+    tag = "cart",
+    summary = "Change a line's quantity",
+    description = "Role: customer (staff accounts have no cart). Sets the quantity of the product's line; 0 removes it.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product.")),
+    request_body = ChangeQuantity,
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The cart has no line for this product (`cart_line_not_found`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`, `quantity_too_large`.", body = ErrorBody),
+    ),
+)]
 async fn change_quantity(
     State(state): State<AppState>,
     user: AuthUser,
@@ -250,6 +303,21 @@ async fn change_quantity(
     run(&state, &user, &request_id, "ChangeCartQuantity", command).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/cart/items/{product_id}",
+    tag = "cart",
+    summary = "Remove a line",
+    description = "Role: customer (staff accounts have no cart). Removes the product's line.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product.")),
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The cart has no line for this product (`cart_line_not_found`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+    ),
+)]
 async fn remove_item(
     State(state): State<AppState>,
     user: AuthUser,
@@ -262,6 +330,19 @@ async fn remove_item(
     run(&state, &user, &request_id, "RemoveCartItem", command).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/cart",
+    tag = "cart",
+    summary = "Empty the cart",
+    description = "Role: customer (staff accounts have no cart). Removes every line and the coupon.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+    ),
+)]
 async fn empty_cart(
     State(state): State<AppState>,
     user: AuthUser,
@@ -270,12 +351,27 @@ async fn empty_cart(
     run(&state, &user, &request_id, "EmptyCart", CartCommand::Empty).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApplyCoupon {
     code: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cart/coupon",
+    tag = "cart",
+    summary = "Apply a coupon",
+    description = "Role: customer (staff accounts have no cart). Applies the coupon with this code to the cart (one coupon per cart).",
+    security(("bearer" = [])),
+    request_body = ApplyCoupon,
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "The coupon cannot be used: `unknown_coupon`, `coupon_expired` (or not yet valid), `coupon_used_up`.", body = ErrorBody),
+    ),
+)]
 async fn apply_coupon(
     State(state): State<AppState>,
     user: AuthUser,
@@ -289,6 +385,19 @@ async fn apply_coupon(
     run(&state, &user, &request_id, "ApplyCoupon", command).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/cart/coupon",
+    tag = "cart",
+    summary = "Remove the coupon",
+    description = "Role: customer (staff accounts have no cart). Takes the coupon off the cart.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+    ),
+)]
 async fn remove_coupon(
     State(state): State<AppState>,
     user: AuthUser,

@@ -14,6 +14,7 @@ use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
 use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
@@ -23,6 +24,7 @@ use crate::commands::{
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -46,14 +48,32 @@ fn created(answer: CommandAnswer) -> Created {
 
 // ---- categories ----
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCategory {
     name: String,
+    /// Absent or null: a top-level category.
     #[serde(default)]
     parent_category_id: Option<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/categories",
+    tag = "catalog",
+    summary = "Create a category",
+    description = "Role: admin. A category, at the top level or under `parent_category_id`.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    request_body = NewCategory,
+    responses(
+        (status = 201, description = "Created: the category id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The parent category does not exist (`parent_category_not_found`).", body = ErrorBody),
+        (status = 409, description = "The category exists (`category_already_exists`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_category_name`, `idempotency_key_reused`.", body = ErrorBody),
+    ),
+)]
 async fn create_category(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -74,16 +94,34 @@ async fn create_category(
     Ok(created(answer))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CategoryChange {
     #[serde(default)]
     name: Option<String>,
     /// Absent: keep; `null`: move to the top level; an id: move under it.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
     parent_category_id: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/categories/{id}",
+    tag = "catalog",
+    summary = "Rename or move a category",
+    description = "Role: admin. Renames the category and/or moves it; both or neither happen.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The category.")),
+    request_body = CategoryChange,
+    responses(
+        (status = 200, description = "Changed: the category id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The category or the new parent does not exist.", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_category_name`, `category_cycle`.", body = ErrorBody),
+    ),
+)]
 async fn update_category(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -135,7 +173,7 @@ async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
 
 // ---- shops ----
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewShop {
     name: String,
@@ -145,6 +183,22 @@ struct NewShop {
     address: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/shops",
+    tag = "catalog",
+    summary = "Create a shop",
+    description = "Role: admin. A seller that lists products.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    request_body = NewShop,
+    responses(
+        (status = 201, description = "Created: the shop id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "The shop exists (`shop_already_exists`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_shop_name`, `invalid_shop_description`, `invalid_shop_address`, `idempotency_key_reused`.", body = ErrorBody),
+    ),
+)]
 async fn create_shop(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -166,7 +220,7 @@ async fn create_shop(
     Ok(created(answer))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ShopChange {
     #[serde(default)]
@@ -177,6 +231,23 @@ struct ShopChange {
     address: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/shops/{id}",
+    tag = "catalog",
+    summary = "Change a shop",
+    description = "Role: admin. Changes the given fields; absent fields keep their value.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The shop.")),
+    request_body = ShopChange,
+    responses(
+        (status = 200, description = "Changed: the shop id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such shop (`shop_not_found`).", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_shop_name`, `invalid_shop_description`, `invalid_shop_address`.", body = ErrorBody),
+    ),
+)]
 async fn update_shop(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -206,13 +277,15 @@ async fn update_shop(
 
 // ---- products ----
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProduct {
     name: String,
     #[serde(default)]
     description: String,
+    /// Minor units of the shop's currency; more than 0.
     price: i64,
+    /// Unique across products.
     sku: String,
     #[serde(default)]
     image_url: Option<String>,
@@ -269,6 +342,23 @@ async fn release_sku(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/products",
+    tag = "catalog",
+    summary = "Create a product",
+    description = "Role: admin. A product in a category (and optionally a shop), priced in the shop's currency. Its SKU must be unused.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    request_body = NewProduct,
+    responses(
+        (status = 201, description = "Created: the product id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The category or shop does not exist (`category_not_found`, `shop_not_found`).", body = ErrorBody),
+        (status = 409, description = "The SKU is taken (`sku_taken`), or the product exists.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_value` (SKU, price), `invalid_product_name`, `price_not_positive`, `invalid_image_url`, `idempotency_key_reused`, ...", body = ErrorBody),
+    ),
+)]
 async fn create_product(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -345,7 +435,7 @@ async fn product_sku(state: &AppState, id: ProductId) -> Option<Option<Sku>> {
         .map(|p| p.filter(Product::is_created).and_then(|p| p.sku().cloned()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProductChange {
     #[serde(default)]
@@ -362,9 +452,27 @@ struct ProductChange {
     category_id: Option<Uuid>,
     /// Absent: keep; `null`: no shop; an id: that shop.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
     shop_id: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/products/{id}",
+    tag = "catalog",
+    summary = "Change a product",
+    description = "Role: admin. Changes the given fields (all optional); every field is checked before anything is written.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The product.")),
+    request_body = ProductChange,
+    responses(
+        (status = 200, description = "Changed: the product id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The product, category or shop does not exist.", body = ErrorBody),
+        (status = 409, description = "The SKU is taken (`sku_taken`), the product is discontinued, or it changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_value`, `invalid_product_name`, `price_not_positive`, `invalid_image_url`, ...", body = ErrorBody),
+    ),
+)]
 async fn update_product(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -438,6 +546,21 @@ async fn update_product(
     Ok(Json(CommandAnswer { id, position }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/products/{id}",
+    tag = "catalog",
+    summary = "Discontinue a product",
+    description = "Role: admin. The product is no longer sold; its history stays.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The product.")),
+    responses(
+        (status = 200, description = "Discontinued: the product id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 409, description = "Already discontinued (`product_discontinued`), or changed concurrently.", body = ErrorBody),
+    ),
+)]
 async fn discontinue_product(
     State(state): State<AppState>,
     Admin(user): Admin,

@@ -14,6 +14,7 @@ use domain::metadata::REQUEST_HASH;
 use domain::values::Money;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
@@ -22,6 +23,7 @@ use crate::commands::{
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -31,12 +33,13 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(crate::error::method_not_allowed)
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCoupon {
     code: String,
     /// 1 to 100; exactly one of `percent_off` and `amount_off`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     percent_off: Option<i64>,
     /// Minor units of the shop's currency.
     #[serde(default)]
@@ -72,6 +75,22 @@ fn discount(state: &AppState, body: &NewCoupon) -> Result<Discount> {
 /// create unique, with or without `Idempotency-Key`. With a key, a repeat of
 /// the same request (same key, same body) answers 201 again and writes
 /// nothing; any other create of an existing code is 409.
+#[utoipa::path(
+    post,
+    path = "/v1/coupons",
+    tag = "coupons",
+    summary = "Create a coupon",
+    description = "Role: admin. Creates a coupon; its code is unique (a second coupon with a code is 409). With `Idempotency-Key`, a repeat of the same request answers 201 again and writes nothing.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    request_body = NewCoupon,
+    responses(
+        (status = 201, description = "Created: the coupon id and position.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "A coupon with this code exists (`coupon_already_exists`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_discount` (exactly one of `percent_off` 1 to 100 and `amount_off`), `invalid_usage_limit`, `invalid_coupon_code`, `invalid_validity_period`.", body = ErrorBody),
+    ),
+)]
 async fn create_coupon(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -148,7 +167,7 @@ async fn replay(state: &AppState, id: Uuid, hash: &str) -> Result<Option<i64>> {
     Ok(position)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CouponView {
     id: Uuid,
     code: String,
@@ -163,6 +182,20 @@ struct CouponView {
     usable: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/coupons/{code}",
+    tag = "coupons",
+    summary = "One coupon",
+    description = "Role: admin. The coupon with this code, its uses and whether an order could redeem it now.",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "The coupon's code.")),
+    responses(
+        (status = 200, description = "The coupon.", body = CouponView),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such coupon (`coupon_not_found`).", body = ErrorBody),
+    ),
+)]
 async fn get_coupon(
     State(state): State<AppState>,
     _admin: Admin,

@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Result};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -15,12 +16,31 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    summary = "Liveness",
+    description = "Anyone. 200 while the process runs; it does not ask the database.",
+    responses((status = 200, description = "Alive.", body = Object, example = json!({"status": "live"}))),
+)]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "live" }))
 }
 
 /// 200 when the database answers, every migration is applied and no
 /// projector is halted on a poison event; 503 otherwise, naming the cause.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    summary = "Readiness",
+    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise (`database_unavailable`, `migrations_pending`, `projector_halted`).",
+    responses(
+        (status = 200, description = "Ready.", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready: the database is unreachable, a migration is pending or a projector needs an operator.", body = ErrorBody),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
         .fetch_all(&state.pool)

@@ -10,12 +10,14 @@ use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
 use domain::metadata::CommandMetadata;
 use domain::values::{derived_id, OrderId, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
 use crate::commands::{command_error, domain_error, metadata, CommandAnswer};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
+use crate::openapi::ErrorBody;
 use crate::routes::catalog::load_product;
 use crate::startup::AppState;
 
@@ -69,14 +71,33 @@ async fn run(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Receive {
+    /// At least 1.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     #[serde(default)]
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/inventory/{product_id}/receive",
+    tag = "inventory",
+    summary = "Stock arrives",
+    description = "Role: admin. Adds `quantity` to the stock on hand.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id).")),
+    request_body = Receive,
+    responses(
+        (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`, `stock_overflow`, `invalid_reason`.", body = ErrorBody),
+    ),
+)]
 async fn receive(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -93,13 +114,31 @@ async fn receive(
     Ok(Json(run(&state, product_id, command, &meta).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Adjust {
+    /// Added to the stock on hand (negative removes); not 0.
     delta: i64,
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/inventory/{product_id}/adjust",
+    tag = "inventory",
+    summary = "Correct the stock count",
+    description = "Role: admin. Adds `delta` (negative removes) to the stock on hand, with a reason.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id).")),
+    request_body = Adjust,
+    responses(
+        (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`), or the change would take held stock.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `zero_adjustment`, `invalid_reason`, `available_would_go_negative`, `stock_overflow`.", body = ErrorBody),
+    ),
+)]
 async fn adjust(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -115,22 +154,43 @@ async fn adjust(
     Ok(Json(run(&state, product_id, command, &meta).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlaceHold {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
+    /// Who holds it (e.g. a cart or an order); one hold per owner.
     owner_id: Uuid,
+    /// 1 to 604800 (a week); default 900.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604_800)]
     ttl_seconds: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct HoldAnswer {
     hold_id: Uuid,
     expires_at: Option<DateTime<Utc>>,
     position: i64,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/inventory/{product_id}/hold",
+    tag = "inventory",
+    summary = "Hold stock",
+    description = "Role: admin. Holds `quantity` for `owner_id` until it expires; idempotent per owner (a repeat keeps the first expiry).",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id).")),
+    request_body = PlaceHold,
+    responses(
+        (status = 200, description = "Held.", body = HoldAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 409, description = "The owner holds another quantity (`hold_conflict`), or changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_ttl`, `invalid_quantity`, `insufficient_stock`.", body = ErrorBody),
+    ),
+)]
 async fn place_hold(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -163,6 +223,21 @@ async fn place_hold(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/inventory/{product_id}/hold/{owner_id}",
+    tag = "inventory",
+    summary = "Release a hold",
+    description = "Role: admin. Gives the owner's held stock back.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id)."), ("owner_id" = Uuid, Path, description = "Who holds the stock.")),
+    responses(
+        (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product, or no hold of this owner (`no_such_hold`).", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+    ),
+)]
 async fn release_hold(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -174,13 +249,31 @@ async fn release_hold(
     Ok(Json(run(&state, product_id, command, &meta).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decrement {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     order_id: Uuid,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/inventory/{product_id}/decrement",
+    tag = "inventory",
+    summary = "Take stock for an order",
+    description = "Role: admin. Removes `quantity` from the stock for `order_id` (using the order's hold when there is one); idempotent per order.",
+    security(("bearer" = [])),
+    params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id).")),
+    request_body = Decrement,
+    responses(
+        (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`, `insufficient_stock`.", body = ErrorBody),
+    ),
+)]
 async fn decrement(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -196,21 +289,22 @@ async fn decrement(
     Ok(Json(run(&state, product_id, command, &meta).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     order_id: Uuid,
     items: Vec<LockLine>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LockLine {
     product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LockAnswer {
     locked: bool,
     message: String,
@@ -220,6 +314,22 @@ struct LockAnswer {
 /// Holds every line for the order, or none: a line that cannot be held
 /// releases the holds this request placed. Holding again for the same order
 /// and quantities changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/inventory/lock",
+    tag = "inventory",
+    summary = "Hold every line of an order, or none",
+    description = "Role: admin. Holds each line for `order_id` without expiry; when a line cannot be held, the holds this request placed are released and the answer is `locked: false` with the reason. Idempotent per order.",
+    security(("bearer" = [])),
+    request_body = LockRequest,
+    responses(
+        (status = 200, description = "Locked, or refused with the reason in `message`.", body = LockAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "A line names a product that does not exist.", body = ErrorBody),
+        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `empty_order`, `duplicate_line`, `invalid_quantity`.", body = ErrorBody),
+    ),
+)]
 async fn lock(
     State(state): State<AppState>,
     Admin(user): Admin,

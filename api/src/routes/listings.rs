@@ -12,10 +12,12 @@ use axum::Router;
 use projections::read_models::catalog::NAME as CATALOG;
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
+use crate::openapi::ErrorBody;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for};
 use crate::startup::AppState;
 
@@ -43,19 +45,33 @@ async fn catalog_freshness(
 
 // ---- products ----
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ProductQuery {
+    /// Full-text search words (at most 200 characters).
+    #[param(max_length = 200)]
     search: Option<String>,
+    /// The same as `search`.
+    #[param(max_length = 200)]
     q: Option<String>,
+    /// Products of this category and its sub-categories.
     category_id: Option<Uuid>,
     shop_id: Option<Uuid>,
+    /// Minor units.
     min_price: Option<i64>,
+    /// Minor units; not below `min_price`.
     max_price: Option<i64>,
+    /// true: only products available now; false: only those that are not.
     in_stock: Option<bool>,
+    /// `name` (default), `price`, `-price`, `newest`; with search words also `relevance` (their default).
     sort: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The previous page's `next_cursor` (with the same `sort`).
     cursor: Option<String>,
+    /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
 }
 
@@ -119,7 +135,7 @@ struct ProductRow {
     rank: f32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ProductItem {
     id: Uuid,
     name: String,
@@ -130,6 +146,7 @@ struct ProductItem {
     image_url: Option<String>,
     category_id: Uuid,
     shop_id: Option<Uuid>,
+    /// On hand minus held.
     available: i64,
     discontinued: bool,
 }
@@ -152,7 +169,7 @@ impl From<&ProductRow> for ProductItem {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ProductPage {
     products: Vec<ProductItem>,
     next_cursor: Option<String>,
@@ -161,6 +178,18 @@ struct ProductPage {
 const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.currency, p.sku, p.image_url,
     p.category_id, p.shop_id, COALESCE(a.available, 0) AS available, p.discontinued, p.created_position";
 
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    tag = "catalog",
+    summary = "List products",
+    description = "Anyone. Products that are sold, filtered and sorted, keyset-paginated.",
+    params(ProductQuery),
+    responses(
+        (status = 200, description = "A page of products.", body = ProductPage),
+        (status = 400, description = "An invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+    ),
+)]
 async fn list_products(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -170,6 +199,18 @@ async fn list_products(
     products(&state, &headers, query, search).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/products/search",
+    tag = "catalog",
+    summary = "Search products",
+    description = "Anyone. Full-text search (`q`, required) with the same filters, by relevance unless `sort` says otherwise.",
+    params(ProductQuery),
+    responses(
+        (status = 200, description = "A page of products.", body = ProductPage),
+        (status = 400, description = "No search words (`missing_query`) or an invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+    ),
+)]
 async fn search_products(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -330,12 +371,27 @@ async fn products(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Fresh {
+    /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    tag = "catalog",
+    summary = "One product",
+    description = "Anyone. The product, also when discontinued.",
+    params(("id" = Uuid, Path, description = "The product."), Fresh),
+    responses(
+        (status = 200, description = "The product.", body = ProductItem),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+    ),
+)]
 async fn get_product(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -356,7 +412,7 @@ async fn get_product(
     Ok(answer(freshness, ProductItem::from(&row)))
 }
 
-#[derive(Debug, Serialize, FromRow)]
+#[derive(Debug, Serialize, FromRow, ToSchema)]
 struct AvailabilityRow {
     product_id: Uuid,
     on_hand: i64,
@@ -364,6 +420,19 @@ struct AvailabilityRow {
     available: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/inventory/{product_id}/availability",
+    tag = "inventory",
+    summary = "Stock of a product",
+    description = "Anyone. Stock on hand, held, and available (on hand minus held).",
+    params(("product_id" = Uuid, Path, description = "The product."), Fresh),
+    responses(
+        (status = 200, description = "The product's stock.", body = AvailabilityRow),
+        (status = 404, description = "There is no such product.", body = ErrorBody),
+        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+    ),
+)]
 async fn availability(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -394,12 +463,14 @@ struct CategoryRow {
     path: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct CategoryItem {
     id: Uuid,
     name: String,
     parent_category_id: Option<Uuid>,
+    /// Only with `tree=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     children: Option<Vec<CategoryItem>>,
 }
 
@@ -414,11 +485,15 @@ impl From<&CategoryRow> for CategoryItem {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CategoryQuery {
+    /// true: nest sub-categories in `children` (list only).
     tree: Option<bool>,
+    /// Words to look for in names, 1 to 100 characters (search only).
     q: Option<String>,
+    /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
 }
 
@@ -447,6 +522,17 @@ fn nest(
         .unwrap_or_default()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/categories",
+    tag = "catalog",
+    summary = "List categories",
+    description = "Anyone. Every category, flat, or with `tree=true` nested by parent.",
+    params(CategoryQuery),
+    responses(
+        (status = 200, description = "The categories.", body = Vec<CategoryItem>),
+    ),
+)]
 async fn list_categories(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -465,6 +551,18 @@ async fn list_categories(
     Ok(answer(freshness, flat))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/categories/search",
+    tag = "catalog",
+    summary = "Search categories",
+    description = "Anyone. Categories whose name contains `q` (at most 100).",
+    params(CategoryQuery),
+    responses(
+        (status = 200, description = "The categories found.", body = Vec<CategoryItem>),
+        (status = 400, description = "No or too long `q` (`missing_query`), or an invalid parameter.", body = ErrorBody),
+    ),
+)]
 async fn search_categories(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -500,13 +598,13 @@ async fn search_categories(
     Ok(answer(freshness, found))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Named {
     id: Uuid,
     name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CategoryDetail {
     id: Uuid,
     name: String,
@@ -516,6 +614,19 @@ struct CategoryDetail {
     children: Vec<Named>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/categories/{id}",
+    tag = "catalog",
+    summary = "One category",
+    description = "Anyone. The category with its ancestors (`path`, root first) and its children.",
+    params(("id" = Uuid, Path, description = "The category."), Fresh),
+    responses(
+        (status = 200, description = "The category.", body = CategoryDetail),
+        (status = 404, description = "There is no such category.", body = ErrorBody),
+        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+    ),
+)]
 async fn get_category(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -566,7 +677,7 @@ async fn get_category(
 
 // ---- shops ----
 
-#[derive(Debug, Serialize, FromRow)]
+#[derive(Debug, Serialize, FromRow, ToSchema)]
 struct ShopItem {
     id: Uuid,
     name: String,
@@ -574,11 +685,16 @@ struct ShopItem {
     address: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ShopQuery {
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
 }
 
@@ -588,12 +704,23 @@ struct ShopCursor {
     id: Uuid,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ShopPage {
     shops: Vec<ShopItem>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/shops",
+    tag = "catalog",
+    summary = "List shops",
+    description = "Anyone. Shops by name, keyset-paginated.",
+    params(ShopQuery),
+    responses(
+        (status = 200, description = "A page of shops.", body = ShopPage),
+    ),
+)]
 async fn list_shops(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -632,6 +759,19 @@ async fn list_shops(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{id}",
+    tag = "catalog",
+    summary = "One shop",
+    description = "Anyone. The shop.",
+    params(("id" = Uuid, Path, description = "The shop."), Fresh),
+    responses(
+        (status = 200, description = "The shop.", body = ShopItem),
+        (status = 404, description = "There is no such shop.", body = ErrorBody),
+        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+    ),
+)]
 async fn get_shop(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -28,6 +28,7 @@ use domain::values::{CustomerId, Money, OrderId, ProductId, Quantity};
 use projections::audit::{self, AuditEvent};
 use projections::event_store::load_aggregate;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Admin, AuthUser};
@@ -37,6 +38,7 @@ use crate::commands::{
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
+use crate::openapi::ErrorBody;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
 use crate::routes::cart::load_cart;
 use crate::startup::AppState;
@@ -67,7 +69,7 @@ const MAX_LINES: usize = 100;
 
 // ---- placing an order ----
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddressBody {
     name: String,
@@ -76,26 +78,31 @@ struct AddressBody {
     line2: Option<String>,
     city: String,
     postal_code: String,
+    /// Two-letter code, e.g. `US`.
     country: String,
 }
 
 /// A requested line. There is deliberately no price field: a body with
 /// `unit_price` or `price` is refused (422) rather than silently ignored.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ItemBody {
     product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 enum PaymentBody {
-    Card { token: String },
+    Card {
+        /// The card's payment token, e.g. the test token `tok_visa`.
+        token: String,
+    },
     Wallet,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrder {
     shipping_address: AddressBody,
@@ -109,7 +116,7 @@ struct NewOrder {
 }
 
 /// A step after placing that did not go through (the order stands).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Warning {
     error: String,
     message: String,
@@ -117,7 +124,7 @@ struct Warning {
 
 /// An order as the API shows it, with the position of the command's last
 /// event (placing) or the sequence it was read at (reading).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct OrderAnswer {
     #[serde(flatten)]
     order: OrderView,
@@ -136,6 +143,22 @@ struct OrderAnswer {
 /// the same. Any failure under a key is checked against the store the same
 /// way, since a racing twin may have placed the order (and emptied the cart)
 /// while this request was deciding.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    tag = "orders",
+    summary = "Place an order",
+    description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line with a price, or an `expected_total` that differs, is 422. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Placed. Steps after placing that did not go through are listed in `warnings`; the order stands.", body = OrderAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "Changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `empty_cart`, `too_many_lines`, `invalid_quantity`, `product_not_found`, `product_discontinued`, `total_mismatch`, `invalid_shipping_address`, `invalid_country`, `coupon_expired`, `coupon_used_up`, `idempotency_key_reused`, ...", body = ErrorBody),
+    ),
+)]
 async fn place_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -481,7 +504,8 @@ async fn visible_order(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Or
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct OrderQuery {
     /// RFC 3339; the order as it was at that moment.
@@ -489,13 +513,14 @@ struct OrderQuery {
     as_of: Option<DateTime<Utc>>,
     /// The order after its first `version` events.
     #[serde(default)]
+    #[param(minimum = 1)]
     version: Option<i64>,
     /// Wait (bounded) until the order history has this position.
     #[serde(default)]
     min_position: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct OrderRead {
     #[serde(flatten)]
     order: OrderView,
@@ -514,6 +539,21 @@ struct OrderRow {
 
 /// The order now (from the order history read model), or as it was
 /// (`as_of`, `version`: rebuilt from its events in the event store).
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    tag = "orders",
+    summary = "One order",
+    description = "Role: the order's owner, admin or auditor (anyone else gets 404). The order now, or as it was (`as_of`, `version`: rebuilt from its events).",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order."), OrderQuery),
+    responses(
+        (status = 200, description = "The order.", body = OrderRead),
+        (status = 400, description = "An invalid parameter: `invalid_version`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+    ),
+)]
 async fn get_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -570,6 +610,19 @@ async fn get_order(
 
 /// Every event of the order, oldest first, read from the event store itself,
 /// with who caused it, in which request, and why.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/history",
+    tag = "orders",
+    summary = "An order's events",
+    description = "Role: the order's owner, admin or auditor (anyone else gets 404). Every event of the order from the event store, oldest first, with who caused it and in which request.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order.")),
+    responses(
+        (status = 200, description = "The events.", body = Vec<crate::openapi::AuditEvent>),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+    ),
+)]
 async fn order_history(
     State(state): State<AppState>,
     user: AuthUser,
@@ -581,7 +634,8 @@ async fn order_history(
     Ok(Json(events))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default)]
@@ -590,15 +644,19 @@ struct ListQuery {
     /// this says.
     #[serde(default)]
     customer_id: Option<Uuid>,
+    /// 1 to 100, default 20.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     #[serde(default)]
     cursor: Option<String>,
+    /// Wait (bounded) until the order history has this position.
     #[serde(default)]
     min_position: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct OrderList {
     orders: Vec<OrderView>,
     next_cursor: Option<String>,
@@ -606,6 +664,19 @@ struct OrderList {
 
 /// Newest first, keyset-paginated on the position the order was placed at,
 /// from the order history read model.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    tag = "orders",
+    summary = "List orders",
+    description = "Role: customer (their own orders), admin or auditor (all, or one customer's). Newest first, keyset-paginated.",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of orders.", body = OrderList),
+        (status = 403, description = "The caller's role may not list orders (`forbidden`).", body = ErrorBody),
+    ),
+)]
 async fn list_orders(
     State(state): State<AppState>,
     user: AuthUser,
@@ -657,7 +728,7 @@ async fn list_orders(
 
 // ---- changing an order ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     status: OrderStatus,
@@ -665,7 +736,7 @@ struct StatusChange {
     tracking_number: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LegacyStatusChange {
     order_id: Uuid,
@@ -674,7 +745,7 @@ struct LegacyStatusChange {
     tracking_number: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct StatusAnswer {
     id: Uuid,
     position: i64,
@@ -722,6 +793,23 @@ async fn set_status(
 
 /// `PUT /v1/orders/{id}/status`: illegal transitions are 409
 /// `illegal_transition_<from>_to_<to>`.
+#[utoipa::path(
+    put,
+    path = "/v1/orders/{id}/status",
+    tag = "orders",
+    summary = "Change an order's status",
+    description = "Role: admin. Only legal transitions (see the order states); `shipped` needs a `tracking_number`.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order.")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "Changed.", body = StatusAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `tracking_number_required`, `status_not_settable`.", body = ErrorBody),
+    ),
+)]
 async fn change_status(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -741,6 +829,22 @@ async fn change_status(
 }
 
 /// `PUT /v1/orders {order_id, status}`: older clients' form of the above.
+#[utoipa::path(
+    put,
+    path = "/v1/orders",
+    tag = "orders",
+    summary = "Change an order's status (older form)",
+    description = "Role: admin. The same as `PUT /v1/orders/{id}/status`, with the order id in the body, for older clients.",
+    security(("bearer" = [])),
+    request_body = LegacyStatusChange,
+    responses(
+        (status = 200, description = "Changed.", body = StatusAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `tracking_number_required`, `status_not_settable`.", body = ErrorBody),
+    ),
+)]
 async fn change_status_legacy(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -762,6 +866,21 @@ async fn change_status_legacy(
 /// refused (409) once the order has shipped. An order cancelled before its
 /// payment was captured gives its coupon use back (idempotent per order, like
 /// the redemption; stock and refunds are the fulfilment workflow's part).
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/cancel",
+    tag = "orders",
+    summary = "Cancel an order",
+    description = "Role: the order's owner (reason `customer_request`) or admin (reason `admin`). Refused once the order has shipped.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order.")),
+    responses(
+        (status = 200, description = "Cancelled.", body = CommandAnswer),
+        (status = 403, description = "An auditor may read the order but not cancel it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        (status = 409, description = "The order is not in a state that allows this (e.g. `illegal_transition_shipped_to_cancelled`), or it changed concurrently.", body = ErrorBody),
+    ),
+)]
 async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -805,7 +924,7 @@ async fn cancel_order(
     Ok(Json(CommandAnswer { id, position }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundBody {
     /// Minor units; absent: everything not yet refunded.
@@ -814,6 +933,23 @@ struct RefundBody {
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/refund",
+    tag = "orders",
+    summary = "Refund an order",
+    description = "Role: admin. Refunds `amount` (default: everything not yet refunded) of a paid order.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order.")),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "Refunded.", body = CommandAnswer),
+        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        (status = 409, description = "Nothing to refund (`nothing_to_refund`), the order is not paid, or it changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_refund_amount`, `refund_exceeds_paid`, `refund_reason_required`.", body = ErrorBody),
+    ),
+)]
 async fn refund_order(
     State(state): State<AppState>,
     Admin(user): Admin,

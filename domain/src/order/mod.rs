@@ -58,6 +58,7 @@ pub struct OrderCoupon {
 /// Where the order goes. Every field is trimmed and, except `line2`,
 /// required; `country` is a two-letter code (stored upper case).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShippingAddress {
     pub name: String,
     pub line1: String,
@@ -114,6 +115,7 @@ impl PaymentMethod {
 
 /// The payment method without its secret: `"card"` or `"wallet"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethodKind {
     Card,
@@ -157,6 +159,7 @@ pub struct Order {
 
 /// An order line as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItemView {
     pub product_id: ProductId,
     pub name: String,
@@ -168,6 +171,7 @@ pub struct OrderItemView {
 /// An order as `GET /v1/orders/{id}` answers it (also for `as_of`): money in
 /// minor units of `currency`. The card token is not part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView {
     pub id: OrderId,
     pub customer_id: CustomerId,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where an order is in its life. Serialized (and displayed) snake_case, as
 /// the HTTP API names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed; stock and payment in progress.
@@ -56,6 +57,7 @@ impl fmt::Display for OrderStatus {
 
 /// Where the order's money is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     #[default]
@@ -101,6 +103,7 @@ impl fmt::Display for PaymentStatus {
 
 /// Why an order was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancellationReason {
     CustomerRequest,
