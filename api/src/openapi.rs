@@ -39,53 +39,6 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// A projector's checkpoint and lag, as `GET /v1/admin/projections` lists
-/// it. Mirrors `projections::admin::ProjectorStatus`, which lives in a crate
-/// without OpenAPI derives; `tests/tests/openapi.rs` checks that the two
-/// serialize the same fields.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ProjectorStatus {
-    name: String,
-    version: i32,
-    position: i64,
-    /// Events in the store past the checkpoint.
-    lag_events: i64,
-    /// Age of the oldest event not yet applied (0 when caught up).
-    lag_seconds: f64,
-    /// `running`, `rebuilding` or `stopped`.
-    state: String,
-    dead_letters: i64,
-    events_applied: i64,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// One event of the event store with its metadata, secrets redacted.
-/// Mirrors `projections::audit::AuditEvent` (see [`ProjectorStatus`]).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct AuditEvent {
-    /// The event's global position.
-    position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    /// The event's number within its aggregate, from 1.
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    recorded_at: chrono::DateTime<chrono::Utc>,
-    /// Who caused it, e.g. `admin:<uuid>` or `anonymous`.
-    actor: Option<String>,
-    /// The request that caused it (`X-Request-Id`).
-    correlation_id: Option<String>,
-    /// The command that caused it.
-    causation_id: Option<String>,
-    command: Option<String>,
-    /// The event's data (password hashes and payment tokens redacted).
-    #[schema(value_type = Object)]
-    payload: serde_json::Value,
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -147,6 +100,8 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         routes::orders::refund_order,
         routes::admin::projections,
         routes::admin::events,
+        routes::rebuilds::start,
+        routes::rebuilds::progress,
         crate::metrics::render,
         openapi_json,
         docs_page,
@@ -154,8 +109,9 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
     ),
     components(schemas(
         ErrorBody,
-        ProjectorStatus,
-        AuditEvent,
+        projections::admin::ProjectorStatus,
+        projections::audit::AuditEvent,
+        projections::rebuild::RebuildStatus,
         crate::commands::CommandAnswer,
         domain::order::OrderView,
         domain::order::OrderItemView,

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 /// One projector as an operator sees it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectorStatus {
     pub name: String,
     pub version: i32,
@@ -16,6 +17,7 @@ pub struct ProjectorStatus {
     pub lag_events: i64,
     /// Age of the oldest event not yet applied (0 when caught up).
     pub lag_seconds: f64,
+    /// `running`; `stopped` (halted on a poison event); `paused`.
     pub state: String,
     pub dead_letters: i64,
     pub events_applied: i64,

@@ -113,20 +113,29 @@ fn broken(checked: u64, row: &Row) -> Verification {
     }
 }
 
-/// One stored event, as auditors read it.
+/// One event of the event store with its metadata, as auditors read it
+/// (secrets redacted).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
+    /// The event's global position.
     pub position: i64,
     pub aggregate_type: String,
     pub aggregate_id: String,
+    /// The event's number within its aggregate, from 1.
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
     pub recorded_at: DateTime<Utc>,
+    /// Who caused it, e.g. `admin:<uuid>` or `anonymous`.
     pub actor: Option<String>,
+    /// The request that caused it (`X-Request-Id`).
     pub correlation_id: Option<String>,
+    /// The command that caused it.
     pub causation_id: Option<String>,
     pub command: Option<String>,
+    /// The event's data (password hashes and payment tokens redacted).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
 }
 

@@ -68,6 +68,7 @@ pub enum RebuildError {
 
 /// A rebuild as an operator sees it: the one in progress, or the last one.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RebuildStatus {
     pub job_id: Uuid,
     pub name: String,

@@ -258,11 +258,11 @@ async fn every_error_answer_uses_the_error_schema_and_every_secured_operation_na
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// `ProjectorStatus` and `AuditEvent` are described in `api::openapi`
-/// (their crate has no OpenAPI derives): they must list exactly the fields
-/// the server sends.
+/// `ProjectorStatus` and `AuditEvent` come from the `projections` crate
+/// (its `openapi` feature): their schemas list exactly the fields the server
+/// sends.
 #[tokio::test]
-async fn the_mirrored_schemas_list_the_fields_the_server_sends() {
+async fn the_operator_schemas_list_the_fields_the_server_sends() {
     let app = spawn_app().await;
     let document = fetch_document(&app).await;
     let properties = |name: &str| -> BTreeSet<String> {

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
     description = "Role: operator or admin. Every projector with its checkpoint, lag, state and dead letters.",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The projectors.", body = Vec<crate::openapi::ProjectorStatus>),
+        (status = 200, description = "The projectors.", body = Vec<ProjectorStatus>),
         (status = 403, description = "The caller is not an operator or admin (`forbidden`).", body = ErrorBody),
     ),
 )]
@@ -61,7 +61,6 @@ struct EventQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct EventPage {
-    #[schema(value_type = Vec<crate::openapi::AuditEvent>)]
     events: Vec<AuditEvent>,
     /// Pass as `after_position` for the next page; null on the last one.
     next_after_position: Option<i64>,

@@ -619,7 +619,7 @@ async fn get_order(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order.")),
     responses(
-        (status = 200, description = "The events.", body = Vec<crate::openapi::AuditEvent>),
+        (status = 200, description = "The events.", body = Vec<projections::audit::AuditEvent>),
         (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
     ),
 )]

@@ -9,10 +9,12 @@ use axum::{Json, Router};
 use domain::metadata::Role;
 use projections::rebuild::{self, Rebuild, RebuildError, RebuildStatus};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Result};
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,9 +24,11 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-#[derive(Debug, Serialize)]
+/// A rebuild started in the background.
+#[derive(Debug, Serialize, ToSchema)]
 struct Started {
     job_id: Uuid,
+    /// The projector.
     name: String,
     version: i32,
     /// True when this picked up an interrupted rebuild where it stopped.
@@ -46,6 +50,21 @@ impl From<RebuildError> for ApiError {
 
 /// Starts a rebuild (or resumes an interrupted one) in the background: 202
 /// with its job id; 409 while one of the same projector runs anywhere.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/projections/{name}/rebuild",
+    tag = "operations",
+    summary = "Rebuild a read model without downtime",
+    description = "Role: operator. Builds the projector's read model anew from the whole event log into shadow tables while the live ones keep answering, then switches atomically. An interrupted rebuild of the same version is resumed where it stopped. Follow it with GET on the same path.",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The projector, e.g. `catalog` or `orders`.")),
+    responses(
+        (status = 202, description = "Started (or resumed) in the background.", body = Started),
+        (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "There is no projector of that name (`not_found`).", body = ErrorBody),
+        (status = 409, description = "A rebuild of this projector is already running (`rebuild_running`).", body = ErrorBody),
+    ),
+)]
 async fn start(
     State(state): State<AppState>,
     user: AuthUser,
@@ -73,6 +92,20 @@ async fn start(
 }
 
 /// The rebuild in progress, or the last one.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projections/{name}/rebuild",
+    tag = "operations",
+    summary = "Progress of a rebuild",
+    description = "Role: operator. The rebuild in progress, or the last one: state (`building`, `interrupted`, `failed`, `done`), events processed of total, events per second.",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The projector, e.g. `catalog` or `orders`.")),
+    responses(
+        (status = 200, description = "The rebuild.", body = RebuildStatus),
+        (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such projector, or it was never rebuilt (`not_found`).", body = ErrorBody),
+    ),
+)]
 async fn progress(
     State(state): State<AppState>,
     user: AuthUser,
