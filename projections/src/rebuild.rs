@@ -54,6 +54,8 @@ pub enum RebuildError {
     UnknownProjector(String),
     #[error("a rebuild of {0:?} is already running")]
     AlreadyRunning(String),
+    #[error("{0:?} keeps no read model to rebuild")]
+    NotRebuildable(String),
     #[error("the rebuild of {projector:?} halted on the event at position {position}: {error}")]
     Poison {
         projector: String,
@@ -159,6 +161,11 @@ impl Rebuild {
         instance: &str,
     ) -> Result<Rebuild, RebuildError> {
         let name = projector.name();
+        // A projector without tables (a workflow) acts on events; replaying
+        // the log through it would act again.
+        if projector.tables().is_empty() {
+            return Err(RebuildError::NotRebuildable(name.to_string()));
+        }
         let options = (*pool.connect_options())
             .clone()
             .application_name(&format!("shop rebuild {name} {instance}"))
@@ -608,6 +615,7 @@ pub async fn upgrade_when_needed(
         match outcome {
             Ok(()) | Err(RebuildError::Interrupted) => return,
             Err(RebuildError::AlreadyRunning(_)) => backoff = retry,
+            Err(RebuildError::NotRebuildable(_)) => return,
             Err(e @ RebuildError::Poison { .. }) => {
                 tracing::error!(projector = name, error = %e, "the background rebuild halted; fix the projector or skip the event, then rebuild");
                 return;

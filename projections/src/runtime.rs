@@ -90,7 +90,8 @@ pub trait Projector: Send + Sync + 'static {
         PoisonPolicy::Stop
     }
     /// The read-model tables this projector alone writes (in the `public`
-    /// schema). A rebuild builds copies of them and swaps them in.
+    /// schema). A rebuild builds copies of them and swaps them in. None: not
+    /// rebuildable (a workflow, whose effects are commands, not rows).
     fn tables(&self) -> &'static [&'static str];
     /// Whether this projector cares about events of `aggregate_type`.
     fn handles(&self, aggregate_type: &str) -> bool;

@@ -42,6 +42,9 @@ impl From<RebuildError> for ApiError {
             RebuildError::AlreadyRunning(_) => {
                 ApiError::conflict("rebuild_running", error.to_string())
             }
+            RebuildError::NotRebuildable(_) => {
+                ApiError::conflict("not_rebuildable", error.to_string())
+            }
             RebuildError::Database(e) => e.into(),
             RebuildError::Poison { .. } | RebuildError::Interrupted => ApiError::internal(error),
         }
@@ -62,7 +65,7 @@ impl From<RebuildError> for ApiError {
         (status = 202, description = "Started (or resumed) in the background.", body = Started),
         (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no projector of that name (`not_found`).", body = ErrorBody),
-        (status = 409, description = "A rebuild of this projector is already running (`rebuild_running`).", body = ErrorBody),
+        (status = 409, description = "A rebuild of this projector is already running (`rebuild_running`), or it keeps no read model to rebuild, e.g. a workflow (`not_rebuildable`).", body = ErrorBody),
     ),
 )]
 async fn start(
