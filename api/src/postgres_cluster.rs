@@ -234,6 +234,8 @@ pub async fn stop(root: &Path) -> Result<(), ClusterError> {
     if !data_dir.join("postmaster.pid").exists() {
         return Ok(());
     }
+    // pg_ctl runs in `/` (as the postgres user when we are root).
+    let data_dir = data_dir.canonicalize().map_err(|e| io(&data_dir, e))?;
     let run_as = if nix::unistd::geteuid().is_root() {
         nix::unistd::User::from_name(SUPERUSER).ok().flatten()
     } else {

@@ -43,9 +43,16 @@ const LOCK_NAMESPACE: i32 = 0x73687262;
 /// Events per batch while building.
 pub const DEFAULT_BATCH_SIZE: i64 = 5_000;
 
+/// How long the switch waits for the live projector's batch in progress.
+const CHECKPOINT_LOCK_TIMEOUT: &str = "10s";
+
 /// How long the switch waits for running queries to let go of the live
-/// tables before it gives up and tries again.
-const SWITCH_LOCK_TIMEOUT: &str = "5s";
+/// tables before it gives up and tries again. Well below PostgreSQL's
+/// `deadlock_timeout` (1 s by default): a query that locks several tables in
+/// another order than the switch and would close a cycle with it waits
+/// briefly instead of being chosen by the deadlock detector and failing;
+/// the switch rolls back and tries again.
+const TABLE_LOCK_TIMEOUT: &str = "100ms";
 
 /// Why a rebuild did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -352,9 +359,11 @@ impl Rebuild {
         let shadow = ident(&shadow_schema(name));
         let retired = ident(&retired_schema(name));
         let mut tx = Connection::begin(&mut self.conn).await?;
-        sqlx::query(&format!("SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{CHECKPOINT_LOCK_TIMEOUT}'"
+        ))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
              ON CONFLICT (name) DO NOTHING",
@@ -393,6 +402,20 @@ impl Rebuild {
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut *tx)
             .await?;
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{TABLE_LOCK_TIMEOUT}'"))
+            .execute(&mut *tx)
+            .await?;
+        let live: Vec<String> = projector
+            .tables()
+            .iter()
+            .map(|t| format!("public.{}", ident(t)))
+            .collect();
+        sqlx::query(&format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            live.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
             .execute(&mut *tx)
             .await?;
@@ -443,13 +466,29 @@ impl Rebuild {
             .await?;
         tx.commit().await?;
         self.checkpoint = checkpoint;
-        if let Err(e) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE"))
-            .execute(&mut self.conn)
-            .await
-        {
-            tracing::warn!(projector = name, error = %e, "could not drop the retired tables; the next rebuild drops them");
-        }
+        self.drop_retired(&retired).await;
         Ok(true)
+    }
+
+    /// Drops the retired tables, waiting only briefly at a time for queries
+    /// that started on them before the switch (see [`TABLE_LOCK_TIMEOUT`]).
+    async fn drop_retired(&mut self, retired: &str) {
+        let name = self.projector.name();
+        let timeout = format!("SET lock_timeout = '{TABLE_LOCK_TIMEOUT}'");
+        if let Err(e) = sqlx::query(&timeout).execute(&mut self.conn).await {
+            tracing::warn!(projector = name, error = %e, "could not drop the retired tables; the next rebuild drops them");
+            return;
+        }
+        let drop = format!("DROP SCHEMA IF EXISTS {retired} CASCADE");
+        for attempt in 1..=50 {
+            match sqlx::query(&drop).execute(&mut self.conn).await {
+                Ok(_) => return,
+                Err(e) if attempt == 50 => {
+                    tracing::warn!(projector = name, error = %e, "could not drop the retired tables; the next rebuild drops them");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 }
 
