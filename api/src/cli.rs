@@ -156,7 +156,11 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init(cli.log_format);
+    let filter = match cli.command {
+        Command::Serve(_) | Command::Projectors { .. } => crate::telemetry::SERVICE_FILTER,
+        _ => crate::telemetry::COMMAND_FILTER,
+    };
+    crate::telemetry::init_with(cli.log_format, filter);
     let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Migrate(settings) => migrate(settings).await,

@@ -4,10 +4,22 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
+/// The default filter of the long-running commands (`serve`, `projectors`).
+pub const SERVICE_FILTER: &str = "info,sqlx=warn,tower_http=info";
+
+/// The default filter of the one-shot operator commands, whose output is
+/// what they print: only warnings and errors are logged.
+pub const COMMAND_FILTER: &str = "warn";
+
+/// Installs the global subscriber with the service's default filter.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    init_with(format, SERVICE_FILTER);
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
+pub fn init_with(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
