@@ -12,8 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::metadata::Role;
 use domain::values::Currency;
-use projections::runtime::ProjectorRuntime;
-use projections::{admin, read_models};
+use projections::admin;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -231,11 +230,7 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
     let projectors = (!settings.no_projectors).then(|| {
-        let runtime = ProjectorRuntime::new(
-            pool,
-            read_models::all(),
-            settings.projectors.runtime_config(),
-        );
+        let runtime = startup::projector_runtime(pool, settings.projectors.runtime_config());
         tokio::spawn(runtime.run(stop_projectors.clone()))
     });
     let served = app.run_until_stopped(startup::shutdown_signal()).await;
@@ -302,7 +297,7 @@ async fn run_projectors(
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
         let stop = CancellationToken::new();
-        let runtime = ProjectorRuntime::new(pool, read_models::all(), projectors.runtime_config());
+        let runtime = startup::projector_runtime(pool, projectors.runtime_config());
         let running = tokio::spawn(runtime.run(stop.clone()));
         tracing::info!("projectors running");
         startup::shutdown_signal().await;
@@ -373,7 +368,7 @@ async fn projections_command(
 /// between batches, to be resumed by the same command.
 async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<()> {
     use projections::rebuild::{self, Rebuild};
-    let projector = rebuild::find(&read_models::all(), name)?;
+    let projector = rebuild::find(&projections::all(), name)?;
     let instance = format!("cli-{}", std::process::id());
     let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
     let status = job.status();

@@ -100,6 +100,7 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         routes::orders::refund_order,
         routes::admin::projections,
         routes::admin::events,
+        routes::notifications::list,
         routes::rebuilds::start,
         routes::rebuilds::progress,
         crate::metrics::render,
@@ -130,6 +131,7 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         (name = "cart", description = "The signed-in customer's cart."),
         (name = "orders", description = "Placing, reading and changing orders."),
         (name = "coupons", description = "Discount coupons (admin)."),
+        (name = "notifications", description = "The emails and SMS sent to a customer about their orders."),
         (name = "operations", description = "Projectors, the event log, metrics and this document."),
         (name = "health", description = "Liveness and readiness probes."),
     )

@@ -24,7 +24,8 @@ use domain::values::Currency;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
-use projections::runtime::Projector;
+use projections::notifications::LogNotifier;
+use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -115,7 +116,7 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
-            projectors: projections::read_models::all().into(),
+            projectors: projections::all().into(),
             background: CancellationToken::new(),
             pool,
         }
@@ -130,6 +131,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
+}
+
+/// The projectors (read models, notifications outbox) with the outbox's
+/// delivery, as `shop serve` and `shop projectors` run them.
+pub fn projector_runtime(pool: PgPool, config: RuntimeConfig) -> ProjectorRuntime {
+    ProjectorRuntime::new(pool, projections::all(), config).with_notifier(Arc::new(LogNotifier))
 }
 
 /// Applies every pending migration.
@@ -153,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::cart::router())
         .merge(routes::coupons::router())
         .merge(routes::orders::router())
+        .merge(routes::notifications::router())
         .merge(crate::openapi::router())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -10,6 +10,7 @@
 //!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
 //!   operator's commands; `read_models`: the projectors and their tables.
 //! - `audit`: the event log as auditors read it, and the hash chain check.
+//! - `notifications`: the outbox of messages to customers and its delivery.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -18,9 +19,18 @@ pub mod audit;
 pub mod event_store;
 pub mod log;
 pub mod lookups;
+pub mod notifications;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
+
+/// Every projector a `shop` process runs: the read models, then the
+/// notifications outbox.
+pub fn all() -> Vec<std::sync::Arc<dyn runtime::Projector>> {
+    let mut projectors = read_models::all();
+    projectors.push(std::sync::Arc::new(notifications::NotificationsProjector));
+    projectors
+}
 
 /// The project's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

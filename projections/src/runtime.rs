@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::log::{read_after, Checkpoint, StoredEvent};
+use crate::notifications::{run_delivery, Notifier};
 
 /// The channel the events table's trigger notifies.
 pub const EVENTS_CHANNEL: &str = "shop_events";
@@ -132,6 +133,7 @@ pub struct ProjectorRuntime {
     pool: PgPool,
     projectors: Vec<Arc<dyn Projector>>,
     config: RuntimeConfig,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl ProjectorRuntime {
@@ -140,7 +142,15 @@ impl ProjectorRuntime {
             pool,
             projectors,
             config,
+            notifier: None,
         }
+    }
+
+    /// Also delivers the notifications outbox through `notifier`, looking
+    /// for due messages every poll interval.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Runs every projector (and the notification listener) until `shutdown`
@@ -149,6 +159,14 @@ impl ProjectorRuntime {
         let wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
+        if let Some(notifier) = self.notifier {
+            tasks.spawn(run_delivery(
+                self.pool.clone(),
+                notifier,
+                self.config.poll_interval,
+                shutdown.clone(),
+            ));
+        }
         for projector in self.projectors {
             tasks.spawn(crate::rebuild::upgrade_when_needed(
                 self.pool.clone(),

@@ -18,7 +18,7 @@ use api::config::LogFormat;
 use api::staff::{StaffAccount, StaffOutcome};
 use api::startup::{AppConfig, AppState, Application};
 use domain::metadata::Role;
-use projections::runtime::{ProjectorRuntime, RuntimeConfig};
+use projections::runtime::RuntimeConfig;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -171,9 +171,8 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     // The projectors run as in `shop serve`, polling often so tests that wait
     // for a read model (with `min_position`) are quick.
-    let runtime = ProjectorRuntime::new(
+    let runtime = api::startup::projector_runtime(
         db.pool.clone(),
-        projections::read_models::all(),
         RuntimeConfig {
             poll_interval: Duration::from_millis(50),
             ..Default::default()
@@ -386,7 +385,7 @@ impl TestApp {
     /// saying it was stale.
     pub async fn wait_for_read_models(&self, position: i64) {
         let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
-        for projector in projections::read_models::all() {
+        for projector in projections::all() {
             loop {
                 let freshness =
                     api::read::wait_for(&self.db.pool, projector.name(), Some(position))

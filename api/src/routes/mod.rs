@@ -8,5 +8,6 @@ pub mod coupons;
 pub mod health;
 pub mod inventory;
 pub mod listings;
+pub mod notifications;
 pub mod orders;
 pub mod rebuilds;

@@ -1,0 +1,271 @@
+//! The notifications outbox: one message per order stage to the customer,
+//! delivered by the notifier, queued once however often the events are read,
+//! and retried with backoff when sending fails.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use projections::notifications::{deliver, Notifier, Outgoing, MAX_ATTEMPTS};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{customer_body, expect_json, fresh_database, spawn_app, uuid_field, TestApp};
+use uuid::Uuid;
+
+fn order_body(product: Uuid) -> Value {
+    json!({
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square",
+                             "city": "London", "postal_code": "SW1Y 4JH", "country": "gb"},
+        "items": [{"product_id": product, "quantity": 2}],
+        "payment": {"method": "wallet"},
+    })
+}
+
+async fn ok(response: reqwest::Response) -> Value {
+    expect_json(response, StatusCode::OK).await
+}
+
+/// The notifications `token` sees once the outbox has caught up with every
+/// event so far and the notifier has sent them all.
+async fn sent_notifications(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let head = app.head_position().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = format!("/v1/notifications?min_position={head}&limit=100{query}");
+        let list = ok(app.get_as(&path, Some(token)).await).await;
+        let items = list["notifications"].as_array().unwrap().clone();
+        if items.iter().all(|n| n["status"] == "sent") {
+            return items;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all sent: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stages(items: &[Value], order: Uuid) -> Vec<(String, String)> {
+    items
+        .iter()
+        .filter(|n| n["order_id"] == json!(order))
+        .map(|n| {
+            (
+                n["stage"].as_str().unwrap().to_string(),
+                n["channel"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let category = app.create_category(&admin.token, "Tea", None).await;
+    let product = app
+        .create_product(
+            &admin.token,
+            &json!({"name": "Assam", "description": "Malty", "price": 1250,
+                    "sku": "TEA-ASSAM", "category_id": category}),
+        )
+        .await;
+    let ada = app.register_customer("ada").await;
+    let grace = app.register_customer("grace").await;
+
+    // Order 1: placed, paid, shipped, delivered, partly refunded.
+    let placed = app
+        .place_order(&ada.token, &order_body(product), None)
+        .await;
+    let first = uuid_field(&expect_json(placed, StatusCode::CREATED).await, "id");
+    app.capture_payment(first, 2500).await;
+    for body in [
+        json!({"status": "processing"}),
+        json!({"status": "shipped", "tracking_number": "1Z999AA10123456784"}),
+        json!({"status": "delivered"}),
+    ] {
+        ok(app.set_order_status(&admin.token, first, &body).await).await;
+    }
+    let refund = json!({"amount": 1250, "reason": "one tin arrived dented"});
+    let refunded = app
+        .post_json(
+            &format!("/v1/orders/{first}/refund"),
+            &refund,
+            Some(&admin.token),
+        )
+        .await;
+    assert!(refunded.status().is_success(), "{}", refunded.status());
+
+    // Order 2: placed, then cancelled by the customer.
+    let placed = app
+        .place_order(&ada.token, &order_body(product), None)
+        .await;
+    let second = uuid_field(&expect_json(placed, StatusCode::CREATED).await, "id");
+    let cancelled = app
+        .post_json(
+            &format!("/v1/orders/{second}/cancel"),
+            &json!({}),
+            Some(&ada.token),
+        )
+        .await;
+    assert!(cancelled.status().is_success(), "{}", cancelled.status());
+
+    let mine = sent_notifications(&app, &ada.token, "").await;
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // Newest first.
+    assert_eq!(
+        stages(&mine, first),
+        pairs(&[
+            ("refunded", "email"),
+            ("delivered", "sms"),
+            ("shipped", "sms"),
+            ("paid", "email"),
+            ("placed", "email"),
+        ])
+    );
+    assert_eq!(
+        stages(&mine, second),
+        pairs(&[("cancelled", "email"), ("placed", "email")])
+    );
+    let contact = customer_body("ada");
+    // The phone number as the account keeps it: without spaces.
+    let phone = contact["phone"].as_str().unwrap().replace(' ', "");
+    for n in &mine {
+        let expected = if n["channel"] == "sms" {
+            json!(phone)
+        } else {
+            contact["email"].clone()
+        };
+        assert_eq!(n["recipient"], expected, "{n}");
+        assert_eq!(n["customer_id"], json!(ada.id));
+    }
+    let shipped = mine.iter().find(|n| n["stage"] == "shipped").unwrap();
+    assert!(
+        shipped["body"]
+            .as_str()
+            .unwrap()
+            .contains("1Z999AA10123456784"),
+        "{shipped}"
+    );
+    let refunded = mine.iter().find(|n| n["stage"] == "refunded").unwrap();
+    assert!(
+        refunded["body"].as_str().unwrap().contains("12.50 USD"),
+        "{refunded}"
+    );
+
+    // Someone else's are not shown; staff can read a customer's.
+    assert_eq!(
+        sent_notifications(&app, &grace.token, "").await,
+        Vec::<Value>::new()
+    );
+    let by_staff =
+        sent_notifications(&app, &admin.token, &format!("&customer_id={}", ada.id)).await;
+    assert_eq!(by_staff, mine);
+    let denied = app
+        .get_as(&format!("/v1/notifications?customer_id={}", ada.id), None)
+        .await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+
+    // Reading every event again queues nothing twice.
+    sqlx::query(
+        "UPDATE projector_checkpoints SET transaction_id = '0', global_position = 0
+          WHERE name = 'notifications'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let head = app.head_position().await;
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT global_position FROM projector_checkpoints WHERE name = 'notifications'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+        < head
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sent_notifications(&app, &ada.token, "").await, mine);
+
+    // Pages, newest first.
+    let page = ok(app
+        .get_as("/v1/notifications?limit=3", Some(&ada.token))
+        .await)
+    .await;
+    assert_eq!(page["notifications"].as_array().unwrap().len(), 3);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = ok(app
+        .get_as(
+            &format!("/v1/notifications?limit=100&cursor={cursor}"),
+            Some(&ada.token),
+        )
+        .await)
+    .await;
+    assert_eq!(rest["notifications"].as_array().unwrap().len(), 4);
+    assert_eq!(rest["next_cursor"], Value::Null);
+}
+
+/// A notifier whose provider is down.
+struct Down(AtomicUsize);
+
+#[async_trait]
+impl Notifier for Down {
+    async fn send(&self, _: &Outgoing) -> Result<(), String> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Err("connection refused by the mail relay".into())
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_sent_is_retried_later_and_given_up_after_the_last_attempt() {
+    let db = fresh_database().await;
+    sqlx::query(
+        "INSERT INTO notifications
+             (customer_id, stage, channel, recipient, subject, body, event_position, created_at)
+         VALUES ($1, 'placed', 'email', 'ada@example.com', 'Hello', 'Hi', 1, now())",
+    )
+    .bind(Uuid::new_v4())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let down = Down(AtomicUsize::new(0));
+
+    assert_eq!(deliver(&db.pool, &down, 10).await.unwrap(), 0);
+    let (status, attempts, error, later): (String, i32, Option<String>, bool) = sqlx::query_as(
+        "SELECT status, attempts, last_error, next_attempt_at > now() FROM notifications",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+    assert_eq!(
+        error.as_deref(),
+        Some("connection refused by the mail relay")
+    );
+    assert!(later, "the next attempt waits");
+    // Not due yet: nothing is tried.
+    deliver(&db.pool, &down, 10).await.unwrap();
+    assert_eq!(down.0.load(Ordering::Relaxed), 1);
+
+    // Each time it falls due it is tried again, until the last attempt.
+    for attempt in 2..=MAX_ATTEMPTS {
+        sqlx::query("UPDATE notifications SET next_attempt_at = now()")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        deliver(&db.pool, &down, 10).await.unwrap();
+        assert_eq!(down.0.load(Ordering::Relaxed), attempt as usize);
+    }
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM notifications")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("failed", MAX_ATTEMPTS));
+}
