@@ -127,10 +127,19 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Work that runs next to the projectors, started and stopped with them
+/// (e.g. the workflows' deadline poller).
+#[async_trait]
+pub trait BackgroundTask: Send + Sync + 'static {
+    /// Runs until `shutdown` is cancelled.
+    async fn run(self: Arc<Self>, shutdown: CancellationToken);
+}
+
 /// Runs projectors until cancelled.
 pub struct ProjectorRuntime {
     pool: PgPool,
     projectors: Vec<Arc<dyn Projector>>,
+    tasks: Vec<Arc<dyn BackgroundTask>>,
     config: RuntimeConfig,
 }
 
@@ -139,8 +148,20 @@ impl ProjectorRuntime {
         Self {
             pool,
             projectors,
+            tasks: Vec::new(),
             config,
         }
+    }
+
+    /// Adds a task to run (and cancel) with the projectors.
+    pub fn with_task(mut self, task: Arc<dyn BackgroundTask>) -> Self {
+        self.tasks.push(task);
+        self
+    }
+
+    /// The projectors this runtime runs.
+    pub fn projectors(&self) -> &[Arc<dyn Projector>] {
+        &self.projectors
     }
 
     /// Runs every projector (and the notification listener) until `shutdown`
@@ -149,6 +170,9 @@ impl ProjectorRuntime {
         let wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
+        for task in self.tasks {
+            tasks.spawn(task.run(shutdown.clone()));
+        }
         for projector in self.projectors {
             tasks.spawn(crate::rebuild::upgrade_when_needed(
                 self.pool.clone(),
