@@ -12,8 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::metadata::Role;
 use domain::values::Currency;
-use projections::runtime::ProjectorRuntime;
-use projections::{admin, read_models};
+use projections::admin;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -227,10 +226,10 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
     let projectors = (!settings.no_projectors).then(|| {
-        let runtime = ProjectorRuntime::new(
+        let runtime = startup::projector_runtime(
             pool,
-            read_models::all(),
             settings.projectors.runtime_config(),
+            &settings.projectors.workflow_settings(),
         );
         tokio::spawn(runtime.run(stop_projectors.clone()))
     });
@@ -298,7 +297,11 @@ async fn run_projectors(
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
         let stop = CancellationToken::new();
-        let runtime = ProjectorRuntime::new(pool, read_models::all(), projectors.runtime_config());
+        let runtime = startup::projector_runtime(
+            pool,
+            projectors.runtime_config(),
+            &projectors.workflow_settings(),
+        );
         let running = tokio::spawn(runtime.run(stop.clone()));
         tracing::info!("projectors running");
         startup::shutdown_signal().await;
@@ -369,7 +372,8 @@ async fn projections_command(
 /// between batches, to be resumed by the same command.
 async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<()> {
     use projections::rebuild::{self, Rebuild};
-    let projector = rebuild::find(&read_models::all(), name)?;
+    let workflows = projections::workflows::WorkflowSettings::default();
+    let projector = rebuild::find(&startup::projectors(pool, &workflows), name)?;
     let instance = format!("cli-{}", std::process::id());
     let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
     let status = job.status();

@@ -24,7 +24,8 @@ use domain::values::Currency;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
-use projections::runtime::Projector;
+use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
+use projections::workflows::WorkflowSettings;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -114,11 +115,33 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
-            projectors: projections::read_models::all().into(),
+            // For lookups by name only (e.g. rebuilds, which refuse workflows).
+            projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
             pool,
         }
     }
+}
+
+/// Every projector a server runs: the read models, then the workflows.
+pub fn projectors(pool: &PgPool, workflows: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
+    let mut projectors = projections::read_models::all();
+    projectors.extend(projections::workflows::all(pool, workflows));
+    projectors
+}
+
+/// The projector runtime of `shop serve` and `shop projectors`: read models
+/// and workflows, with the workflows' deadline poller.
+pub fn projector_runtime(
+    pool: PgPool,
+    config: RuntimeConfig,
+    workflows: &WorkflowSettings,
+) -> ProjectorRuntime {
+    let mut runtime = ProjectorRuntime::new(pool.clone(), projectors(&pool, workflows), config);
+    for task in projections::workflows::background(&pool, workflows) {
+        runtime = runtime.with_task(task);
+    }
+    runtime
 }
 
 /// Connects a pool to `url`. Connections are made lazily, so a server whose

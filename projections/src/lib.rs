@@ -9,6 +9,8 @@
 //! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
 //!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
 //!   operator's commands; `read_models`: the projectors and their tables.
+//! - `workflows`: process managers on the same runtime (they send commands
+//!   instead of writing rows) and the `deadlines` poller.
 //! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod lookups;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
+pub mod workflows;
 
 /// The project's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
