@@ -53,7 +53,11 @@ async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
             "category_id": category,
         });
         let product = app.create_product(&admin.token, &body).await;
-        expect_json(app.receive(&admin.token, product, 100).await, StatusCode::OK).await;
+        expect_json(
+            app.receive(&admin.token, product, 100).await,
+            StatusCode::OK,
+        )
+        .await;
         products.push(product);
     }
     (admin, products)

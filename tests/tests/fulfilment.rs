@@ -67,11 +67,7 @@ async fn place(app: &TestApp, customer: &Session, lines: &[(Uuid, i64)]) -> (Uui
 /// The order once the workflows have acted on everything so far.
 async fn settled_order(app: &TestApp, customer: &Session, order: Uuid) -> Value {
     app.wait_for_workflows().await;
-    expect_json(
-        app.order(&customer.token, order, &[]).await,
-        StatusCode::OK,
-    )
-    .await
+    expect_json(app.order(&customer.token, order, &[]).await, StatusCode::OK).await
 }
 
 /// `(on_hand, held)` of a product once the workflows have settled.
@@ -211,7 +207,10 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
         if open == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "deadlines still open");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deadlines still open"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.wait_for_workflows().await;
@@ -277,7 +276,12 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
     }
     assert_eq!(
         before_orders,
-        vec![json!("pending"), json!("paid"), json!("cancelled"), json!("cancelled")]
+        vec![
+            json!("pending"),
+            json!("paid"),
+            json!("cancelled"),
+            json!("cancelled")
+        ]
     );
 
     // The workflow reads the whole log again, as after a crash before its
@@ -315,4 +319,29 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
         .await
         .expect("count the deadlines");
     assert_eq!(deadlines, 4);
+}
+
+#[tokio::test]
+async fn the_workflow_runs_as_a_projector_but_cannot_be_rebuilt() {
+    let app = spawn_app().await;
+    let operator = app
+        .bootstrap_staff("operator", domain::metadata::Role::Operator)
+        .await;
+    let refused = app
+        .post_json(
+            "/v1/admin/projections/fulfilment/rebuild",
+            &json!({}),
+            Some(&operator.token),
+        )
+        .await;
+    let body = expect_json(refused, StatusCode::CONFLICT).await;
+    assert_eq!(body["error"], "not_rebuildable", "{body}");
+    // Its checkpoint is listed with the read models'.
+    app.wait_for_workflows().await;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM projector_checkpoints ORDER BY name")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("list the checkpoints");
+    assert!(names.iter().any(|n| n == "fulfilment"), "{names:?}");
 }

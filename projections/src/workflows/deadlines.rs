@@ -126,7 +126,9 @@ impl DeadlinePoller {
                     Err(e) => Err(super::infrastructure(e)),
                 }
             }
-            other => Err(ApplyError::Poison(format!("unknown deadline kind {other:?}"))),
+            other => Err(ApplyError::Poison(format!(
+                "unknown deadline kind {other:?}"
+            ))),
         }
     }
 }
