@@ -230,7 +230,11 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
     let projectors = (!settings.no_projectors).then(|| {
-        let runtime = startup::projector_runtime(pool, settings.projectors.runtime_config());
+        let runtime = startup::projector_runtime(
+            pool,
+            settings.projectors.runtime_config(),
+            &settings.projectors.workflow_settings(),
+        );
         tokio::spawn(runtime.run(stop_projectors.clone()))
     });
     let served = app.run_until_stopped(startup::shutdown_signal()).await;
@@ -297,7 +301,11 @@ async fn run_projectors(
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
         let stop = CancellationToken::new();
-        let runtime = startup::projector_runtime(pool, projectors.runtime_config());
+        let runtime = startup::projector_runtime(
+            pool,
+            projectors.runtime_config(),
+            &projectors.workflow_settings(),
+        );
         let running = tokio::spawn(runtime.run(stop.clone()));
         tracing::info!("projectors running");
         startup::shutdown_signal().await;
@@ -368,7 +376,8 @@ async fn projections_command(
 /// between batches, to be resumed by the same command.
 async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<()> {
     use projections::rebuild::{self, Rebuild};
-    let projector = rebuild::find(&projections::all(), name)?;
+    let workflows = projections::workflows::WorkflowSettings::default();
+    let projector = rebuild::find(&startup::projectors(pool, &workflows), name)?;
     let instance = format!("cli-{}", std::process::id());
     let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
     let status = job.status();

@@ -82,6 +82,16 @@ pub struct ProjectorSettings {
     /// Events a projector applies per transaction.
     #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = 500)]
     pub projector_batch: i64,
+
+    /// How long a placed order may stay unpaid before the fulfilment
+    /// workflow cancels it (`payment_timeout`) and releases its stock, in
+    /// seconds.
+    #[arg(long, env = "SHOP_PAYMENT_TIMEOUT_SECS", default_value_t = 900)]
+    pub payment_timeout_secs: u64,
+
+    /// How often the workflows look for due deadlines, in milliseconds.
+    #[arg(long, env = "SHOP_DEADLINE_POLL_MS", default_value_t = 1000)]
+    pub deadline_poll_ms: u64,
 }
 
 impl ProjectorSettings {
@@ -90,6 +100,13 @@ impl ProjectorSettings {
             batch_size: self.projector_batch.clamp(1, 10_000),
             poll_interval: std::time::Duration::from_millis(self.projector_poll_ms.max(10)),
             ..Default::default()
+        }
+    }
+
+    pub fn workflow_settings(&self) -> projections::workflows::WorkflowSettings {
+        projections::workflows::WorkflowSettings {
+            payment_timeout: std::time::Duration::from_secs(self.payment_timeout_secs.max(1)),
+            deadline_poll: std::time::Duration::from_millis(self.deadline_poll_ms.max(10)),
         }
     }
 }

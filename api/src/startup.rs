@@ -24,8 +24,9 @@ use domain::values::Currency;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
-use projections::notifications::LogNotifier;
+use projections::notifications::{Delivery, LogNotifier, NotificationsProjector};
 use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
+use projections::workflows::WorkflowSettings;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -116,11 +117,42 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
-            projectors: projections::all().into(),
+            // For lookups by name only (e.g. rebuilds, which refuse workflows).
+            projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
             pool,
         }
     }
+}
+
+/// Every projector a server runs: the read models, the notifications
+/// outbox, then the workflows.
+pub fn projectors(pool: &PgPool, workflows: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
+    let mut projectors = projections::read_models::all();
+    projectors.push(Arc::new(NotificationsProjector));
+    projectors.extend(projections::workflows::all(pool, workflows));
+    projectors
+}
+
+/// The projector runtime of `shop serve` and `shop projectors`: read models,
+/// the notifications outbox and workflows, with the outbox's delivery (to
+/// the log) and the workflows' deadline poller.
+pub fn projector_runtime(
+    pool: PgPool,
+    config: RuntimeConfig,
+    workflows: &WorkflowSettings,
+) -> ProjectorRuntime {
+    let delivery = Delivery {
+        pool: pool.clone(),
+        notifier: Arc::new(LogNotifier),
+        interval: config.poll_interval,
+    };
+    let mut runtime = ProjectorRuntime::new(pool.clone(), projectors(&pool, workflows), config)
+        .with_task(Arc::new(delivery));
+    for task in projections::workflows::background(&pool, workflows) {
+        runtime = runtime.with_task(task);
+    }
+    runtime
 }
 
 /// Connects a pool to `url`. Connections are made lazily, so a server whose
@@ -131,12 +163,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-}
-
-/// The projectors (read models, notifications outbox) with the outbox's
-/// delivery, as `shop serve` and `shop projectors` run them.
-pub fn projector_runtime(pool: PgPool, config: RuntimeConfig) -> ProjectorRuntime {
-    ProjectorRuntime::new(pool, projections::all(), config).with_notifier(Arc::new(LogNotifier))
 }
 
 /// Applies every pending migration.

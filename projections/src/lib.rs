@@ -9,6 +9,8 @@
 //! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
 //!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
 //!   operator's commands; `read_models`: the projectors and their tables.
+//! - `workflows`: process managers on the same runtime (they send commands
+//!   instead of writing rows) and the `deadlines` poller.
 //! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `notifications`: the outbox of messages to customers and its delivery.
 //! - `MIGRATOR`: every schema change in `migrations/`.
@@ -23,14 +25,7 @@ pub mod notifications;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
-
-/// Every projector a `shop` process runs: the read models, then the
-/// notifications outbox.
-pub fn all() -> Vec<std::sync::Arc<dyn runtime::Projector>> {
-    let mut projectors = read_models::all();
-    projectors.push(std::sync::Arc::new(notifications::NotificationsProjector));
-    projectors
-}
+pub mod workflows;
 
 /// The project's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

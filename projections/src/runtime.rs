@@ -25,7 +25,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::log::{read_after, Checkpoint, StoredEvent};
-use crate::notifications::{run_delivery, Notifier};
 
 /// The channel the events table's trigger notifies.
 pub const EVENTS_CHANNEL: &str = "shop_events";
@@ -128,12 +127,20 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Work that runs next to the projectors, started and stopped with them
+/// (e.g. the workflows' deadline poller).
+#[async_trait]
+pub trait BackgroundTask: Send + Sync + 'static {
+    /// Runs until `shutdown` is cancelled.
+    async fn run(self: Arc<Self>, shutdown: CancellationToken);
+}
+
 /// Runs projectors until cancelled.
 pub struct ProjectorRuntime {
     pool: PgPool,
     projectors: Vec<Arc<dyn Projector>>,
+    tasks: Vec<Arc<dyn BackgroundTask>>,
     config: RuntimeConfig,
-    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl ProjectorRuntime {
@@ -141,16 +148,20 @@ impl ProjectorRuntime {
         Self {
             pool,
             projectors,
+            tasks: Vec::new(),
             config,
-            notifier: None,
         }
     }
 
-    /// Also delivers the notifications outbox through `notifier`, looking
-    /// for due messages every poll interval.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = Some(notifier);
+    /// Adds a task to run (and cancel) with the projectors.
+    pub fn with_task(mut self, task: Arc<dyn BackgroundTask>) -> Self {
+        self.tasks.push(task);
         self
+    }
+
+    /// The projectors this runtime runs.
+    pub fn projectors(&self) -> &[Arc<dyn Projector>] {
+        &self.projectors
     }
 
     /// Runs every projector (and the notification listener) until `shutdown`
@@ -159,13 +170,8 @@ impl ProjectorRuntime {
         let wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
-        if let Some(notifier) = self.notifier {
-            tasks.spawn(run_delivery(
-                self.pool.clone(),
-                notifier,
-                self.config.poll_interval,
-                shutdown.clone(),
-            ));
+        for task in self.tasks {
+            tasks.spawn(task.run(shutdown.clone()));
         }
         for projector in self.projectors {
             tasks.spawn(crate::rebuild::upgrade_when_needed(

@@ -19,6 +19,7 @@ use api::staff::{StaffAccount, StaffOutcome};
 use api::startup::{AppConfig, AppState, Application};
 use domain::metadata::Role;
 use projections::runtime::RuntimeConfig;
+use projections::workflows::WorkflowSettings;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -161,22 +162,43 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_on(db).await
 }
 
+/// Starts the server on a fresh database with these workflow settings (e.g.
+/// a short payment timeout).
+pub async fn spawn_app_with(workflows: WorkflowSettings) -> TestApp {
+    let db = fresh_database().await;
+    spawn_app_on_with(db, workflows).await
+}
+
+/// The workflow settings of [`spawn_app`]: the default timeouts, deadlines
+/// polled often.
+pub fn test_workflow_settings() -> WorkflowSettings {
+    WorkflowSettings {
+        deadline_poll: Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
 /// Starts the server against an existing test database.
 pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
+    spawn_app_on_with(db, test_workflow_settings()).await
+}
+
+async fn spawn_app_on_with(db: TestDatabase, workflows: WorkflowSettings) -> TestApp {
     let state = AppState::new(db.pool.clone(), AppConfig::with_random_secret());
     let app = Application::build("127.0.0.1:0".parse().expect("address"), state.clone())
         .await
         .expect("bind the test server");
     let address = format!("http://{}", app.local_addr().expect("local address"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    // The projectors run as in `shop serve`, polling often so tests that wait
-    // for a read model (with `min_position`) are quick.
+    // The projectors and workflows run as in `shop serve`, polling often so
+    // tests that wait for a read model (with `min_position`) are quick.
     let runtime = api::startup::projector_runtime(
         db.pool.clone(),
         RuntimeConfig {
             poll_interval: Duration::from_millis(50),
             ..Default::default()
         },
+        &workflows,
     );
     tokio::spawn(runtime.run(CancellationToken::new()));
     TestApp {
@@ -385,7 +407,7 @@ impl TestApp {
     /// saying it was stale.
     pub async fn wait_for_read_models(&self, position: i64) {
         let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
-        for projector in projections::all() {
+        for projector in api::startup::projectors(&self.db.pool, &WorkflowSettings::default()) {
             loop {
                 let freshness =
                     api::read::wait_for(&self.db.pool, projector.name(), Some(position))
@@ -399,6 +421,39 @@ impl TestApp {
                     "read model {} did not reach position {position} in {READ_MODEL_PATIENCE:?}",
                     projector.name()
                 );
+            }
+        }
+    }
+
+    /// Waits until the workflows have acted on every event stored so far,
+    /// and on the events they wrote themselves, and the read models show it:
+    /// the log stops growing. Panics after [`READ_MODEL_PATIENCE`]. (Pending
+    /// deadlines, e.g. payment timeouts, are not waited for.)
+    pub async fn wait_for_workflows(&self) {
+        let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
+        let names: Vec<&'static str> =
+            api::startup::projectors(&self.db.pool, &WorkflowSettings::default())
+                .iter()
+                .map(|p| p.name())
+                .collect();
+        loop {
+            let head = self.latest_position().await;
+            for name in &names {
+                loop {
+                    let freshness = api::read::wait_for(&self.db.pool, name, Some(head))
+                        .await
+                        .expect("read the projector checkpoints");
+                    if !freshness.stale {
+                        break;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{name} did not reach position {head} in {READ_MODEL_PATIENCE:?}"
+                    );
+                }
+            }
+            if self.latest_position().await == head {
+                return;
             }
         }
     }

@@ -16,6 +16,7 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
             &json!({"name": "Dune", "price": 1800, "sku": "BOOK-DUNE", "category_id": category}),
         )
         .await;
+    expect_json(app.receive(&admin.token, product, 5).await, StatusCode::OK).await;
     let alice = app.register_customer("alice").await;
     let placed = app
         .place_order(
@@ -32,10 +33,12 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     let order = expect_json(placed, StatusCode::CREATED).await;
     let order_id = order["id"].as_str().unwrap().to_string();
     let path = format!("/v1/orders/{order_id}/history");
+    // The fulfilment workflow reserves the stock.
+    app.wait_for_workflows().await;
 
     let history = expect_json(app.get_as(&path, Some(&alice.token)).await, StatusCode::OK).await;
     let events = history.as_array().unwrap();
-    assert_eq!(events.len(), 1, "{history}");
+    assert_eq!(events.len(), 2, "{history}");
     let placed = &events[0];
     assert_eq!(placed["event_type"], "OrderPlaced");
     assert_eq!(placed["sequence"], 1);
@@ -51,6 +54,18 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     ] {
         assert!(!placed[field].is_null(), "{field} missing: {placed}");
     }
+    // The workflow's step: the system's, in the same request's correlation,
+    // caused by the placed event.
+    let reserved = &events[1];
+    assert_eq!(reserved["event_type"], "StockReserved");
+    assert_eq!(reserved["sequence"], 2);
+    assert_eq!(reserved["actor"], "system:fulfilment");
+    assert_eq!(reserved["command"], "ConfirmStockReserved");
+    assert_eq!(reserved["correlation_id"], placed["correlation_id"]);
+    assert_eq!(
+        reserved["causation_id"],
+        format!("event-{}", placed["position"])
+    );
     assert!(
         !history.to_string().contains("tok_visa"),
         "a payment token leaked: {history}"
@@ -137,6 +152,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
             &json!({"name": "Emma", "price": 1200, "sku": "BOOK-EMMA", "category_id": category}),
         )
         .await;
+    expect_json(app.receive(&admin.token, product, 5).await, StatusCode::OK).await;
     let alice = app.register_customer("alice").await;
     let placed = app
         .place_order(
@@ -152,6 +168,8 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         .await;
     let order = expect_json(placed, StatusCode::CREATED).await;
     let order_id: uuid::Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    // The fulfilment workflow reserves the stock before the payment.
+    app.wait_for_workflows().await;
     app.capture_payment(order_id, 1200).await;
     for body in [
         json!({"status": "processing"}),
@@ -173,6 +191,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         types,
         [
             "OrderPlaced",
+            "StockReserved",
             "PaymentCaptured",
             "OrderProcessingStarted",
             "OrderShipped",
@@ -184,8 +203,8 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
     assert_eq!(actors[0], format!("customer:{}", alice.id));
-    assert_eq!(actors[1], "system:fulfilment");
-    assert!(actors[2..]
+    assert_eq!(actors[1..3], ["system:fulfilment", "system:fulfilment"]);
+    assert!(actors[3..]
         .iter()
         .all(|a| *a == format!("admin:{}", admin.id)));
     for (n, event) in events.iter().enumerate() {
@@ -197,7 +216,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
     }
 
     // As of the moment the order started processing (before shipping).
-    let before_shipping = events[2]["recorded_at"].as_str().unwrap().to_string();
+    let before_shipping = events[3]["recorded_at"].as_str().unwrap().to_string();
     let then = expect_json(
         app.order(&admin.token, order_id, &[("as_of", before_shipping)])
             .await,

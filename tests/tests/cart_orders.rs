@@ -36,7 +36,9 @@ fn items_order(items: Value) -> Value {
     })
 }
 
-/// An admin, a category and products with these prices (minor units).
+/// An admin, a category and products with these prices (minor units), each
+/// with 100 in stock (the fulfilment workflow cancels orders it cannot hold
+/// stock for).
 async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
     let admin = app.bootstrap_admin().await;
     let category = app.create_category(&admin.token, "Tea", None).await;
@@ -50,7 +52,13 @@ async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
             "image_url": "https://img.example.com/tea.png",
             "category_id": category,
         });
-        products.push(app.create_product(&admin.token, &body).await);
+        let product = app.create_product(&admin.token, &body).await;
+        expect_json(
+            app.receive(&admin.token, product, 100).await,
+            StatusCode::OK,
+        )
+        .await;
+        products.push(product);
     }
     (admin, products)
 }
@@ -262,7 +270,8 @@ async fn a_customer_orders_the_cart_with_a_coupon_at_the_prices_of_the_moment_an
         .await;
     expect_error(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
 
-    // The fulfilment workflow takes the payment.
+    // The fulfilment workflow reserves the stock, then takes the payment.
+    app.wait_for_workflows().await;
     app.capture_payment(order_id, 5084).await;
     let read = status_of(&app, token, order_id).await;
     assert_eq!(read["status"], "paid");
@@ -366,8 +375,8 @@ async fn a_customer_orders_the_cart_with_a_coupon_at_the_prices_of_the_moment_an
     .await
     .expect("read the order's events");
     assert_eq!(actors[0], format!("customer:{}", alice.id));
-    assert_eq!(actors[1], "system:fulfilment");
-    assert_eq!(actors[2], format!("admin:{}", admin.id));
+    assert_eq!(actors[1..3], ["system:fulfilment", "system:fulfilment"]);
+    assert_eq!(actors[3], format!("admin:{}", admin.id));
 }
 
 #[tokio::test]
@@ -488,7 +497,9 @@ async fn ten_racing_orders_under_one_idempotency_key_make_one_order() {
     assert_eq!(coupon["times_used"], 1);
     assert_eq!(app.cart(token).await["items"], json!([]));
 
-    // A later repeat answers the same and writes nothing.
+    // A later repeat answers the same and writes nothing (once the
+    // workflow has reserved the order's stock).
+    app.wait_for_workflows().await;
     let events = app.event_count().await;
     let again = app.place_order(token, &body, Some(key)).await;
     let again = expect_json(again, StatusCode::CREATED).await;
@@ -532,6 +543,8 @@ async fn an_order_is_answered_as_it_was_at_a_version_or_a_moment() {
     )
     .await;
     let order_id = uuid_field(&order, "id");
+    // Versions: 1 placed, 2 stock reserved (the workflow), 3 paid, 4 processing.
+    app.wait_for_workflows().await;
     app.capture_payment(order_id, 2100).await;
     let started = app
         .set_order_status(&admin.token, order_id, &json!({"status": "processing"}))
@@ -540,15 +553,18 @@ async fn an_order_is_answered_as_it_was_at_a_version_or_a_moment() {
 
     let now = ok(app.order(token, order_id, &[]).await).await;
     assert_eq!(now["status"], "processing");
-    assert_eq!(now["version"], 3);
+    assert_eq!(now["version"], 4);
 
     let v1 = ok(app.order(token, order_id, &[("version", "1".into())]).await).await;
     assert_eq!(v1["status"], "pending");
     assert_eq!(v1["payment_status"], "pending");
     assert_eq!(v1["version"], 1);
     let v2 = ok(app.order(token, order_id, &[("version", "2".into())]).await).await;
-    assert_eq!(v2["status"], "paid");
-    assert_eq!(v2["payment_status"], "captured");
+    assert_eq!(v2["status"], "pending");
+    assert_eq!(v2["version"], 2);
+    let v3 = ok(app.order(token, order_id, &[("version", "3".into())]).await).await;
+    assert_eq!(v3["status"], "paid");
+    assert_eq!(v3["payment_status"], "captured");
     let v9 = ok(app.order(token, order_id, &[("version", "9".into())]).await).await;
     assert_eq!(v9["status"], "processing");
 
@@ -560,23 +576,23 @@ async fn an_order_is_answered_as_it_was_at_a_version_or_a_moment() {
     .fetch_all(&app.db.pool)
     .await
     .expect("read recorded_at");
-    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded.len(), 4);
     let at = |t: DateTime<Utc>| vec![("as_of", rfc3339(t))];
     let then = ok(app.order(token, order_id, &at(recorded[0])).await).await;
     assert_eq!(then["status"], "pending");
     assert_eq!(then["version"], 1);
-    let then = ok(app.order(token, order_id, &at(recorded[1])).await).await;
-    assert_eq!(then["status"], "paid");
     let then = ok(app.order(token, order_id, &at(recorded[2])).await).await;
+    assert_eq!(then["status"], "paid");
+    let then = ok(app.order(token, order_id, &at(recorded[3])).await).await;
     assert_eq!(then["status"], "processing");
     // With an offset instead of `Z`, too.
-    let offset = recorded[1]
+    let offset = recorded[2]
         .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).expect("offset"))
         .to_rfc3339();
     let then = ok(app.order(token, order_id, &[("as_of", offset)]).await).await;
     assert_eq!(then["status"], "paid");
     // Both at once: the earlier wins.
-    let mut both = at(recorded[2]);
+    let mut both = at(recorded[3]);
     both.push(("version", "1".into()));
     assert_eq!(
         ok(app.order(token, order_id, &both).await).await["status"],

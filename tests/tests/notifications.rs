@@ -70,6 +70,7 @@ async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
                     "sku": "TEA-ASSAM", "category_id": category}),
         )
         .await;
+    ok(app.receive(&admin.token, product, 10).await).await;
     let ada = app.register_customer("ada").await;
     let grace = app.register_customer("grace").await;
 
@@ -78,6 +79,8 @@ async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
         .place_order(&ada.token, &order_body(product), None)
         .await;
     let first = uuid_field(&expect_json(placed, StatusCode::CREATED).await, "id");
+    // Paid once the fulfilment workflow has reserved the stock.
+    app.wait_for_workflows().await;
     app.capture_payment(first, 2500).await;
     for body in [
         json!({"status": "processing"}),
@@ -101,6 +104,7 @@ async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
         .place_order(&ada.token, &order_body(product), None)
         .await;
     let second = uuid_field(&expect_json(placed, StatusCode::CREATED).await, "id");
+    app.wait_for_workflows().await;
     let cancelled = app
         .post_json(
             &format!("/v1/orders/{second}/cancel"),

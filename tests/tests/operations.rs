@@ -86,7 +86,8 @@ async fn operators_see_every_projector_and_customers_may_not() {
             .json()
             .await
             .unwrap();
-        if list.as_array().is_some_and(|l| l.len() == 3) {
+        // The read models' projectors, the outbox and the fulfilment workflow.
+        if list.as_array().is_some_and(|l| l.len() == 4) {
             break list;
         }
         assert!(tokio::time::Instant::now() < deadline, "{list}");
@@ -98,7 +99,10 @@ async fn operators_see_every_projector_and_customers_may_not() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["catalog", "notifications", "orders"]);
+    assert_eq!(
+        names,
+        vec!["catalog", "fulfilment", "notifications", "orders"]
+    );
     for field in [
         "version",
         "position",

@@ -392,7 +392,12 @@ fn projector_process(url: &str) -> tokio::process::Child {
 #[tokio::test]
 async fn two_shop_processes_run_each_projector_once_and_the_survivor_takes_over_after_a_kill() {
     let db = fresh_database().await;
-    let projector_count = projections::all().len();
+    // Read models and workflows alike: one lock each.
+    let projector_count = api::startup::projectors(
+        &db.pool,
+        &projections::workflows::WorkflowSettings::default(),
+    )
+    .len();
     let mut first = projector_process(&db.url);
     let mut second = projector_process(&db.url);
     let pid = |child: &tokio::process::Child| format!("pid-{}", child.id().unwrap_or_default());

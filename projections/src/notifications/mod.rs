@@ -2,7 +2,7 @@
 //!
 //! - `outbox`: the `notifications` projector, which queues a message per order
 //!   stage in the `notifications` table.
-//! - [`deliver`] / [`run_delivery`]: sends pending messages through a
+//! - [`deliver`] / [`Delivery`]: sends pending messages through a
 //!   [`Notifier`], several processes at once if need be (`FOR UPDATE SKIP
 //!   LOCKED`), retrying failures with backoff and giving up after
 //!   [`MAX_ATTEMPTS`].
@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use outbox::{NotificationsProjector, NAME};
+
+use crate::runtime::BackgroundTask;
 
 /// Attempts before a message is marked failed.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -125,17 +127,30 @@ pub async fn deliver(
     Ok(sent)
 }
 
-/// Delivers until `shutdown`: a batch whenever there is one, otherwise a look
-/// every `interval`.
-pub async fn run_delivery(
-    pool: PgPool,
-    notifier: Arc<dyn Notifier>,
+/// The delivery task, run next to the projectors: a batch whenever there is
+/// one, otherwise a look every `interval`.
+pub struct Delivery {
+    pub pool: PgPool,
+    pub notifier: Arc<dyn Notifier>,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundTask for Delivery {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        run_delivery(&self.pool, self.notifier.as_ref(), self.interval, shutdown).await
+    }
+}
+
+async fn run_delivery(
+    pool: &PgPool,
+    notifier: &dyn Notifier,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
     const BATCH: i64 = 100;
     loop {
-        let pause = match deliver(&pool, notifier.as_ref(), BATCH).await {
+        let pause = match deliver(pool, notifier, BATCH).await {
             Ok(sent) if sent as i64 == BATCH => Duration::ZERO,
             Ok(_) => interval,
             Err(e) => {

@@ -1,0 +1,160 @@
+//! Deadlines: time-based workflow steps, kept in the `deadlines` table.
+//!
+//! A workflow schedules a deadline inside its batch transaction (so it is
+//! scheduled exactly when the event is applied); `(kind, aggregate_id)` is
+//! unique, so scheduling it again changes nothing. The poller takes due
+//! deadlines one at a time with `FOR UPDATE SKIP LOCKED`, runs the command
+//! they stand for and marks them done in that same transaction: several
+//! processes can poll at once, and a deadline whose run was interrupted is
+//! taken again (its commands are idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use domain::metadata::{Actor, CommandMetadata};
+use domain::order::{Order, OrderCommand};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::event_store::CommandBus;
+use crate::runtime::{ApplyError, BackgroundTask};
+
+/// An unpaid order's time is up: `Expire` (cancelled with `payment_timeout`
+/// when still pending). `aggregate_id` is the order id.
+pub const PAYMENT_TIMEOUT: &str = "payment_timeout";
+
+/// Deadlines run per poll before the poller looks at shutdown again.
+const BATCH: usize = 100;
+
+/// Schedules deadline `kind` for `aggregate_id` at `due_at`, on `conn`
+/// (inside the caller's transaction). Already scheduled: nothing changes.
+pub async fn schedule(
+    conn: &mut PgConnection,
+    kind: &str,
+    aggregate_id: &str,
+    due_at: DateTime<Utc>,
+    payload: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deadlines (kind, aggregate_id, due_at, payload) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, aggregate_id) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(aggregate_id)
+    .bind(due_at)
+    .bind(payload)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Runs due deadlines until cancelled.
+pub struct DeadlinePoller {
+    pool: PgPool,
+    orders: CommandBus<Order>,
+    interval: Duration,
+}
+
+impl DeadlinePoller {
+    pub fn new(pool: PgPool, interval: Duration) -> Self {
+        Self {
+            orders: CommandBus::new(pool.clone(), ()),
+            pool,
+            interval,
+        }
+    }
+
+    /// Runs every deadline due now, one transaction each. Returns how many
+    /// ran; stops at the first database error.
+    pub async fn run_due(&self) -> Result<usize, sqlx::Error> {
+        let mut ran = 0;
+        while ran < BATCH {
+            let mut tx = self.pool.begin().await?;
+            let due: Option<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, kind, aggregate_id FROM deadlines
+                  WHERE done_at IS NULL AND due_at <= now()
+                  ORDER BY due_at
+                  LIMIT 1
+                  FOR UPDATE SKIP LOCKED",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id, kind, aggregate_id)) = due else {
+                return Ok(ran);
+            };
+            let outcome = match self.run_one(&kind, &aggregate_id).await {
+                Ok(outcome) => outcome,
+                Err(ApplyError::Database(e)) => return Err(e),
+                // Nothing will make it succeed later: record why and move on.
+                Err(ApplyError::Poison(reason)) => {
+                    tracing::error!(deadline = id, %kind, %aggregate_id, %reason, "deadline cannot run");
+                    reason
+                }
+            };
+            sqlx::query("UPDATE deadlines SET done_at = now(), outcome = $2 WHERE id = $1")
+                .bind(id)
+                .bind(&outcome)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// Runs one deadline; answers its outcome.
+    #[tracing::instrument(skip(self))]
+    async fn run_one(&self, kind: &str, aggregate_id: &str) -> Result<String, ApplyError> {
+        match kind {
+            PAYMENT_TIMEOUT => {
+                let meta = CommandMetadata::new(
+                    Actor::System("fulfilment".to_string()),
+                    format!("deadline-{kind}-{aggregate_id}"),
+                    "Expire",
+                );
+                let command = OrderCommand::Expire { now: Utc::now() };
+                match self
+                    .orders
+                    .execute_with_retry(aggregate_id, command, &meta)
+                    .await
+                {
+                    Ok(_) => Ok("ok".to_string()),
+                    Err(AggregateError::UserError(e)) => Ok(format!("refused: {e}")),
+                    Err(e) => Err(super::infrastructure(e)),
+                }
+            }
+            other => Err(ApplyError::Poison(format!(
+                "unknown deadline kind {other:?}"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundTask for DeadlinePoller {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = self.interval;
+        loop {
+            let wait = match self.run_due().await {
+                Ok(ran) if ran >= BATCH => Duration::ZERO,
+                Ok(_) => {
+                    backoff = self.interval;
+                    self.interval
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?backoff, "the deadline poller hit a database error; retrying");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

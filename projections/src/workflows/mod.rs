@@ -1,0 +1,103 @@
+//! Workflows (process managers): projectors whose effect is commands, not
+//! rows.
+//!
+//! A workflow follows the event log like a read model and reacts to events by
+//! sending commands through [`CommandBus`] with deterministic targets (e.g. a
+//! stock hold owned by the order id), so an event seen twice has one effect:
+//! every command it sends is idempotent or harmless to repeat, and the
+//! domain's "already done" answers count as success. Its `tables()` is empty,
+//! so it is never rebuilt (replaying it would act again).
+//!
+//! Faults: a failure of the database or the event store is
+//! [`ApplyError::Database`] (the batch is retried); a domain refusal that is
+//! an expected outcome (out of stock) is handled; only an event the workflow
+//! can never act on is poison.
+//!
+//! # Layout
+//! - `fulfilment`: stock reservation on `OrderPlaced` (all lines or none),
+//!   release on `OrderCancelled`, commit on `PaymentCaptured`, and the
+//!   unpaid order's payment timeout.
+//! - `deadlines`: the `deadlines` table (time-based steps) and its poller.
+
+pub mod deadlines;
+pub mod fulfilment;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::AggregateError;
+use domain::metadata::{Actor, CommandMetadata, CORRELATION_ID};
+use sqlx::PgPool;
+
+use crate::log::StoredEvent;
+use crate::runtime::{ApplyError, BackgroundTask, Projector};
+
+/// Durations of the workflows' time-based steps.
+#[derive(Debug, Clone)]
+pub struct WorkflowSettings {
+    /// How long a placed order may stay unpaid before it is cancelled with
+    /// `payment_timeout`.
+    pub payment_timeout: Duration,
+    /// How often the deadline poller looks for due deadlines.
+    pub deadline_poll: Duration,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        Self {
+            payment_timeout: Duration::from_secs(15 * 60),
+            deadline_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Every workflow the server runs (next to [`crate::read_models::all`]).
+pub fn all(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(fulfilment::Fulfilment::new(
+        pool.clone(),
+        settings.clone(),
+    ))]
+}
+
+/// The tasks the workflows need next to the projector runtime: the deadline
+/// poller.
+pub fn background(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn BackgroundTask>> {
+    vec![Arc::new(deadlines::DeadlinePoller::new(
+        pool.clone(),
+        settings.deadline_poll,
+    ))]
+}
+
+/// Metadata of a command a workflow sends because of `event`: the system as
+/// actor, the event's correlation id, and its position as the cause.
+pub(crate) fn caused_by(workflow: &str, event: &StoredEvent, command: &str) -> CommandMetadata {
+    let correlation_id = event
+        .metadata
+        .get(CORRELATION_ID)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("event-{}", event.global_position));
+    CommandMetadata::new(Actor::System(workflow.to_string()), correlation_id, command)
+        .caused_by(format!("event-{}", event.global_position))
+}
+
+/// A command's failure that is not the domain's answer: the event store or
+/// the database failed (retried), or the aggregate's own events cannot be
+/// read (poison).
+pub(crate) fn infrastructure<E: std::error::Error>(error: AggregateError<E>) -> ApplyError {
+    match error {
+        AggregateError::UserError(e) => ApplyError::Poison(format!("unexpected refusal: {e}")),
+        AggregateError::DeserializationError(e) => {
+            ApplyError::Poison(format!("cannot read the aggregate's events: {e}"))
+        }
+        AggregateError::AggregateConflict => ApplyError::Database(sqlx::Error::Io(
+            std::io::Error::other("the aggregate kept changing (concurrency conflicts)"),
+        )),
+        AggregateError::DatabaseConnectionError(e) | AggregateError::UnexpectedError(e) => {
+            ApplyError::Database(match e.downcast::<sqlx::Error>() {
+                Ok(sqlx_error) => *sqlx_error,
+                Err(other) => sqlx::Error::Io(std::io::Error::other(other)),
+            })
+        }
+    }
+}
