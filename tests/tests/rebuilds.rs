@@ -322,6 +322,25 @@ async fn a_rebuild_killed_midway_resumes_where_it_stopped_and_ends_equal() {
     first.start_kill().expect("kill -9 the rebuild");
     first.wait().await.unwrap();
 
+    // Interrupted as soon as the killed process's database session ends (its
+    // server process notices the closed connection when it next waits on it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let progress = loop {
+        let progress = app
+            .get_as(
+                "/v1/admin/projections/catalog/rebuild",
+                Some(&operator.token),
+            )
+            .await;
+        let progress = expect_json(progress, StatusCode::OK).await;
+        if progress["state"] == "interrupted" {
+            break progress;
+        }
+        assert_eq!(progress["state"], "building", "{progress}");
+        assert!(tokio::time::Instant::now() < deadline, "{progress}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
     // Killed midway: the live model is untouched and still version 1; the
     // shadow tables and the rebuild's checkpoint wait for a resume.
     let (state, processed): (String, i64) =
@@ -339,14 +358,6 @@ async fn a_rebuild_killed_midway_resumes_where_it_stopped_and_ends_equal() {
         ["shop_rebuild_catalog"]
     );
     assert_same_models(&before, &dump(&app.db.pool).await);
-    let progress = app
-        .get_as(
-            "/v1/admin/projections/catalog/rebuild",
-            Some(&operator.token),
-        )
-        .await;
-    let progress = expect_json(progress, StatusCode::OK).await;
-    assert_eq!(progress["state"], "interrupted", "{progress}");
     assert_eq!(progress["processed"], processed);
 
     let second = rebuild_process(&app.db.url, "catalog")
