@@ -8,7 +8,9 @@
 //! - `values`: money, quantities, SKUs and typed ids shared by aggregates.
 //! - `metadata`: the keys every stored event carries (actor, correlation ...).
 //! - one folder per aggregate: `mod.rs` (state, `handle`, `apply`),
-//!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs`.
+//!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs` (`invoice` is the
+//!   per-year invoice numbering).
+//! - `shipping`: the `Carrier` trait (booking a shipment, tracking numbers).
 #![forbid(unsafe_code)]
 
 pub mod cart;
@@ -17,10 +19,12 @@ pub mod coupon;
 pub mod customer;
 pub mod error;
 pub mod inventory;
+pub mod invoice;
 pub mod lookup;
 pub mod metadata;
 pub mod order;
 pub mod product;
+pub mod shipping;
 pub mod shop;
 pub mod sku;
 pub mod values;

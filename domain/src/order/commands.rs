@@ -79,9 +79,10 @@ pub enum OrderCommand {
     /// The unpaid order's time is up: a pending order is cancelled with reason
     /// `payment_timeout`; any other order is left as it is (no event).
     Expire { now: DateTime<Utc> },
-    /// Records the invoice; once, and only for a paid order (paid,
-    /// processing, shipped or delivered). Repeating it with the same number
-    /// does nothing.
+    /// Records the invoice; once, and only for an order whose payment was
+    /// captured (even if it was cancelled or refunded since, so that an
+    /// allocated number always lands on its order). Repeating it with the
+    /// same number does nothing.
     IssueInvoice {
         invoice_number: String,
         now: DateTime<Utc>,

@@ -148,6 +148,9 @@ pub struct Order {
     tracking_number: Option<String>,
     carrier: Option<String>,
     invoice_number: Option<String>,
+    /// When the invoice was issued (`InvoiceIssued`'s `at`).
+    #[serde(default)]
+    invoiced_at: Option<DateTime<Utc>>,
     cancellation_reason: Option<CancellationReason>,
     placed_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
@@ -273,6 +276,13 @@ impl Order {
     }
     pub fn invoice_number(&self) -> Option<&str> {
         self.invoice_number.as_deref()
+    }
+    pub fn invoiced_at(&self) -> Option<DateTime<Utc>> {
+        self.invoiced_at
+    }
+    /// Whether money was taken for the order (even if given back since).
+    pub fn is_paid_for(&self) -> bool {
+        self.payment_captured()
     }
     pub fn cancellation_reason(&self) -> Option<CancellationReason> {
         self.cancellation_reason
@@ -752,13 +762,11 @@ impl Order {
             }
             None => {}
         }
-        if !matches!(
-            self.status,
-            OrderStatus::Paid
-                | OrderStatus::Processing
-                | OrderStatus::Shipped
-                | OrderStatus::Delivered
-        ) {
+        // Any order whose payment was captured, even if it was cancelled or
+        // refunded since: the fulfilment workflow allocates the number before
+        // it issues the invoice, and a number once given must end up on its
+        // order, or the year's numbers would have a gap.
+        if !self.payment_captured() {
             return Err(OrderError::NotPaid {
                 status: self.status,
             });
@@ -992,8 +1000,11 @@ impl Aggregate for Order {
                     self.payment_status = PaymentStatus::PartiallyRefunded;
                 }
             }
-            OrderEvent::InvoiceIssued { invoice_number, .. } => {
+            OrderEvent::InvoiceIssued {
+                invoice_number, at, ..
+            } => {
                 self.invoice_number = Some(invoice_number);
+                self.invoiced_at = Some(at);
             }
         }
     }

@@ -1318,7 +1318,8 @@ fn a_paid_order_gets_its_invoice_once() {
 }
 
 #[test]
-fn an_invoice_is_issued_only_for_a_paid_order() {
+fn an_invoice_is_issued_for_any_order_whose_payment_was_captured() {
+    // `events_to` reaches cancelled and refunded through a captured payment.
     for status in OrderStatus::ALL {
         let result = run(
             events_to(status),
@@ -1328,15 +1329,37 @@ fn an_invoice_is_issued_only_for_a_paid_order() {
             },
         );
         match status {
-            OrderStatus::Paid
-            | OrderStatus::Processing
-            | OrderStatus::Shipped
-            | OrderStatus::Delivered => {
-                assert!(result.is_ok_and(|e| e.len() == 1), "{status}")
+            OrderStatus::Pending => {
+                assert_eq!(result, Err(OrderError::NotPaid { status }), "{status}")
             }
-            _ => assert_eq!(result, Err(OrderError::NotPaid { status }), "{status}"),
+            _ => assert!(result.is_ok_and(|e| e.len() == 1), "{status}"),
         }
     }
+}
+
+#[test]
+fn an_order_cancelled_before_its_payment_gets_no_invoice() {
+    let mut given = pending();
+    given.push(cancelled(CancellationReason::CustomerRequest, 0, t(12)));
+    OrderTest::with(())
+        .given(given)
+        .when(OrderCommand::IssueInvoice {
+            invoice_number: "INV-1".to_string(),
+            now: t(20),
+        })
+        .then_expect_error(OrderError::NotPaid {
+            status: OrderStatus::Cancelled,
+        });
+}
+
+#[test]
+fn the_invoice_date_is_when_it_was_issued() {
+    let mut events = paid();
+    events.push(invoice_issued("INV-1"));
+    let order = state(events);
+    assert_eq!(order.invoice_number(), Some("INV-1"));
+    assert!(order.invoiced_at().is_some());
+    assert!(order.is_paid_for());
 }
 
 #[test]
