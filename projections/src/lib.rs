@@ -13,6 +13,7 @@
 //!   instead of writing rows) and the `deadlines` poller.
 //! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `notifications`: the outbox of messages to customers and its delivery.
+//! - `shipping`: the simulated carrier.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod notifications;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
+pub mod shipping;
 pub mod workflows;
 
 /// The project's migrations, embedded at build time.

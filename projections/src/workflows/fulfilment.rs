@@ -7,7 +7,7 @@
 //! - `OrderCancelled` (any reason, by anyone): every hold of the order is
 //!   released.
 //! - `PaymentCaptured`: every line's hold is committed (a permanent
-//!   decrement).
+//!   decrement), then the invoice is issued (see [`Fulfilment::invoice`]).
 //! - The payment timeout (see [`super::deadlines`]) expires an order still
 //!   pending; its `OrderCancelled` then releases the holds.
 //!
@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
+use domain::invoice::{numbering_id, InvoiceNumbering, InvoiceNumberingCommand};
 use domain::order::{CancellationReason, Order, OrderCommand, OrderError, OrderEvent, OrderLine};
 use domain::values::OrderId;
 use sqlx::{PgConnection, PgPool};
@@ -35,6 +36,7 @@ pub const NAME: &str = "fulfilment";
 pub struct Fulfilment {
     orders: CommandBus<Order>,
     inventory: CommandBus<InventoryItem>,
+    invoice_numbers: CommandBus<InvoiceNumbering>,
     settings: WorkflowSettings,
 }
 
@@ -42,7 +44,8 @@ impl Fulfilment {
     pub fn new(pool: PgPool, settings: WorkflowSettings) -> Self {
         Self {
             orders: CommandBus::new(pool.clone(), ()),
-            inventory: CommandBus::new(pool, ()),
+            inventory: CommandBus::new(pool.clone(), ()),
+            invoice_numbers: CommandBus::new(pool, ()),
             settings,
         }
     }
@@ -191,6 +194,53 @@ impl Fulfilment {
         }
         Ok(())
     }
+
+    /// Issues the paid order's invoice with the next number of the year the
+    /// payment was captured in (UTC).
+    ///
+    /// The number comes from that year's [`InvoiceNumbering`], which records
+    /// the order it gave it to: allocating again for the same order (the
+    /// event seen twice, or a crash between the two steps) answers the same
+    /// number, and the order accepts `IssueInvoice` for any captured payment,
+    /// so a number once given always lands on its order: no gap, no reuse.
+    async fn invoice(
+        &self,
+        event: &StoredEvent,
+        order_id: OrderId,
+        captured_at: chrono::DateTime<Utc>,
+    ) -> Result<(), ApplyError> {
+        let order = self.load_order(order_id).await?;
+        if order.invoice_number().is_some() {
+            return Ok(());
+        }
+        let year = chrono::Datelike::year(&captured_at);
+        let numbering = numbering_id(year).to_string();
+        let command = InvoiceNumberingCommand::Allocate {
+            year,
+            order_id,
+            now: Utc::now(),
+        };
+        let meta = caused_by(NAME, event, "AllocateInvoiceNumber");
+        self.invoice_numbers
+            .execute_with_retry(&numbering, command, &meta)
+            .await
+            .map_err(infrastructure)?;
+        let invoice_number = self
+            .invoice_numbers
+            .load(&numbering)
+            .await
+            .map_err(infrastructure)?
+            .and_then(|n| n.invoice_number_of(order_id))
+            .ok_or_else(|| {
+                ApplyError::Poison(format!("no invoice number was recorded for {order_id}"))
+            })?;
+        let command = OrderCommand::IssueInvoice {
+            invoice_number,
+            now: Utc::now(),
+        };
+        self.order_command(event, order_id, command, "IssueInvoice")
+            .await
+    }
 }
 
 #[async_trait]
@@ -234,7 +284,10 @@ impl Projector for Fulfilment {
                 let order = self.load_order(order_id).await?;
                 self.release(event, order_id, order.lines()).await
             }
-            OrderEvent::PaymentCaptured { order_id, .. } => self.commit(event, order_id).await,
+            OrderEvent::PaymentCaptured { order_id, at, .. } => {
+                self.commit(event, order_id).await?;
+                self.invoice(event, order_id, at).await
+            }
             _ => Ok(()),
         }
     }
