@@ -261,6 +261,10 @@ fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
         currency: Currency::parse(&settings.currency)
             .map_err(|e| anyhow::anyhow!("SHOP_CURRENCY: {e}"))?,
         login_attempts_per_minute: settings.api.login_attempts_per_minute,
+        seller: startup::Seller {
+            name: settings.api.seller_name.clone(),
+            address: settings.api.seller_address.clone(),
+        },
     })
 }
 

@@ -69,6 +69,14 @@ pub struct ApiSettings {
     /// Sign-in attempts allowed per client address per minute.
     #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
     pub login_attempts_per_minute: u32,
+
+    /// The seller's name printed on invoices.
+    #[arg(long, env = "SHOP_SELLER_NAME", default_value = "Shop")]
+    pub seller_name: String,
+
+    /// The seller's address printed on invoices (one line).
+    #[arg(long, env = "SHOP_SELLER_ADDRESS", default_value = "")]
+    pub seller_address: String,
 }
 
 /// Settings of the projector runtime.

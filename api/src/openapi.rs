@@ -98,6 +98,7 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         routes::orders::change_status,
         routes::orders::cancel_order,
         routes::orders::refund_order,
+        routes::invoices::get_invoice,
         routes::admin::projections,
         routes::admin::events,
         routes::notifications::list,

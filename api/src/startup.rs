@@ -18,6 +18,7 @@ use domain::customer::Customer;
 use domain::inventory::InventoryItem;
 use domain::order::Order;
 use domain::product::{Product, ProductServices};
+use domain::shipping::Carrier;
 use domain::shop::Shop;
 use domain::sku::SkuClaim;
 use domain::values::Currency;
@@ -26,6 +27,7 @@ use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
 use projections::notifications::{Delivery, LogNotifier, NotificationsProjector};
 use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
+use projections::shipping::SimulatedCarrier;
 use projections::workflows::WorkflowSettings;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -54,6 +56,10 @@ pub struct AppState {
     pub carts: CommandBus<Cart>,
     pub coupons: CommandBus<Coupon>,
     pub orders: CommandBus<Order>,
+    /// Who issues the invoices.
+    pub seller: Seller,
+    /// Books shipments when an admin marks an order shipped.
+    pub carrier: Arc<dyn Carrier>,
     /// The projectors this server knows (rebuilds look them up by name).
     pub projectors: Arc<[Arc<dyn Projector>]>,
     /// Cancelled at shutdown: background work (rebuilds) stops between
@@ -68,6 +74,23 @@ pub struct AppConfig {
     pub token_ttl: chrono::Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
+    pub seller: Seller,
+}
+
+/// The seller named on invoices.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    pub name: String,
+    pub address: String,
+}
+
+impl Default for Seller {
+    fn default() -> Self {
+        Self {
+            name: "Shop".to_string(),
+            address: String::new(),
+        }
+    }
 }
 
 impl AppConfig {
@@ -78,6 +101,7 @@ impl AppConfig {
             token_ttl: chrono::Duration::minutes(15),
             currency: Currency::usd(),
             login_attempts_per_minute: 20,
+            seller: Seller::default(),
         }
     }
 }
@@ -117,6 +141,8 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
+            seller: config.seller,
+            carrier: Arc::new(SimulatedCarrier),
             // For lookups by name only (e.g. rebuilds, which refuse workflows).
             projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
@@ -186,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::cart::router())
         .merge(routes::coupons::router())
         .merge(routes::orders::router())
+        .merge(routes::invoices::router())
         .merge(routes::notifications::router())
         .merge(crate::openapi::router())
         .fallback(error::fallback)

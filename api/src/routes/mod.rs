@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod health;
 pub mod inventory;
+pub mod invoices;
 pub mod listings;
 pub mod notifications;
 pub mod orders;

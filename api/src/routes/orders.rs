@@ -24,6 +24,7 @@ use domain::order::{
     OrderView, PaymentMethod, ShippingAddress,
 };
 use domain::product::{Product, ProductError};
+use domain::shipping::ShipmentRequest;
 use domain::values::{CustomerId, Money, OrderId, ProductId, Quantity};
 use projections::audit::{self, AuditEvent};
 use projections::event_store::load_aggregate;
@@ -495,7 +496,7 @@ fn may_read(user: &AuthUser, order: &Order) -> bool {
 
 /// The current order, or 404 when it does not exist or is not the caller's
 /// to see.
-async fn visible_order(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Order> {
+pub(crate) async fn visible_order(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Order> {
     let (order, _) = load_order(state, id, None, None).await?;
     if may_read(user, &order) {
         Ok(order)
@@ -732,6 +733,8 @@ async fn list_orders(
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     status: OrderStatus,
+    /// For `shipped`: a tracking number given by the carrier already;
+    /// without it the carrier books the shipment and issues one.
     #[serde(default)]
     tracking_number: Option<String>,
 }
@@ -741,6 +744,8 @@ struct StatusChange {
 struct LegacyStatusChange {
     order_id: Uuid,
     status: OrderStatus,
+    /// For `shipped`: a tracking number given by the carrier already;
+    /// without it the carrier books the shipment and issues one.
     #[serde(default)]
     tracking_number: Option<String>,
 }
@@ -777,10 +782,14 @@ async fn set_status(
 ) -> Result<Json<StatusAnswer>> {
     user.require(FULFILMENT)?;
     let meta = metadata(user.actor(), request_id, "ChangeOrderStatus");
-    let command = OrderCommand::ChangeStatus {
-        to,
-        tracking_number,
-        now: Utc::now(),
+    let tracking_number = tracking_number.filter(|t| !t.trim().is_empty());
+    let command = match (to, tracking_number) {
+        (OrderStatus::Shipped, None) => book_shipment(state, id).await?,
+        (to, tracking_number) => OrderCommand::ChangeStatus {
+            to,
+            tracking_number,
+            now: Utc::now(),
+        },
     };
     let position = run(state, id, command, &meta).await?;
     // A command that succeeded leaves the order in the asked status.
@@ -791,6 +800,45 @@ async fn set_status(
     }))
 }
 
+/// `shipped` without a tracking number: the carrier books the shipment and
+/// issues one, recorded with the carrier's name on `OrderShipped`.
+///
+/// Booked here, synchronously, in the admin's request: the admin's action is
+/// the cause, the answer can say at once whether it worked, and a failed
+/// booking changes nothing. Only an order that may ship now is booked; an
+/// order already shipped, or one that may not ship, goes through
+/// `ChangeStatus` as before (no change, or the illegal transition). The
+/// carrier answers the same tracking number for the same order, so a retried
+/// request books no second parcel.
+async fn book_shipment(state: &AppState, id: Uuid) -> Result<OrderCommand> {
+    let (order, _) = load_order(state, id, None, None).await?;
+    let pass_through = OrderCommand::ChangeStatus {
+        to: OrderStatus::Shipped,
+        tracking_number: None,
+        now: Utc::now(),
+    };
+    let Some(order_id) = order.order_id() else {
+        return Ok(pass_through);
+    };
+    if !domain::order::legal_transition(order.status(), OrderStatus::Shipped) {
+        return Ok(pass_through);
+    }
+    let request = ShipmentRequest {
+        order_id,
+        address: order.shipping_address().clone(),
+    };
+    let shipment = state
+        .carrier
+        .book(&request)
+        .await
+        .map_err(|e| domain_error(&e))?;
+    Ok(OrderCommand::Ship {
+        tracking_number: shipment.tracking_number,
+        carrier: Some(shipment.carrier),
+        now: Utc::now(),
+    })
+}
+
 /// `PUT /v1/orders/{id}/status`: illegal transitions are 409
 /// `illegal_transition_<from>_to_<to>`.
 #[utoipa::path(
@@ -798,7 +846,7 @@ async fn set_status(
     path = "/v1/orders/{id}/status",
     tag = "orders",
     summary = "Change an order's status",
-    description = "Role: admin. Only legal transitions (see the order states); `shipped` needs a `tracking_number`.",
+    description = "Role: admin. Only legal transitions (see the order states). `shipped` books the shipment: without a `tracking_number` the carrier issues one; a given one is recorded as it is.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order.")),
     request_body = StatusChange,
@@ -807,7 +855,8 @@ async fn set_status(
         (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
         (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `tracking_number_required`, `status_not_settable`.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `status_not_settable`, `shipment_refused`.", body = ErrorBody),
+        (status = 503, description = "The carrier did not answer (`carrier_unavailable`); nothing changed.", body = ErrorBody),
     ),
 )]
 async fn change_status(
@@ -842,7 +891,8 @@ async fn change_status(
         (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
         (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `tracking_number_required`, `status_not_settable`.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `status_not_settable`, `shipment_refused`.", body = ErrorBody),
+        (status = 503, description = "The carrier did not answer (`carrier_unavailable`); nothing changed.", body = ErrorBody),
     ),
 )]
 async fn change_status_legacy(
