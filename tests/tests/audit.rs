@@ -171,6 +171,8 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
     // The fulfilment workflow reserves the stock before the payment.
     app.wait_for_workflows().await;
     app.capture_payment(order_id, 1200).await;
+    // ... and issues the invoice once the payment is captured.
+    app.wait_for_workflows().await;
     for body in [
         json!({"status": "processing"}),
         json!({"status": "shipped", "tracking_number": "TRACK-1"}),
@@ -193,6 +195,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
             "OrderPlaced",
             "StockReserved",
             "PaymentCaptured",
+            "InvoiceIssued",
             "OrderProcessingStarted",
             "OrderShipped",
             "OrderDelivered"
@@ -203,8 +206,15 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
     assert_eq!(actors[0], format!("customer:{}", alice.id));
-    assert_eq!(actors[1..3], ["system:fulfilment", "system:fulfilment"]);
-    assert!(actors[3..]
+    assert_eq!(
+        actors[1..4],
+        [
+            "system:fulfilment",
+            "system:fulfilment",
+            "system:fulfilment"
+        ]
+    );
+    assert!(actors[4..]
         .iter()
         .all(|a| *a == format!("admin:{}", admin.id)));
     for (n, event) in events.iter().enumerate() {
@@ -216,7 +226,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
     }
 
     // As of the moment the order started processing (before shipping).
-    let before_shipping = events[3]["recorded_at"].as_str().unwrap().to_string();
+    let before_shipping = events[4]["recorded_at"].as_str().unwrap().to_string();
     let then = expect_json(
         app.order(&admin.token, order_id, &[("as_of", before_shipping)])
             .await,
