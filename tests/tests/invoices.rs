@@ -450,3 +450,67 @@ async fn a_given_tracking_number_is_kept_and_an_unpaid_order_is_not_booked() {
     );
     assert_eq!(app.event_count().await, events);
 }
+
+#[tokio::test]
+async fn processes_racing_for_numbers_never_share_or_skip_one() {
+    use domain::invoice::{numbering_id, InvoiceNumbering, InvoiceNumberingCommand};
+    use domain::values::OrderId;
+    use projections::event_store::CommandBus;
+
+    const RACERS: usize = 16;
+    let app = spawn_app().await;
+    // As two workflow processes would: separate buses on the same store,
+    // each allocating at the same moment, retrying after a lost race.
+    let orders: Vec<OrderId> = (0..RACERS).map(|_| OrderId(Uuid::new_v4())).collect();
+    let numbering = numbering_id(2031).to_string();
+    let allocate = |order_id: OrderId| {
+        let bus: CommandBus<InvoiceNumbering> = CommandBus::new(app.db.pool.clone(), ());
+        let numbering = numbering.clone();
+        async move {
+            let meta = domain::metadata::CommandMetadata::new(
+                domain::metadata::Actor::System("fulfilment".to_string()),
+                Uuid::new_v4().to_string(),
+                "AllocateInvoiceNumber",
+            );
+            let command = InvoiceNumberingCommand::Allocate {
+                year: 2031,
+                order_id,
+                now: Utc::now(),
+            };
+            loop {
+                match bus.execute(&numbering, command.clone(), &meta).await {
+                    Ok(_) => return,
+                    Err(cqrs_es::AggregateError::AggregateConflict) => {
+                        tokio::task::yield_now().await
+                    }
+                    Err(e) => panic!("allocation failed: {e}"),
+                }
+            }
+        }
+    };
+    // Every order twice: the second allocation must answer the first number.
+    let racers = orders.iter().chain(orders.iter()).map(|o| allocate(*o));
+    futures::future::join_all(racers).await;
+
+    let bus: CommandBus<InvoiceNumbering> = CommandBus::new(app.db.pool.clone(), ());
+    let state = bus
+        .load(&numbering)
+        .await
+        .expect("load")
+        .expect("a numbering");
+    let mut given: Vec<String> = orders
+        .iter()
+        .map(|o| {
+            state
+                .invoice_number_of(*o)
+                .expect("a number for every order")
+        })
+        .collect();
+    given.sort();
+    assert_eq!(given, numbers(2031, 1..=RACERS as u64));
+    assert_eq!(state.last(), RACERS as u64);
+    assert_eq!(
+        count_events(&app, "InvoiceNumberAllocated").await,
+        RACERS as i64
+    );
+}
