@@ -290,7 +290,7 @@ async fn the_printable_invoice_escapes_what_customers_typed() {
         let html = response.text().await.expect("the page");
         assert!(!html.contains("<script>"), "{html}");
         assert!(
-            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co"),
+            html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Co"),
             "{html}"
         );
         assert!(html.contains("Invoice "), "{html}");

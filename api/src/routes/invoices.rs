@@ -182,20 +182,9 @@ fn wants_html(headers: &HeaderMap) -> bool {
         == Some("text/html")
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and quoted attribute values.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 /// Minor units shown with two decimals and the currency code, e.g.
@@ -306,7 +295,7 @@ mod tests {
     fn markup_in_text_is_escaped() {
         assert_eq!(
             escape("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+            "&lt;script&gt;alert(&#x27;x&#x27;) &amp; &quot;y&quot;&lt;/script&gt;"
         );
     }
 
