@@ -7,6 +7,7 @@
 //! # Layout
 //! - `values`: money, quantities, SKUs and typed ids shared by aggregates.
 //! - `metadata`: the keys every stored event carries (actor, correlation ...).
+//! - `payment`: the payment gateway trait and the card checks made before it.
 //! - one folder per aggregate: `mod.rs` (state, `handle`, `apply`),
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs`.
 #![forbid(unsafe_code)]
@@ -20,7 +21,9 @@ pub mod inventory;
 pub mod lookup;
 pub mod metadata;
 pub mod order;
+pub mod payment;
 pub mod product;
 pub mod shop;
 pub mod sku;
 pub mod values;
+pub mod wallet;
