@@ -17,14 +17,17 @@ use domain::coupon::Coupon;
 use domain::customer::Customer;
 use domain::inventory::InventoryItem;
 use domain::order::Order;
+use domain::payment::PaymentGateway;
 use domain::product::{Product, ProductServices};
 use domain::shop::Shop;
 use domain::sku::SkuClaim;
 use domain::values::Currency;
+use domain::wallet::Wallet;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
 use projections::notifications::{Delivery, LogNotifier, NotificationsProjector};
+use projections::payments::SimulatedGateway;
 use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
 use projections::workflows::WorkflowSettings;
 use sqlx::postgres::PgPoolOptions;
@@ -54,6 +57,11 @@ pub struct AppState {
     pub carts: CommandBus<Cart>,
     pub coupons: CommandBus<Coupon>,
     pub orders: CommandBus<Order>,
+    pub wallets: CommandBus<Wallet>,
+    /// The payment gateway (the simulated one by default).
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// Verifies the gateway's callbacks (HMAC-SHA256).
+    pub payment_webhook_secret: Arc<str>,
     /// The projectors this server knows (rebuilds look them up by name).
     pub projectors: Arc<[Arc<dyn Projector>]>,
     /// Cancelled at shutdown: background work (rebuilds) stops between
@@ -68,6 +76,8 @@ pub struct AppConfig {
     pub token_ttl: chrono::Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
+    /// The secret the payment gateway signs its callbacks with.
+    pub payment_webhook_secret: String,
 }
 
 impl AppConfig {
@@ -78,6 +88,7 @@ impl AppConfig {
             token_ttl: chrono::Duration::minutes(15),
             currency: Currency::usd(),
             login_attempts_per_minute: 20,
+            payment_webhook_secret: crate::secrets::random_secret(),
         }
     }
 }
@@ -117,6 +128,9 @@ impl AppState {
             ),
             coupons: CommandBus::new(pool.clone(), ()),
             orders: CommandBus::new(pool.clone(), ()),
+            wallets: CommandBus::new(pool.clone(), ()),
+            gateway: Arc::new(SimulatedGateway::new(pool.clone())),
+            payment_webhook_secret: config.payment_webhook_secret.into(),
             // For lookups by name only (e.g. rebuilds, which refuse workflows).
             projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
@@ -187,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::coupons::router())
         .merge(routes::orders::router())
         .merge(routes::notifications::router())
+        .merge(routes::payments::router())
         .merge(crate::openapi::router())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -13,6 +13,8 @@
 //!   instead of writing rows) and the `deadlines` poller.
 //! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `notifications`: the outbox of messages to customers and its delivery.
+//! - `payments`: the simulated payment gateway, its signed callbacks and
+//!   what the shop does with them.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod event_store;
 pub mod log;
 pub mod lookups;
 pub mod notifications;
+pub mod payments;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;

@@ -10,4 +10,5 @@ pub mod inventory;
 pub mod listings;
 pub mod notifications;
 pub mod orders;
+pub mod payments;
 pub mod rebuilds;
