@@ -85,7 +85,7 @@ struct TokenAnswer {
     path = "/v1/payments/tokens",
     tag = "payments",
     summary = "Tokenize a card",
-    description = "Signed in. The simulated gateway's tokenizer: the card number and CVC go no further; the answer is a token to pay with, and the card's brand and last four digits. The tokens `tok_visa` (approves), `tok_chargeDeclined` (declined) and `tok_insufficientFunds` (insufficient funds) work without tokenizing.",
+    description = "Role: any signed-in account. The simulated gateway's tokenizer: the card number and CVC go no further; the answer is a token to pay with, and the card's brand and last four digits. The tokens `tok_visa` (approves), `tok_chargeDeclined` (declined) and `tok_insufficientFunds` (insufficient funds) work without tokenizing.",
     security(("bearer" = [])),
     request_body = CardBody,
     responses(
