@@ -234,11 +234,8 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
         Some(own_webhook_url(app.local_addr()?)),
     );
     let projectors = (!settings.no_projectors).then(|| {
-        let runtime = startup::projector_runtime(
-            pool,
-            settings.projectors.runtime_config(),
-            &workflows,
-        );
+        let runtime =
+            startup::projector_runtime(pool, settings.projectors.runtime_config(), &workflows);
         tokio::spawn(runtime.run(stop_projectors.clone()))
     });
     let served = app.run_until_stopped(startup::shutdown_signal()).await;

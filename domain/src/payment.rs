@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn a_valid_card_gives_its_brand_and_last_four_digits() {
         let valid = validate_card(&card("4242 4242 4242 4242", "12/30", "123"), now()).unwrap();
-        assert_eq!((valid.brand.as_str(), valid.last4.as_str()), ("visa", "4242"));
+        assert_eq!(
+            (valid.brand.as_str(), valid.last4.as_str()),
+            ("visa", "4242")
+        );
         let valid = validate_card(&card("5555555555554444", "06/2026", "1234"), now()).unwrap();
         assert_eq!(valid.brand, "mastercard");
     }
@@ -294,7 +297,10 @@ mod tests {
     #[test]
     fn debug_output_never_shows_the_card_number_or_cvc() {
         let shown = format!("{:?}", card("4242424242424242", "12/30", "987"));
-        assert!(!shown.contains("4242424242424242") && !shown.contains("987"), "{shown}");
+        assert!(
+            !shown.contains("4242424242424242") && !shown.contains("987"),
+            "{shown}"
+        );
         let valid = validate_card(&card("4242424242424242", "12/30", "987"), now()).unwrap();
         assert!(!format!("{valid:?}").contains("4242424242424242"));
     }

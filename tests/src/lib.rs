@@ -492,10 +492,12 @@ impl TestApp {
 
     /// How many charges of the simulated gateway have not been answered.
     pub async fn undelivered_payment_callbacks(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM gateway_charges WHERE callback_delivered_at IS NULL")
-            .fetch_one(&self.db.pool)
-            .await
-            .expect("count undelivered payment callbacks")
+        sqlx::query_scalar(
+            "SELECT count(*) FROM gateway_charges WHERE callback_delivered_at IS NULL",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count undelivered payment callbacks")
     }
 
     /// The customer's wallet balance (`GET /v1/wallet`).
@@ -511,10 +513,16 @@ impl TestApp {
     pub async fn top_up(&self, token: &str, amount: i64) {
         let before = self.wallet_balance(token).await;
         let body = json!({"amount": amount, "payment": {"method": "card", "token": "tok_visa"}});
-        let response = self.post_json("/v1/wallet/top-up", &body, Some(token)).await;
+        let response = self
+            .post_json("/v1/wallet/top-up", &body, Some(token))
+            .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED, "top-up refused");
         self.wait_for_workflows().await;
-        assert_eq!(self.wallet_balance(token).await, before + amount, "top-up not credited");
+        assert_eq!(
+            self.wallet_balance(token).await,
+            before + amount,
+            "top-up not credited"
+        );
     }
 
     /// GET `path` with `min_position=position` (a command's answer), so it

@@ -8,8 +8,8 @@ use projections::payments::{signature, GatewayCallback, SIGNATURE_HEADER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::{
-    assert_error_shape, expect_error, expect_json, spawn_app,
-    spawn_app_without_payment_callbacks, test_workflow_settings, uuid_field, Session, TestApp,
+    assert_error_shape, expect_error, expect_json, spawn_app, spawn_app_without_payment_callbacks,
+    test_workflow_settings, uuid_field, Session, TestApp,
 };
 use uuid::Uuid;
 
@@ -63,7 +63,10 @@ async fn place(
         StatusCode::CREATED,
     )
     .await;
-    (uuid_field(&order, "id"), order["total"].as_i64().expect("a total"))
+    (
+        uuid_field(&order, "id"),
+        order["total"].as_i64().expect("a total"),
+    )
 }
 
 fn card(token: &str) -> Value {
@@ -133,7 +136,11 @@ async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() 
     .expect("read the charges");
     assert_eq!(
         charges[0],
-        (format!("order:{by_test_token}"), total, "succeeded".to_string())
+        (
+            format!("order:{by_test_token}"),
+            total,
+            "succeeded".to_string()
+        )
     );
     assert_eq!(charges.len(), 2);
     // The capture carries the gateway's charge id and is the system's.
@@ -273,7 +280,10 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
     // Paid from the wallet: the balance comes back.
     app.top_up(&alice.token, 5000).await;
     let (from_wallet, _) = place(&app, &alice, tea, 2, wallet()).await;
-    assert_eq!(settled_order(&app, &alice, from_wallet).await["status"], "paid");
+    assert_eq!(
+        settled_order(&app, &alice, from_wallet).await["status"],
+        "paid"
+    );
     assert_eq!(app.wallet_balance(&alice.token).await, 3000);
     // Paid by card: the gateway records the refund.
     let (by_card, card_total) = place(&app, &alice, tea, 3, card("tok_visa")).await;
@@ -323,7 +333,10 @@ async fn an_admin_refund_returns_the_money_once() {
     let alice = app.register_customer("alice").await;
     app.top_up(&alice.token, 5000).await;
     let (order_id, _) = place(&app, &alice, tea, 3, wallet()).await;
-    assert_eq!(settled_order(&app, &alice, order_id).await["status"], "paid");
+    assert_eq!(
+        settled_order(&app, &alice, order_id).await["status"],
+        "paid"
+    );
     assert_eq!(app.wallet_balance(&alice.token).await, 2000);
 
     let refund = format!("/v1/orders/{order_id}/refund");
@@ -387,14 +400,21 @@ async fn a_webhook_with_a_bad_or_missing_signature_is_refused_and_changes_nothin
 
     let forged = signature::sign("not-the-secret", &body);
     for header in [Some(forged.as_str()), Some("sha256=00"), Some(""), None] {
-        let refused = expect_error(post_webhook(&app, &body, header).await, StatusCode::UNAUTHORIZED)
-            .await;
+        let refused = expect_error(
+            post_webhook(&app, &body, header).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
         assert_error_shape(&refused);
         assert_eq!(refused["error"], "invalid_signature", "{refused}");
     }
     // A good signature of another body does not sign this one.
     let other = signature::sign(&app.state.payment_webhook_secret, b"{}");
-    expect_error(post_webhook(&app, &body, Some(&other)).await, StatusCode::UNAUTHORIZED).await;
+    expect_error(
+        post_webhook(&app, &body, Some(&other)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
     app.wait_for_workflows().await;
     assert_eq!(app.event_count().await, before);
@@ -403,7 +423,10 @@ async fn a_webhook_with_a_bad_or_missing_signature_is_refused_and_changes_nothin
         .await
         .expect("count handled callbacks");
     assert_eq!(handled, 0);
-    assert_eq!(settled_order(&app, &alice, order_id).await["status"], "pending");
+    assert_eq!(
+        settled_order(&app, &alice, order_id).await["status"],
+        "pending"
+    );
 }
 
 #[tokio::test]
@@ -413,15 +436,22 @@ async fn a_replayed_webhook_has_no_second_effect() {
     let body = serde_json::to_vec(&callback).expect("json");
     let signed = signature::sign(&app.state.payment_webhook_secret, &body);
 
-    let first = expect_json(post_webhook(&app, &body, Some(&signed)).await, StatusCode::OK).await;
+    let first = expect_json(
+        post_webhook(&app, &body, Some(&signed)).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(first, json!({"received": true, "duplicate": false}));
     let order = settled_order(&app, &alice, order_id).await;
     assert_eq!(order["status"], "paid", "{order}");
     let after_first = app.event_count().await;
 
     for _ in 0..3 {
-        let again =
-            expect_json(post_webhook(&app, &body, Some(&signed)).await, StatusCode::OK).await;
+        let again = expect_json(
+            post_webhook(&app, &body, Some(&signed)).await,
+            StatusCode::OK,
+        )
+        .await;
         assert_eq!(again, json!({"received": true, "duplicate": true}));
     }
     app.wait_for_workflows().await;
@@ -439,8 +469,15 @@ async fn a_replayed_webhook_has_no_second_effect() {
     };
     let body = serde_json::to_vec(&late).expect("json");
     let signed = signature::sign(&app.state.payment_webhook_secret, &body);
-    expect_json(post_webhook(&app, &body, Some(&signed)).await, StatusCode::OK).await;
-    assert_eq!(settled_order(&app, &alice, order_id).await["status"], "paid");
+    expect_json(
+        post_webhook(&app, &body, Some(&signed)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        settled_order(&app, &alice, order_id).await["status"],
+        "paid"
+    );
 }
 
 #[tokio::test]
@@ -455,9 +492,15 @@ async fn tokenizing_checks_the_card_and_never_stores_its_number() {
     assert_eq!(token["brand"], "mastercard", "{token}");
     assert_eq!(token["last4"], "4444", "{token}");
     let token = token["token"].as_str().expect("a token").to_string();
-    assert!(token.starts_with("tok_") && !token.contains("5555"), "{token}");
+    assert!(
+        token.starts_with("tok_") && !token.contains("5555"),
+        "{token}"
+    );
     let (order_id, _) = place(&app, &alice, products[0], 1, card(&token)).await;
-    assert_eq!(settled_order(&app, &alice, order_id).await["status"], "paid");
+    assert_eq!(
+        settled_order(&app, &alice, order_id).await["status"],
+        "paid"
+    );
 
     // Nowhere: not in any event, not in the gateway's tables, not in any
     // other table of the database.
@@ -482,11 +525,26 @@ async fn tokenizing_checks_the_card_and_never_stores_its_number() {
 
     // Bad cards: clear 422s in the one error shape.
     for (body, code) in [
-        (json!({"card_number": "4242424242424241", "expiry": "12/39", "cvc": "123"}), "card_number_checksum"),
-        (json!({"card_number": "4242", "expiry": "12/39", "cvc": "123"}), "invalid_card_number"),
-        (json!({"card_number": "4242424242424242", "expiry": "01/20", "cvc": "123"}), "card_expired"),
-        (json!({"card_number": "4242424242424242", "expiry": "13/39", "cvc": "123"}), "invalid_expiry"),
-        (json!({"card_number": "4242424242424242", "expiry": "12/39", "cvc": "12"}), "invalid_cvc"),
+        (
+            json!({"card_number": "4242424242424241", "expiry": "12/39", "cvc": "123"}),
+            "card_number_checksum",
+        ),
+        (
+            json!({"card_number": "4242", "expiry": "12/39", "cvc": "123"}),
+            "invalid_card_number",
+        ),
+        (
+            json!({"card_number": "4242424242424242", "expiry": "01/20", "cvc": "123"}),
+            "card_expired",
+        ),
+        (
+            json!({"card_number": "4242424242424242", "expiry": "13/39", "cvc": "123"}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"card_number": "4242424242424242", "expiry": "12/39", "cvc": "12"}),
+            "invalid_cvc",
+        ),
     ] {
         let refused = expect_error(
             app.post_json("/v1/payments/tokens", &body, Some(&alice.token))

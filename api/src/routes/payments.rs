@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 const CUSTOMERS: &[Role] = &[Role::Customer];
 
 /// Largest single top-up, in minor units.
-const MAX_TOP_UP: i64 = 1_000_000_00;
+const MAX_TOP_UP: i64 = 100_000_000;
 
 fn gateway_error(error: GatewayError) -> ApiError {
     match error {
@@ -159,7 +159,10 @@ async fn webhook(
         ));
     }
     let callback: GatewayCallback = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::unprocessable("invalid_callback", format!("The callback is not valid: {e}"))
+        ApiError::unprocessable(
+            "invalid_callback",
+            format!("The callback is not valid: {e}"),
+        )
     })?;
     let outcome = handle_callback(
         &state.pool,

@@ -166,5 +166,8 @@ fn a_refund_after_a_debit_restores_the_balance() {
 #[test]
 fn the_wallet_id_is_derived_from_the_customer() {
     assert_eq!(wallet_id(alice()), wallet_id(alice()));
-    assert_ne!(wallet_id(alice()), wallet_id(CustomerId(Uuid::from_u128(2))));
+    assert_ne!(
+        wallet_id(alice()),
+        wallet_id(CustomerId(Uuid::from_u128(2)))
+    );
 }

@@ -88,7 +88,9 @@ impl CallbackDelivery {
                 Err(error) => {
                     let attempts = row.callback_attempts + 1;
                     // 0.2 s, 0.4 s, ... at most a minute.
-                    let backoff_ms = 200_i64.saturating_mul(1 << attempts.clamp(0, 9)).min(60_000);
+                    let backoff_ms = 200_i64
+                        .saturating_mul(1 << attempts.clamp(0, 9))
+                        .min(60_000);
                     tracing::warn!(charge_id = %row.id, attempts, %error, "payment callback not delivered; will retry");
                     sqlx::query(
                         "UPDATE gateway_charges

@@ -99,7 +99,9 @@ impl ChargeFor {
 
     pub fn parse(reference: &str) -> Option<ChargeFor> {
         if let Some(order) = reference.strip_prefix("order:") {
-            return Uuid::parse_str(order).ok().map(|id| ChargeFor::Order(OrderId(id)));
+            return Uuid::parse_str(order)
+                .ok()
+                .map(|id| ChargeFor::Order(OrderId(id)));
         }
         let rest = reference.strip_prefix("topup:")?;
         let (customer, top_up) = rest.split_once(':')?;

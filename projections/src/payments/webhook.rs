@@ -171,7 +171,10 @@ pub async fn handle_callback(
         }
         (ChargeFor::TopUp { .. }, false) => format!(
             "top-up failed: {}",
-            callback.failure_reason.as_deref().unwrap_or("payment_failed")
+            callback
+                .failure_reason
+                .as_deref()
+                .unwrap_or("payment_failed")
         ),
     };
     sqlx::query(
