@@ -159,6 +159,14 @@ async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() 
         .cloned()
         .unwrap_or_else(|| panic!("no PaymentCaptured in {history}"));
     assert_eq!(captured["actor"], "system:payments", "{captured}");
+    // In the order's conversation, caused by the gateway's callback.
+    assert_eq!(captured["correlation_id"], history[0]["correlation_id"]);
+    assert!(
+        captured["causation_id"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("callback-evt_ch_")),
+        "{captured}"
+    );
     assert!(
         captured["payload"].to_string().contains("ch_"),
         "{captured}"

@@ -89,12 +89,29 @@ pub async fn handle_callback(
     let charge_for = ChargeFor::parse(&callback.reference).ok_or_else(|| {
         WebhookError::Malformed(format!("unknown reference {:?}", callback.reference))
     })?;
+    // The commands continue the conversation that caused the charge (an
+    // order's: its placing request's correlation id), caused by this
+    // callback.
+    let correlation_id = match charge_for {
+        ChargeFor::Order(order_id) => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT metadata->>'correlation_id' FROM events
+              WHERE aggregate_type = 'Order' AND aggregate_id = $1 AND sequence = 1",
+        )
+        .bind(order_id.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?
+        .flatten(),
+        ChargeFor::TopUp { .. } => None,
+    }
+    .unwrap_or_else(|| callback.id.clone());
     let meta = |command: &str| {
         CommandMetadata::new(
             Actor::System("payments".to_string()),
-            callback.id.clone(),
+            correlation_id.clone(),
             command,
         )
+        .caused_by(format!("callback-{}", callback.id))
     };
     let void = |reason: String, amount: Money| async move {
         // The money was taken but cannot be used: give it back at once.
