@@ -331,7 +331,12 @@ async fn run_projectors(
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
         let stop = CancellationToken::new();
-        let secret = webhook_secret(&projectors, &settings)?;
+        // Without a callback URL nothing is signed: no secret is needed (nor
+        // kept in the data folder).
+        let secret = match &projectors.payment_callback_url {
+            Some(_) => webhook_secret(&projectors, &settings)?,
+            None => crate::secrets::random_secret(),
+        };
         let runtime = startup::projector_runtime(
             pool,
             projectors.runtime_config(),
