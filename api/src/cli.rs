@@ -224,17 +224,18 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let config = app_config(settings)?;
     let pool = startup::connect(url, settings.database.db_max_connections).await?;
     startup::migrate(&pool).await?;
-    let state = AppState::new(pool.clone(), config);
+    let state = AppState::new(pool.clone(), config.clone());
     let background = state.background.clone();
     let app = Application::build(settings.listen, state).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
+    let workflows = settings.projectors.workflow_settings(
+        config.payment_webhook_secret.clone(),
+        Some(own_webhook_url(app.local_addr()?)),
+    );
     let projectors = (!settings.no_projectors).then(|| {
-        let runtime = startup::projector_runtime(
-            pool,
-            settings.projectors.runtime_config(),
-            &settings.projectors.workflow_settings(),
-        );
+        let runtime =
+            startup::projector_runtime(pool, settings.projectors.runtime_config(), &workflows);
         tokio::spawn(runtime.run(stop_projectors.clone()))
     });
     let served = app.run_until_stopped(startup::shutdown_signal()).await;
@@ -246,6 +247,34 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server's own webhook, where the simulated gateway calls back by
+/// default (an unspecified listen address is reached on loopback).
+fn own_webhook_url(listen: std::net::SocketAddr) -> String {
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!(
+        "http://{}/v1/payments/webhook",
+        std::net::SocketAddr::new(host, listen.port())
+    )
+}
+
+/// The payment webhook secret: configured, or generated once and kept in
+/// the data folder (like the token secret).
+fn webhook_secret(
+    projectors: &ProjectorSettings,
+    database: &DatabaseSettings,
+) -> anyhow::Result<String> {
+    match &projectors.payment_webhook_secret {
+        Some(secret) if secret.len() >= 32 => Ok(secret.clone()),
+        Some(_) => anyhow::bail!("SHOP_PAYMENT_WEBHOOK_SECRET must be at least 32 characters long"),
+        None => crate::secrets::load_or_create(&database.data_dir.join("payment-webhook-secret"))
+            .context("cannot keep the payment webhook secret in the data folder"),
+    }
 }
 
 fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
@@ -265,6 +294,7 @@ fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
             name: settings.api.seller_name.clone(),
             address: settings.api.seller_address.clone(),
         },
+        payment_webhook_secret: webhook_secret(&settings.projectors, &settings.database)?,
     })
 }
 
@@ -305,10 +335,16 @@ async fn run_projectors(
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
         let stop = CancellationToken::new();
+        // Without a callback URL nothing is signed: no secret is needed (nor
+        // kept in the data folder).
+        let secret = match &projectors.payment_callback_url {
+            Some(_) => webhook_secret(&projectors, &settings)?,
+            None => crate::secrets::random_secret(),
+        };
         let runtime = startup::projector_runtime(
             pool,
             projectors.runtime_config(),
-            &projectors.workflow_settings(),
+            &projectors.workflow_settings(secret, None),
         );
         let running = tokio::spawn(runtime.run(stop.clone()));
         tracing::info!("projectors running");

@@ -100,6 +100,19 @@ pub struct ProjectorSettings {
     /// How often the workflows look for due deadlines, in milliseconds.
     #[arg(long, env = "SHOP_DEADLINE_POLL_MS", default_value_t = 1000)]
     pub deadline_poll_ms: u64,
+
+    /// Where the simulated payment gateway posts its callbacks. Default for
+    /// `shop serve`: its own `/v1/payments/webhook` on the listen address;
+    /// `shop projectors` sends none without it.
+    #[arg(long, env = "SHOP_PAYMENT_CALLBACK_URL")]
+    pub payment_callback_url: Option<String>,
+
+    /// Secret that signs and verifies payment gateway callbacks
+    /// (HMAC-SHA256, at least 32 characters). Without it, a random secret
+    /// is generated once and kept in the data folder
+    /// (`payment-webhook-secret`).
+    #[arg(long, env = "SHOP_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub payment_webhook_secret: Option<String>,
 }
 
 impl ProjectorSettings {
@@ -111,10 +124,20 @@ impl ProjectorSettings {
         }
     }
 
-    pub fn workflow_settings(&self) -> projections::workflows::WorkflowSettings {
+    /// The workflows' settings, with the webhook secret resolved (see
+    /// `cli::webhook_secret`) and the callback URL (`default_callback` when
+    /// none is configured).
+    pub fn workflow_settings(
+        &self,
+        payment_webhook_secret: String,
+        default_callback: Option<String>,
+    ) -> projections::workflows::WorkflowSettings {
         projections::workflows::WorkflowSettings {
             payment_timeout: std::time::Duration::from_secs(self.payment_timeout_secs.max(1)),
             deadline_poll: std::time::Duration::from_millis(self.deadline_poll_ms.max(10)),
+            payment_callback_url: self.payment_callback_url.clone().or(default_callback),
+            payment_webhook_secret,
+            ..Default::default()
         }
     }
 }

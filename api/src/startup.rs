@@ -17,15 +17,18 @@ use domain::coupon::Coupon;
 use domain::customer::Customer;
 use domain::inventory::InventoryItem;
 use domain::order::Order;
+use domain::payment::PaymentGateway;
 use domain::product::{Product, ProductServices};
 use domain::shipping::Carrier;
 use domain::shop::Shop;
 use domain::sku::SkuClaim;
 use domain::values::Currency;
+use domain::wallet::Wallet;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
 use projections::notifications::{Delivery, LogNotifier, NotificationsProjector};
+use projections::payments::SimulatedGateway;
 use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
 use projections::shipping::SimulatedCarrier;
 use projections::workflows::WorkflowSettings;
@@ -60,6 +63,11 @@ pub struct AppState {
     pub seller: Seller,
     /// Books shipments when an admin marks an order shipped.
     pub carrier: Arc<dyn Carrier>,
+    pub wallets: CommandBus<Wallet>,
+    /// The payment gateway (the simulated one by default).
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// Verifies the gateway's callbacks (HMAC-SHA256).
+    pub payment_webhook_secret: Arc<str>,
     /// The projectors this server knows (rebuilds look them up by name).
     pub projectors: Arc<[Arc<dyn Projector>]>,
     /// Cancelled at shutdown: background work (rebuilds) stops between
@@ -74,6 +82,8 @@ pub struct AppConfig {
     pub token_ttl: chrono::Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
+    /// The secret the payment gateway signs its callbacks with.
+    pub payment_webhook_secret: String,
     pub seller: Seller,
 }
 
@@ -102,6 +112,7 @@ impl AppConfig {
             currency: Currency::usd(),
             login_attempts_per_minute: 20,
             seller: Seller::default(),
+            payment_webhook_secret: crate::secrets::random_secret(),
         }
     }
 }
@@ -143,6 +154,9 @@ impl AppState {
             orders: CommandBus::new(pool.clone(), ()),
             seller: config.seller,
             carrier: Arc::new(SimulatedCarrier),
+            wallets: CommandBus::new(pool.clone(), ()),
+            gateway: Arc::new(SimulatedGateway::new(pool.clone())),
+            payment_webhook_secret: config.payment_webhook_secret.into(),
             // For lookups by name only (e.g. rebuilds, which refuse workflows).
             projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
@@ -214,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::orders::router())
         .merge(routes::invoices::router())
         .merge(routes::notifications::router())
+        .merge(routes::payments::router())
         .merge(crate::openapi::router())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)

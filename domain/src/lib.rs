@@ -7,6 +7,7 @@
 //! # Layout
 //! - `values`: money, quantities, SKUs and typed ids shared by aggregates.
 //! - `metadata`: the keys every stored event carries (actor, correlation ...).
+//! - `payment`: the payment gateway trait and the card checks made before it.
 //! - one folder per aggregate: `mod.rs` (state, `handle`, `apply`),
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs` (`invoice` is the
 //!   per-year invoice numbering).
@@ -23,8 +24,10 @@ pub mod invoice;
 pub mod lookup;
 pub mod metadata;
 pub mod order;
+pub mod payment;
 pub mod product;
 pub mod shipping;
 pub mod shop;
 pub mod sku;
 pub mod values;
+pub mod wallet;

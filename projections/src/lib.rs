@@ -14,6 +14,8 @@
 //! - `audit`: the event log as auditors read it, and the hash chain check.
 //! - `notifications`: the outbox of messages to customers and its delivery.
 //! - `shipping`: the simulated carrier.
+//! - `payments`: the simulated payment gateway, its signed callbacks and
+//!   what the shop does with them.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ pub mod event_store;
 pub mod log;
 pub mod lookups;
 pub mod notifications;
+pub mod payments;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;

@@ -154,6 +154,9 @@ pub struct TestApp {
     /// The server's own state, for what tests do as an operator would from
     /// the command line (e.g. `shop users create`).
     pub state: AppState,
+    /// Whether the simulated gateway calls the server back (see
+    /// [`spawn_app_without_payment_callbacks`]).
+    pub payment_callbacks: bool,
 }
 
 /// Starts the server on port 0 against a fresh database.
@@ -167,6 +170,15 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(workflows: WorkflowSettings) -> TestApp {
     let db = fresh_database().await;
     spawn_app_on_with(db, workflows).await
+}
+
+/// Starts the server on a fresh database with a payment gateway that never
+/// answers: card charges are accepted but no callback comes, so card orders
+/// stay `pending` (until their payment timeout) unless a test captures
+/// them itself.
+pub async fn spawn_app_without_payment_callbacks(workflows: WorkflowSettings) -> TestApp {
+    let db = fresh_database().await;
+    spawn(db, workflows, false).await
 }
 
 /// The workflow settings of [`spawn_app`]: the default timeouts, deadlines
@@ -184,11 +196,20 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
 }
 
 async fn spawn_app_on_with(db: TestDatabase, workflows: WorkflowSettings) -> TestApp {
-    let state = AppState::new(db.pool.clone(), AppConfig::with_random_secret());
+    spawn(db, workflows, true).await
+}
+
+async fn spawn(db: TestDatabase, mut workflows: WorkflowSettings, callbacks: bool) -> TestApp {
+    let config = AppConfig::with_random_secret();
+    let state = AppState::new(db.pool.clone(), config.clone());
     let app = Application::build("127.0.0.1:0".parse().expect("address"), state.clone())
         .await
         .expect("bind the test server");
     let address = format!("http://{}", app.local_addr().expect("local address"));
+    // The simulated gateway calls this server back, signing with its secret.
+    workflows.payment_webhook_secret = config.payment_webhook_secret;
+    workflows.payment_callback_url = callbacks.then(|| format!("{address}/v1/payments/webhook"));
+    workflows.payment_callback_poll = Duration::from_millis(50);
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     // The projectors and workflows run as in `shop serve`, polling often so
     // tests that wait for a read model (with `min_position`) are quick.
@@ -203,6 +224,7 @@ async fn spawn_app_on_with(db: TestDatabase, workflows: WorkflowSettings) -> Tes
     tokio::spawn(runtime.run(CancellationToken::new()));
     TestApp {
         state,
+        payment_callbacks: callbacks,
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -452,10 +474,55 @@ impl TestApp {
                     );
                 }
             }
+            // A card charge whose callback is still on its way will write
+            // more events.
+            if self.payment_callbacks && self.undelivered_payment_callbacks().await > 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "payment callbacks not delivered in {READ_MODEL_PATIENCE:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             if self.latest_position().await == head {
                 return;
             }
         }
+    }
+
+    /// How many charges of the simulated gateway have not been answered.
+    pub async fn undelivered_payment_callbacks(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM gateway_charges WHERE callback_delivered_at IS NULL",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count undelivered payment callbacks")
+    }
+
+    /// The customer's wallet balance (`GET /v1/wallet`).
+    pub async fn wallet_balance(&self, token: &str) -> i64 {
+        let response = self.get_as("/v1/wallet", Some(token)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("a wallet");
+        body["balance"].as_i64().expect("a balance")
+    }
+
+    /// Tops the customer's wallet up by `amount` with the test card
+    /// `tok_visa` and waits until the balance shows it.
+    pub async fn top_up(&self, token: &str, amount: i64) {
+        let before = self.wallet_balance(token).await;
+        let body = json!({"amount": amount, "payment": {"method": "card", "token": "tok_visa"}});
+        let response = self
+            .post_json("/v1/wallet/top-up", &body, Some(token))
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "top-up refused");
+        self.wait_for_workflows().await;
+        assert_eq!(
+            self.wallet_balance(token).await,
+            before + amount,
+            "top-up not credited"
+        );
     }
 
     /// GET `path` with `min_position=position` (a command's answer), so it

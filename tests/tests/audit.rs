@@ -33,12 +33,14 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     let order = expect_json(placed, StatusCode::CREATED).await;
     let order_id = order["id"].as_str().unwrap().to_string();
     let path = format!("/v1/orders/{order_id}/history");
-    // The fulfilment workflow reserves the stock.
+    // The fulfilment workflow reserves the stock and charges the card; the
+    // gateway's callback captures the payment; the workflow then issues the
+    // invoice.
     app.wait_for_workflows().await;
 
     let history = expect_json(app.get_as(&path, Some(&alice.token)).await, StatusCode::OK).await;
     let events = history.as_array().unwrap();
-    assert_eq!(events.len(), 2, "{history}");
+    assert_eq!(events.len(), 4, "{history}");
     let placed = &events[0];
     assert_eq!(placed["event_type"], "OrderPlaced");
     assert_eq!(placed["sequence"], 1);
@@ -65,6 +67,21 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     assert_eq!(
         reserved["causation_id"],
         format!("event-{}", placed["position"])
+    );
+    let captured = &events[2];
+    assert_eq!(captured["event_type"], "PaymentCaptured");
+    assert_eq!(captured["actor"], "system:payments");
+    assert_eq!(captured["command"], "CapturePayment");
+    // All in the correlation of the customer's request.
+    assert!(events
+        .iter()
+        .all(|e| e["correlation_id"] == placed["correlation_id"]));
+    let invoiced = &events[3];
+    assert_eq!(invoiced["event_type"], "InvoiceIssued");
+    assert_eq!(invoiced["actor"], "system:fulfilment");
+    assert_eq!(
+        invoiced["causation_id"],
+        format!("event-{}", captured["position"])
     );
     assert!(
         !history.to_string().contains("tok_visa"),
@@ -154,6 +171,7 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         .await;
     expect_json(app.receive(&admin.token, product, 5).await, StatusCode::OK).await;
     let alice = app.register_customer("alice").await;
+    app.top_up(&alice.token, 1200).await;
     let placed = app
         .place_order(
             &alice.token,
@@ -168,10 +186,8 @@ async fn a_delivered_orders_history_shows_every_step_and_as_of_answers_the_past(
         .await;
     let order = expect_json(placed, StatusCode::CREATED).await;
     let order_id: uuid::Uuid = order["id"].as_str().unwrap().parse().unwrap();
-    // The fulfilment workflow reserves the stock before the payment.
-    app.wait_for_workflows().await;
-    app.capture_payment(order_id, 1200).await;
-    // ... and issues the invoice once the payment is captured.
+    // The fulfilment workflow reserves the stock, pays from the wallet and
+    // issues the invoice.
     app.wait_for_workflows().await;
     for body in [
         json!({"status": "processing"}),

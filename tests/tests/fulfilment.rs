@@ -2,6 +2,10 @@
 //! and the workflows on a fresh database. Tests wait for the workflows by
 //! polling (`wait_for_workflows`, or a condition with a deadline), never by a
 //! fixed sleep.
+//!
+//! Orders here are paid by card through a gateway that never answers
+//! (`spawn_app_without_payment_callbacks`), so they stay `pending` until a
+//! test captures the payment itself; the payment steps are in `payments.rs`.
 
 use std::time::Duration;
 
@@ -9,7 +13,8 @@ use projections::workflows::WorkflowSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{
-    expect_json, spawn_app, spawn_app_with, uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
+    expect_json, spawn_app, spawn_app_without_payment_callbacks, test_workflow_settings,
+    uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
 };
 use uuid::Uuid;
 
@@ -44,6 +49,12 @@ async fn catalog(app: &TestApp, products: &[(i64, i64)]) -> (Session, Vec<Uuid>)
         ids.push(id);
     }
     (admin, ids)
+}
+
+/// The server with a payment gateway that accepts charges but never
+/// answers them.
+async fn unanswered_gateway() -> TestApp {
+    spawn_app_without_payment_callbacks(test_workflow_settings()).await
 }
 
 /// Places an order of `(product, quantity)` lines paid by card; answers its
@@ -87,7 +98,7 @@ async fn events_of_type(app: &TestApp, event_type: &str) -> i64 {
 
 #[tokio::test]
 async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_commits_it() {
-    let app = spawn_app().await;
+    let app = unanswered_gateway().await;
     let (_, products) = catalog(&app, &[(1000, 10), (250, 5)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
@@ -138,7 +149,7 @@ async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_comm
 
 #[tokio::test]
 async fn an_order_with_a_line_out_of_stock_is_cancelled_and_leaves_no_hold() {
-    let app = spawn_app().await;
+    let app = unanswered_gateway().await;
     // Enough tea, too few biscuits, and jam never received.
     let (_, products) = catalog(&app, &[(1000, 10), (250, 1), (400, 0)]).await;
     let (tea, biscuits, jam) = (products[0], products[1], products[2]);
@@ -168,9 +179,9 @@ async fn an_order_with_a_line_out_of_stock_is_cancelled_and_leaves_no_hold() {
 
 #[tokio::test]
 async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_released() {
-    let app = spawn_app_with(WorkflowSettings {
+    let app = spawn_app_without_payment_callbacks(WorkflowSettings {
         payment_timeout: Duration::from_secs(1),
-        deadline_poll: Duration::from_millis(50),
+        ..test_workflow_settings()
     })
     .await;
     let (_, products) = catalog(&app, &[(1000, 10)]).await;
@@ -221,7 +232,7 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
 
 #[tokio::test]
 async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
-    let app = spawn_app().await;
+    let app = unanswered_gateway().await;
     let (_, products) = catalog(&app, &[(1000, 10), (250, 5)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
@@ -246,7 +257,7 @@ async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
 
 #[tokio::test]
 async fn events_delivered_to_the_workflow_again_change_nothing() {
-    let app = spawn_app().await;
+    let app = unanswered_gateway().await;
     let (_, products) = catalog(&app, &[(1000, 10), (250, 1)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
@@ -268,6 +279,14 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
     app.wait_for_workflows().await;
 
     let before_events = app.event_count().await;
+    let charges = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM gateway_charges")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("count the charges")
+    };
+    // One charge per reserved order (the short one never got that far).
+    assert_eq!(charges().await, 3);
     let before_stock = (stock(&app, tea).await, stock(&app, biscuits).await);
     assert_eq!(before_stock, ((9, 2), (0, 0)));
     let mut before_orders = Vec::new();
@@ -319,6 +338,8 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
         .await
         .expect("count the deadlines");
     assert_eq!(deadlines, 4);
+    // Charging again was the same charge.
+    assert_eq!(charges().await, 3);
 }
 
 #[tokio::test]

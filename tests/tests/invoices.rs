@@ -7,7 +7,10 @@ use domain::metadata::Role;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use testkit::{expect_error, expect_json, spawn_app, uuid_field, Session, TestApp};
+use testkit::{
+    expect_error, expect_json, spawn_app_without_payment_callbacks, test_workflow_settings,
+    uuid_field, Session, TestApp,
+};
 use uuid::Uuid;
 
 fn shipping_address(name: &str) -> Value {
@@ -122,7 +125,7 @@ fn numbers(year: i32, range: std::ops::RangeInclusive<u64>) -> Vec<String> {
 
 #[tokio::test]
 async fn a_paid_order_gets_the_year_s_first_invoice_number_with_its_lines_and_totals() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (admin, products) = catalog(&app, &[1250, 300]).await;
     let alice = app.register_customer("alice").await;
 
@@ -192,7 +195,7 @@ async fn a_paid_order_gets_the_year_s_first_invoice_number_with_its_lines_and_to
 
 #[tokio::test]
 async fn a_payment_seen_twice_keeps_its_one_invoice_number_and_leaves_no_gap() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (_, products) = catalog(&app, &[500]).await;
     let alice = app.register_customer("alice").await;
     let first = paid_order(&app, &alice, &[(products[0], 1)]).await;
@@ -229,7 +232,7 @@ async fn a_payment_seen_twice_keeps_its_one_invoice_number_and_leaves_no_gap() {
 #[tokio::test]
 async fn orders_paid_at_the_same_moment_get_consecutive_numbers_without_gap_or_duplicate() {
     const ORDERS: usize = 12;
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (_, products) = catalog(&app, &[700]).await;
     let alice = app.register_customer("alice").await;
     let mut placed = Vec::new();
@@ -263,7 +266,7 @@ async fn orders_paid_at_the_same_moment_get_consecutive_numbers_without_gap_or_d
 
 #[tokio::test]
 async fn the_printable_invoice_escapes_what_customers_typed() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (_, products) = catalog(&app, &[1000]).await;
     let alice = app.register_customer("alice").await;
     let name = "<script>alert('x')</script> & Co";
@@ -303,7 +306,7 @@ async fn the_printable_invoice_escapes_what_customers_typed() {
 
 #[tokio::test]
 async fn only_the_owner_admins_and_auditors_see_an_invoice() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (admin, products) = catalog(&app, &[1000]).await;
     let alice = app.register_customer("alice").await;
     let bob = app.register_customer("bob").await;
@@ -331,7 +334,7 @@ async fn only_the_owner_admins_and_auditors_see_an_invoice() {
 
 #[tokio::test]
 async fn shipping_without_a_tracking_number_books_the_carrier_and_delivery_is_recorded() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (admin, products) = catalog(&app, &[1000]).await;
     let alice = app.register_customer("alice").await;
     let order_id = paid_order(&app, &alice, &[(products[0], 1)]).await;
@@ -401,7 +404,7 @@ async fn shipping_without_a_tracking_number_books_the_carrier_and_delivery_is_re
 
 #[tokio::test]
 async fn a_given_tracking_number_is_kept_and_an_unpaid_order_is_not_booked() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     let (admin, products) = catalog(&app, &[1000]).await;
     let alice = app.register_customer("alice").await;
     let paid = paid_order(&app, &alice, &[(products[0], 1)]).await;
@@ -458,7 +461,7 @@ async fn processes_racing_for_numbers_never_share_or_skip_one() {
     use projections::event_store::CommandBus;
 
     const RACERS: usize = 16;
-    let app = spawn_app().await;
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
     // As two workflow processes would: separate buses on the same store,
     // each allocating at the same moment, retrying after a lost race.
     let orders: Vec<OrderId> = (0..RACERS).map(|_| OrderId(Uuid::new_v4())).collect();

@@ -11,4 +11,5 @@ pub mod invoices;
 pub mod listings;
 pub mod notifications;
 pub mod orders;
+pub mod payments;
 pub mod rebuilds;

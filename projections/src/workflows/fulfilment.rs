@@ -10,10 +10,15 @@
 //!   decrement), then the invoice is issued (see [`Fulfilment::invoice`]).
 //! - The payment timeout (see [`super::deadlines`]) expires an order still
 //!   pending; its `OrderCancelled` then releases the holds.
+//! - Payment (see [`super::payment`]): `StockReserved` takes the order's
+//!   total by card or from the wallet; `OrderCancelled` with money captured
+//!   refunds the order; `OrderRefunded` returns the money.
 //!
 //! Every step is safe to repeat: a hold of the same owner and quantity again,
 //! a release without a hold and a commit already made change nothing, and
 //! the order answers a repeated confirmation or cancellation with no event.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -21,13 +26,16 @@ use cqrs_es::{Aggregate, AggregateError};
 use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
 use domain::invoice::{numbering_id, InvoiceNumbering, InvoiceNumberingCommand};
 use domain::order::{CancellationReason, Order, OrderCommand, OrderError, OrderEvent, OrderLine};
+use domain::payment::PaymentGateway;
 use domain::values::OrderId;
 use sqlx::{PgConnection, PgPool};
 
 use super::deadlines::{self, PAYMENT_TIMEOUT};
+use super::payment::PaymentSteps;
 use super::{caused_by, infrastructure, WorkflowSettings};
 use crate::event_store::CommandBus;
 use crate::log::StoredEvent;
+use crate::payments::SimulatedGateway;
 use crate::read_models::decode;
 use crate::runtime::{ApplyError, Projector};
 
@@ -37,12 +45,24 @@ pub struct Fulfilment {
     orders: CommandBus<Order>,
     inventory: CommandBus<InventoryItem>,
     invoice_numbers: CommandBus<InvoiceNumbering>,
+    payments: PaymentSteps,
     settings: WorkflowSettings,
 }
 
 impl Fulfilment {
+    /// The workflow with the simulated payment gateway.
     pub fn new(pool: PgPool, settings: WorkflowSettings) -> Self {
+        let gateway = Arc::new(SimulatedGateway::new(pool.clone()));
+        Self::with_gateway(pool, settings, gateway)
+    }
+
+    pub fn with_gateway(
+        pool: PgPool,
+        settings: WorkflowSettings,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> Self {
         Self {
+            payments: PaymentSteps::new(pool.clone(), gateway),
             orders: CommandBus::new(pool.clone(), ()),
             inventory: CommandBus::new(pool.clone(), ()),
             invoice_numbers: CommandBus::new(pool, ()),
@@ -280,9 +300,32 @@ impl Projector for Fulfilment {
                 .map_err(ApplyError::Database)?;
                 self.reserve(event, order_id).await
             }
-            OrderEvent::OrderCancelled { order_id, .. } => {
+            OrderEvent::OrderCancelled {
+                order_id,
+                refund_due,
+                ..
+            } => {
                 let order = self.load_order(order_id).await?;
-                self.release(event, order_id, order.lines()).await
+                self.release(event, order_id, order.lines()).await?;
+                if refund_due.minor > 0 {
+                    self.payments.refund_cancelled(event, order_id).await?;
+                }
+                Ok(())
+            }
+            OrderEvent::StockReserved { order_id, .. } => {
+                let order = self.load_order(order_id).await?;
+                self.payments.take_payment(event, &order).await
+            }
+            OrderEvent::OrderRefunded {
+                order_id,
+                amount,
+                total_refunded,
+                ..
+            } => {
+                let order = self.load_order(order_id).await?;
+                self.payments
+                    .give_back(event, &order, amount, &total_refunded)
+                    .await
             }
             OrderEvent::PaymentCaptured { order_id, at, .. } => {
                 self.commit(event, order_id).await?;

@@ -17,10 +17,13 @@
 //! - `fulfilment`: stock reservation on `OrderPlaced` (all lines or none),
 //!   release on `OrderCancelled`, commit on `PaymentCaptured`, and the
 //!   unpaid order's payment timeout.
+//! - `payment`: the fulfilment workflow's payment steps (card charge or
+//!   wallet debit on `StockReserved`, refunds back to card or wallet).
 //! - `deadlines`: the `deadlines` table (time-based steps) and its poller.
 
 pub mod deadlines;
 pub mod fulfilment;
+mod payment;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +43,15 @@ pub struct WorkflowSettings {
     pub payment_timeout: Duration,
     /// How often the deadline poller looks for due deadlines.
     pub deadline_poll: Duration,
+    /// Where the simulated payment gateway posts its callbacks (the shop's
+    /// `POST /v1/payments/webhook`). `None`: no callbacks are sent, so card
+    /// charges stay unanswered (a gateway that does not answer).
+    pub payment_callback_url: Option<String>,
+    /// The secret that signs the gateway's callbacks (HMAC-SHA256); the
+    /// webhook verifies with the same secret.
+    pub payment_webhook_secret: String,
+    /// How often the gateway looks for callbacks to send.
+    pub payment_callback_poll: Duration,
 }
 
 impl Default for WorkflowSettings {
@@ -47,6 +59,13 @@ impl Default for WorkflowSettings {
         Self {
             payment_timeout: Duration::from_secs(15 * 60),
             deadline_poll: Duration::from_secs(1),
+            payment_callback_url: None,
+            payment_webhook_secret: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            payment_callback_poll: Duration::from_millis(200),
         }
     }
 }
@@ -60,12 +79,21 @@ pub fn all(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn Projector>
 }
 
 /// The tasks the workflows need next to the projector runtime: the deadline
-/// poller.
+/// poller, and the simulated gateway's callback delivery when it has a URL.
 pub fn background(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn BackgroundTask>> {
-    vec![Arc::new(deadlines::DeadlinePoller::new(
+    let mut tasks: Vec<Arc<dyn BackgroundTask>> = vec![Arc::new(deadlines::DeadlinePoller::new(
         pool.clone(),
         settings.deadline_poll,
-    ))]
+    ))];
+    if let Some(url) = &settings.payment_callback_url {
+        tasks.push(Arc::new(crate::payments::CallbackDelivery::new(
+            pool.clone(),
+            url.clone(),
+            settings.payment_webhook_secret.clone(),
+            settings.payment_callback_poll,
+        )));
+    }
+    tasks
 }
 
 /// Metadata of a command a workflow sends because of `event`: the system as

@@ -1,0 +1,315 @@
+//! Payments and the wallet: card tokens (the simulated gateway's
+//! tokenizer), the gateway's signed webhook, the customer's wallet balance
+//! and card top-ups.
+//!
+//! A top-up is answered 202: the card is charged, and the balance is
+//! credited when the gateway's callback says the charge succeeded (once per
+//! top-up). Poll `GET /v1/wallet` for the new balance.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::metadata::Role;
+use domain::payment::{CardDetails, ChargeRequest, GatewayError};
+use domain::values::{CustomerId, Money};
+use domain::wallet::wallet_id;
+use projections::payments::{
+    handle_callback, signature, CallbackOutcome, ChargeFor, GatewayCallback, WebhookError,
+    SIGNATURE_HEADER,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::commands::{command_error, domain_error, IdempotencyKey};
+use crate::error::{ApiError, Result};
+use crate::extract::AppJson;
+use crate::openapi::ErrorBody;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/payments/tokens", post(tokenize))
+        .route("/v1/payments/webhook", post(webhook))
+        .route("/v1/wallet", get(wallet))
+        .route("/v1/wallet/top-up", post(top_up))
+}
+
+/// Who has a wallet.
+const CUSTOMERS: &[Role] = &[Role::Customer];
+
+/// Largest single top-up, in minor units.
+const MAX_TOP_UP: i64 = 100_000_000;
+
+fn gateway_error(error: GatewayError) -> ApiError {
+    match error {
+        GatewayError::Card(e) => domain_error(&e),
+        GatewayError::Unavailable(e) => {
+            tracing::warn!(error = %e, "payment gateway unavailable");
+            ApiError::unavailable()
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// A card as typed in. Never stored or logged.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CardBody {
+    /// 12 to 19 digits; spaces and dashes are allowed. Test cards:
+    /// 4242424242424242 approves, 4000000000000002 is declined,
+    /// 4000000000009995 fails for insufficient funds.
+    #[schema(example = "4242424242424242")]
+    card_number: String,
+    /// `MM/YY` or `MM/YYYY`, this month or later.
+    #[schema(example = "12/30")]
+    expiry: String,
+    /// 3 or 4 digits.
+    #[schema(example = "123")]
+    cvc: String,
+}
+
+/// A card token: all the shop keeps of a card.
+#[derive(Debug, Serialize, ToSchema)]
+struct TokenAnswer {
+    token: String,
+    brand: String,
+    last4: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments/tokens",
+    tag = "payments",
+    summary = "Tokenize a card",
+    description = "Role: any signed-in account. The simulated gateway's tokenizer: the card number and CVC go no further; the answer is a token to pay with, and the card's brand and last four digits. The tokens `tok_visa` (approves), `tok_chargeDeclined` (declined) and `tok_insufficientFunds` (insufficient funds) work without tokenizing.",
+    security(("bearer" = [])),
+    request_body = CardBody,
+    responses(
+        (status = 201, description = "Tokenized.", body = TokenAnswer),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 422, description = "`invalid_card_number`, `card_number_checksum`, `invalid_expiry`, `card_expired` or `invalid_cvc`.", body = ErrorBody),
+    ),
+)]
+async fn tokenize(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<CardBody>,
+) -> Result<(StatusCode, Json<TokenAnswer>)> {
+    let card = CardDetails {
+        number: body.card_number,
+        expiry: body.expiry,
+        cvc: body.cvc,
+    };
+    let token = state
+        .gateway
+        .tokenize(CustomerId(user.id), card)
+        .await
+        .map_err(gateway_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenAnswer {
+            token: token.token,
+            brand: token.brand,
+            last4: token.last4,
+        }),
+    ))
+}
+
+/// The answer to a gateway callback.
+#[derive(Debug, Serialize, ToSchema)]
+struct WebhookAnswer {
+    received: bool,
+    /// The callback was handled before; nothing was done again.
+    duplicate: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments/webhook",
+    tag = "payments",
+    summary = "Payment gateway callback",
+    description = "For the payment gateway: a charge's outcome `{id, type: \"charge.succeeded\" | \"charge.failed\", charge_id, reference, amount, currency, failure_reason}`, signed with HMAC-SHA256 over the raw body in the `X-Gateway-Signature: sha256=<hex>` header. A callback with the same `id` again has no second effect.",
+    params(("X-Gateway-Signature" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body with the webhook secret.")),
+    request_body(content = String, description = "The callback JSON, exactly as signed.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Handled (or handled before).", body = WebhookAnswer),
+        (status = 401, description = "The signature is missing or wrong (`invalid_signature`); nothing changed.", body = ErrorBody),
+        (status = 422, description = "A signed callback the shop cannot use (`invalid_callback`).", body = ErrorBody),
+        (status = 503, description = "Try again later.", body = ErrorBody),
+    ),
+)]
+async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookAnswer>> {
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|header| signature::verify(&state.payment_webhook_secret, &body, header));
+    if !signed {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "The callback's signature is missing or wrong.",
+        ));
+    }
+    let callback: GatewayCallback = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_callback",
+            format!("The callback is not valid: {e}"),
+        )
+    })?;
+    let outcome = handle_callback(
+        &state.pool,
+        &state.orders,
+        &state.wallets,
+        state.gateway.as_ref(),
+        &callback,
+    )
+    .await
+    .map_err(|e| match e {
+        WebhookError::Malformed(message) => ApiError::unprocessable("invalid_callback", message),
+        WebhookError::Unavailable(e) => {
+            tracing::warn!(error = %e, callback = %callback.id, "cannot handle a payment callback now");
+            ApiError::unavailable()
+        }
+    })?;
+    if let CallbackOutcome::Handled(outcome) = &outcome {
+        tracing::info!(callback = %callback.id, reference = %callback.reference, %outcome, "payment callback handled");
+    }
+    Ok(Json(WebhookAnswer {
+        received: true,
+        duplicate: outcome == CallbackOutcome::Duplicate,
+    }))
+}
+
+/// A wallet's balance, in minor units of `currency`.
+#[derive(Debug, Serialize, ToSchema)]
+struct WalletAnswer {
+    balance: i64,
+    currency: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/wallet",
+    tag = "payments",
+    summary = "The customer's wallet",
+    description = "Role: customer. The balance, in minor units; zero before the first top-up.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The balance.", body = WalletAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+    ),
+)]
+async fn wallet(State(state): State<AppState>, user: AuthUser) -> Result<Json<WalletAnswer>> {
+    user.require(CUSTOMERS)?;
+    let wallet = state
+        .wallets
+        .load(&wallet_id(CustomerId(user.id)).to_string())
+        .await
+        .map_err(command_error)?
+        .unwrap_or_default();
+    Ok(Json(WalletAnswer {
+        balance: wallet.balance(),
+        currency: wallet
+            .currency()
+            .unwrap_or(&state.currency)
+            .as_str()
+            .to_string(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+enum TopUpPayment {
+    Card {
+        /// A card token, e.g. the test token `tok_visa`.
+        token: String,
+    },
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TopUpBody {
+    /// Minor units, 1 to 100000000.
+    amount: i64,
+    payment: TopUpPayment,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TopUpAnswer {
+    top_up_id: Uuid,
+    charge_id: String,
+    /// `pending`: the balance is credited when the charge succeeds.
+    status: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/wallet/top-up",
+    tag = "payments",
+    summary = "Top up the wallet by card",
+    description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a repeat under the same key is the same top-up.")),
+    request_body = TopUpBody,
+    responses(
+        (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
+        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 422, description = "`invalid_amount`, `payment_token_required`, or a malformed body.", body = ErrorBody),
+        (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
+    ),
+)]
+async fn top_up(
+    State(state): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    AppJson(body): AppJson<TopUpBody>,
+) -> Result<(StatusCode, Json<TopUpAnswer>)> {
+    user.require(CUSTOMERS)?;
+    if !(1..=MAX_TOP_UP).contains(&body.amount) {
+        return Err(ApiError::unprocessable(
+            "invalid_amount",
+            format!("A top-up is 1 to {MAX_TOP_UP} minor units."),
+        ));
+    }
+    let TopUpPayment::Card { token } = body.payment;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(ApiError::unprocessable(
+            "payment_token_required",
+            "A card top-up needs a card token.",
+        ));
+    }
+    let top_up_id = key.creation_id("topup", user.id);
+    let reference = ChargeFor::TopUp {
+        customer_id: CustomerId(user.id),
+        top_up_id,
+    }
+    .reference();
+    let amount = Money::new(body.amount, state.currency.clone())
+        .map_err(|e| ApiError::unprocessable("invalid_amount", e.to_string()))?;
+    let charge_id = state
+        .gateway
+        .charge(ChargeRequest {
+            reference,
+            token,
+            amount,
+        })
+        .await
+        .map_err(gateway_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TopUpAnswer {
+            top_up_id,
+            charge_id,
+            status: "pending".to_string(),
+        }),
+    ))
+}

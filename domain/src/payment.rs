@@ -1,0 +1,307 @@
+//! The payment gateway as the shop sees it: a trait (implemented outside the
+//! domain; a simulated gateway is the default) and the card rules checked
+//! before a card number ever reaches it.
+//!
+//! Card numbers and CVCs only pass through [`CardDetails`]: they are never
+//! stored, logged (its `Debug` hides them) or put in events. What the shop
+//! keeps of a card is its brand and last four digits.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, Utc};
+use thiserror::Error;
+
+use crate::error::{DomainError, ErrorKind};
+use crate::values::{CustomerId, Money};
+
+/// A card as typed in. `Debug` shows only the last four digits.
+#[derive(Clone)]
+pub struct CardDetails {
+    pub number: String,
+    /// `MM/YY` or `MM/YYYY`.
+    pub expiry: String,
+    pub cvc: String,
+}
+
+impl fmt::Debug for CardDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits: String = self.number.chars().filter(char::is_ascii_digit).collect();
+        let last4 = &digits[digits.len().saturating_sub(4)..];
+        f.debug_struct("CardDetails")
+            .field("number", &format_args!("****{last4}"))
+            .field("expiry", &self.expiry)
+            .field("cvc", &"***")
+            .finish()
+    }
+}
+
+/// A card that passed the checks: its digits, brand and last four.
+#[derive(Clone)]
+pub struct ValidCard {
+    pub digits: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+impl fmt::Debug for ValidCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidCard")
+            .field("brand", &self.brand)
+            .field("last4", &self.last4)
+            .finish()
+    }
+}
+
+/// Why a card cannot be tokenized.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CardError {
+    #[error("a card number is 12 to 19 digits (spaces and dashes allowed)")]
+    InvalidNumber,
+    #[error("the card number fails its check digit")]
+    ChecksumFailed,
+    #[error("the expiry is MM/YY or MM/YYYY")]
+    InvalidExpiry,
+    #[error("the card has expired")]
+    Expired,
+    #[error("the CVC is 3 or 4 digits")]
+    InvalidCvc,
+}
+
+impl DomainError for CardError {
+    fn code(&self) -> String {
+        match self {
+            CardError::InvalidNumber => "invalid_card_number",
+            CardError::ChecksumFailed => "card_number_checksum",
+            CardError::InvalidExpiry => "invalid_expiry",
+            CardError::Expired => "card_expired",
+            CardError::InvalidCvc => "invalid_cvc",
+        }
+        .to_string()
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Rule
+    }
+}
+
+/// Luhn check of a string of ASCII digits.
+pub fn luhn_valid(digits: &str) -> bool {
+    let mut sum = 0;
+    for (i, c) in digits.bytes().rev().enumerate() {
+        let mut d = u32::from(c - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum % 10 == 0
+}
+
+/// The brand a card number's prefix tells.
+pub fn brand_of(digits: &str) -> &'static str {
+    let two: u32 = digits.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let four: u32 = digits.get(..4).and_then(|p| p.parse().ok()).unwrap_or(0);
+    if digits.starts_with('4') {
+        "visa"
+    } else if (51..=55).contains(&two) || (2221..=2720).contains(&four) {
+        "mastercard"
+    } else if two == 34 || two == 37 {
+        "amex"
+    } else if digits.starts_with("6011") || digits.starts_with("65") {
+        "discover"
+    } else {
+        "unknown"
+    }
+}
+
+/// Checks a card as typed: number (digits, length, Luhn), expiry (this month
+/// or later at `now`) and CVC (3 or 4 digits).
+pub fn validate_card(card: &CardDetails, now: DateTime<Utc>) -> Result<ValidCard, CardError> {
+    let digits: String = card
+        .number
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .collect();
+    if !(12..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CardError::InvalidNumber);
+    }
+    if !luhn_valid(&digits) {
+        return Err(CardError::ChecksumFailed);
+    }
+    let (month, year) = card
+        .expiry
+        .trim()
+        .split_once('/')
+        .ok_or(CardError::InvalidExpiry)?;
+    let month: u32 = parse_digits(month.trim()).ok_or(CardError::InvalidExpiry)?;
+    let year_text = year.trim();
+    let year: i32 = match year_text.len() {
+        2 => 2000 + parse_digits(year_text).ok_or(CardError::InvalidExpiry)? as i32,
+        4 => parse_digits(year_text).ok_or(CardError::InvalidExpiry)? as i32,
+        _ => return Err(CardError::InvalidExpiry),
+    };
+    if !(1..=12).contains(&month) {
+        return Err(CardError::InvalidExpiry);
+    }
+    if (year, month) < (now.year(), now.month()) {
+        return Err(CardError::Expired);
+    }
+    let cvc = card.cvc.trim();
+    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CardError::InvalidCvc);
+    }
+    let last4 = digits[digits.len() - 4..].to_string();
+    Ok(ValidCard {
+        brand: brand_of(&digits).to_string(),
+        last4,
+        digits,
+    })
+}
+
+fn parse_digits(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A tokenized card: what the shop may keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardToken {
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+/// A request to take money. `reference` is the idempotency key: a second
+/// request with the same reference is the same charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub reference: String,
+    pub token: String,
+    pub amount: Money,
+}
+
+/// A request to give money of the charge `charge_reference` back.
+/// `reference` is the idempotency key of the refund itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub reference: String,
+    pub charge_reference: String,
+    pub amount: Money,
+}
+
+/// The gateway's failures.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("there is no successful charge {0} to refund")]
+    NoSuchCharge(String),
+    #[error("the refund exceeds what is left of the charge")]
+    RefundTooLarge,
+    #[error("the payment gateway is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The outside payment provider. Charging answers asynchronously: the
+/// outcome arrives later as a signed callback (`POST /v1/payments/webhook`).
+/// Refunds answer at once.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// Turns a card into a token; the card number goes no further.
+    async fn tokenize(
+        &self,
+        customer_id: CustomerId,
+        card: CardDetails,
+    ) -> Result<CardToken, GatewayError>;
+
+    /// Accepts a charge (once per reference); answers the charge id.
+    async fn charge(&self, request: ChargeRequest) -> Result<String, GatewayError>;
+
+    /// Refunds (once per reference); answers the refund id.
+    async fn refund(&self, request: RefundRequest) -> Result<String, GatewayError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn card(number: &str, expiry: &str, cvc: &str) -> CardDetails {
+        CardDetails {
+            number: number.to_string(),
+            expiry: expiry.to_string(),
+            cvc: cvc.to_string(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_valid_card_gives_its_brand_and_last_four_digits() {
+        let valid = validate_card(&card("4242 4242 4242 4242", "12/30", "123"), now()).unwrap();
+        assert_eq!(
+            (valid.brand.as_str(), valid.last4.as_str()),
+            ("visa", "4242")
+        );
+        let valid = validate_card(&card("5555555555554444", "06/2026", "1234"), now()).unwrap();
+        assert_eq!(valid.brand, "mastercard");
+    }
+
+    #[test]
+    fn a_card_number_must_pass_the_luhn_check() {
+        assert_eq!(
+            validate_card(&card("4242424242424241", "12/30", "123"), now()).unwrap_err(),
+            CardError::ChecksumFailed
+        );
+        assert_eq!(
+            validate_card(&card("42424242abcd", "12/30", "123"), now()).unwrap_err(),
+            CardError::InvalidNumber
+        );
+    }
+
+    #[test]
+    fn an_expired_or_malformed_expiry_is_refused() {
+        assert_eq!(
+            validate_card(&card("4242424242424242", "05/26", "123"), now()).unwrap_err(),
+            CardError::Expired
+        );
+        assert_eq!(
+            validate_card(&card("4242424242424242", "13/30", "123"), now()).unwrap_err(),
+            CardError::InvalidExpiry
+        );
+        assert_eq!(
+            validate_card(&card("4242424242424242", "1230", "123"), now()).unwrap_err(),
+            CardError::InvalidExpiry
+        );
+    }
+
+    #[test]
+    fn a_cvc_is_three_or_four_digits() {
+        for cvc in ["12", "12345", "12a"] {
+            assert_eq!(
+                validate_card(&card("4242424242424242", "12/30", cvc), now()).unwrap_err(),
+                CardError::InvalidCvc
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_card_number_or_cvc() {
+        let shown = format!("{:?}", card("4242424242424242", "12/30", "987"));
+        assert!(
+            !shown.contains("4242424242424242") && !shown.contains("987"),
+            "{shown}"
+        );
+        let valid = validate_card(&card("4242424242424242", "12/30", "987"), now()).unwrap();
+        assert!(!format!("{valid:?}").contains("4242424242424242"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The simulated gateway's callbacks: each charge's outcome, posted signed to
+//! the shop's webhook over HTTP until it is answered 2xx.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::signature::{sign, SIGNATURE_HEADER};
+use super::GatewayCallback;
+use crate::runtime::BackgroundTask;
+
+/// Callbacks sent per poll before the task looks at shutdown again.
+const BATCH: usize = 50;
+
+/// Delivers charge outcomes to `url`, signed with `secret`.
+pub struct CallbackDelivery {
+    pool: PgPool,
+    client: reqwest::Client,
+    url: String,
+    secret: String,
+    interval: Duration,
+}
+
+impl CallbackDelivery {
+    pub fn new(pool: PgPool, url: String, secret: String, interval: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            pool,
+            client,
+            url,
+            secret,
+            interval,
+        }
+    }
+
+    /// Posts every callback due now, one transaction each (the row is locked
+    /// while it is posted, so several processes never post the same one at
+    /// once). Answers how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+        let mut attempted = 0;
+        while attempted < BATCH {
+            let mut tx = self.pool.begin().await?;
+            let due: Option<GatewayCallbackRow> = sqlx::query_as(
+                "SELECT id, reference, amount, currency, outcome, failure_reason, callback_attempts
+                   FROM gateway_charges
+                  WHERE callback_delivered_at IS NULL AND callback_next_at <= now()
+                  ORDER BY callback_next_at
+                  LIMIT 1
+                  FOR UPDATE SKIP LOCKED",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = due else {
+                return Ok(attempted);
+            };
+            attempted += 1;
+            let callback = GatewayCallback {
+                id: format!("evt_{}", row.id),
+                event_type: if row.outcome == "succeeded" {
+                    "charge.succeeded".to_string()
+                } else {
+                    "charge.failed".to_string()
+                },
+                charge_id: row.id.clone(),
+                reference: row.reference,
+                amount: row.amount,
+                currency: row.currency,
+                failure_reason: row.failure_reason,
+            };
+            match self.post(&callback).await {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE gateway_charges
+                            SET callback_delivered_at = now(), callback_attempts = callback_attempts + 1,
+                                callback_last_error = NULL
+                          WHERE id = $1",
+                    )
+                    .bind(&row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Err(error) => {
+                    let attempts = row.callback_attempts + 1;
+                    // 0.2 s, 0.4 s, ... at most a minute.
+                    let backoff_ms = 200_i64
+                        .saturating_mul(1 << attempts.clamp(0, 9))
+                        .min(60_000);
+                    tracing::warn!(charge_id = %row.id, attempts, %error, "payment callback not delivered; will retry");
+                    sqlx::query(
+                        "UPDATE gateway_charges
+                            SET callback_attempts = $2, callback_last_error = $3,
+                                callback_next_at = now() + make_interval(secs => $4::double precision / 1000)
+                          WHERE id = $1",
+                    )
+                    .bind(&row.id)
+                    .bind(attempts)
+                    .bind(&error)
+                    .bind(backoff_ms as f64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(attempted)
+    }
+
+    async fn post(&self, callback: &GatewayCallback) -> Result<(), String> {
+        let body = serde_json::to_vec(callback).map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, sign(&self.secret, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {}", response.status()))
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct GatewayCallbackRow {
+    id: String,
+    reference: String,
+    amount: i64,
+    currency: String,
+    outcome: String,
+    failure_reason: Option<String>,
+    callback_attempts: i32,
+}
+
+#[async_trait]
+impl BackgroundTask for CallbackDelivery {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let wait = match self.deliver_due().await {
+                Ok(n) if n >= BATCH => Duration::ZERO,
+                Ok(_) => self.interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "payment callback delivery hit a database error; retrying");
+                    self.interval.max(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
