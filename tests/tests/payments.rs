@@ -328,8 +328,10 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
         refunds,
         vec![(format!("refund:{by_card}:{card_total}"), card_total)]
     );
-    // No hold is left behind.
-    assert_eq!(stock(&app, tea).await.1, 0);
+    // The stock both orders had taken is back on hand, once, and no hold
+    // is left behind.
+    assert_eq!(stock(&app, tea).await, (10, 0));
+    assert_eq!(events_of_type(&app, "OrderStockReturned").await, 2);
     assert_eq!(events_of_type(&app, "OrderRefunded").await, 2);
 }
 

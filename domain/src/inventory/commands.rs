@@ -41,4 +41,8 @@ pub enum InventoryCommand {
         order_id: OrderId,
         quantity: Quantity,
     },
+    /// Put back on hand what the order took for good (its committed hold or
+    /// its decrement): the order was cancelled after it was paid. Nothing
+    /// taken for that order, or already put back: no event.
+    ReturnOrderStock { order_id: OrderId },
 }

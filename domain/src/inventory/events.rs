@@ -63,6 +63,14 @@ pub enum InventoryEvent {
         on_hand_after: i64,
         held_after: i64,
     },
+    /// What a cancelled, paid order had taken is back on hand.
+    OrderStockReturned {
+        product_id: ProductId,
+        order_id: OrderId,
+        quantity: Quantity,
+        on_hand_after: i64,
+        held_after: i64,
+    },
 }
 
 impl DomainEvent for InventoryEvent {
@@ -75,6 +83,7 @@ impl DomainEvent for InventoryEvent {
             Self::HoldExpired { .. } => "HoldExpired",
             Self::HoldCommitted { .. } => "HoldCommitted",
             Self::StockDecremented { .. } => "StockDecremented",
+            Self::OrderStockReturned { .. } => "OrderStockReturned",
         }
         .to_string()
     }

@@ -55,7 +55,10 @@ pub struct InventoryItem {
     holds: BTreeMap<Uuid, Hold>,
     /// Owners whose hold was committed, with the committed quantity.
     committed: BTreeMap<Uuid, Quantity>,
-    decremented_orders: BTreeSet<OrderId>,
+    /// Orders decremented without a hold, with the quantity.
+    decremented_orders: BTreeMap<OrderId, Quantity>,
+    /// Orders whose taken stock was put back.
+    returned_orders: BTreeSet<OrderId>,
 }
 
 impl InventoryItem {
@@ -97,7 +100,7 @@ impl InventoryItem {
         self.committed.contains_key(&owner_id)
     }
     pub fn is_decremented(&self, order_id: OrderId) -> bool {
-        self.decremented_orders.contains(&order_id)
+        self.decremented_orders.contains_key(&order_id)
     }
 
     fn tracked_product(&self) -> Result<ProductId, InventoryError> {
@@ -326,7 +329,7 @@ impl Aggregate for InventoryItem {
                 sink.write(event, self).await;
             }
             InventoryCommand::Decrement { order_id, quantity } => {
-                if self.decremented_orders.contains(&order_id) {
+                if self.decremented_orders.contains_key(&order_id) {
                     return Ok(());
                 }
                 let requested = i64::from(quantity.get());
@@ -341,6 +344,27 @@ impl Aggregate for InventoryItem {
                     order_id,
                     quantity,
                     on_hand_after: self.on_hand - requested,
+                    held_after: self.held(),
+                };
+                sink.write(event, self).await;
+            }
+            InventoryCommand::ReturnOrderStock { order_id } => {
+                if self.returned_orders.contains(&order_id) {
+                    return Ok(());
+                }
+                let taken = self
+                    .committed
+                    .get(&order_id.as_uuid())
+                    .or_else(|| self.decremented_orders.get(&order_id))
+                    .copied();
+                let Some(quantity) = taken else {
+                    return Ok(());
+                };
+                let event = InventoryEvent::OrderStockReturned {
+                    product_id: self.tracked_product()?,
+                    order_id,
+                    quantity,
+                    on_hand_after: self.on_hand + i64::from(quantity.get()),
                     held_after: self.held(),
                 };
                 sink.write(event, self).await;
@@ -390,8 +414,14 @@ impl Aggregate for InventoryItem {
             InventoryEvent::StockDecremented {
                 order_id, quantity, ..
             } => {
-                self.decremented_orders.insert(order_id);
+                self.decremented_orders.insert(order_id, quantity);
                 self.on_hand = self.on_hand.saturating_sub(i64::from(quantity.get()));
+            }
+            InventoryEvent::OrderStockReturned {
+                order_id, quantity, ..
+            } => {
+                self.returned_orders.insert(order_id);
+                self.on_hand = self.on_hand.saturating_add(i64::from(quantity.get()));
             }
         }
     }

@@ -596,7 +596,7 @@ fn available_never_goes_below_zero() {
         let now = at(step);
         let who = owner(u128::from(next(6)));
         let n = qty(next(8) as i64 + 1);
-        let command = match next(7) {
+        let command = match next(8) {
             0 => InventoryCommand::Receive {
                 product_id: product_id(),
                 quantity: n,
@@ -615,6 +615,9 @@ fn available_never_goes_below_zero() {
             3 => InventoryCommand::ReleaseHold { owner_id: who },
             4 => InventoryCommand::ExpireHold { owner_id: who, now },
             5 => InventoryCommand::CommitHold { owner_id: who },
+            6 => InventoryCommand::ReturnOrderStock {
+                order_id: OrderId(who),
+            },
             _ => InventoryCommand::Decrement {
                 order_id: order(u128::from(next(1000))),
                 quantity: n,
@@ -656,6 +659,11 @@ fn available_never_goes_below_zero() {
                             ..
                         }
                         | InventoryEvent::StockDecremented {
+                            on_hand_after,
+                            held_after,
+                            ..
+                        }
+                        | InventoryEvent::OrderStockReturned {
                             on_hand_after,
                             held_after,
                             ..
@@ -721,4 +729,70 @@ fn error_codes_and_kinds_are_stable() {
     let missing = InventoryError::NoSuchHold { owner_id: owner(1) };
     assert_eq!(missing.code(), "no_such_hold");
     assert_eq!(missing.kind(), ErrorKind::NotFound);
+}
+
+// --- ReturnOrderStock ----------------------------------------------------------
+
+/// Order 1's hold of 4 committed: 6 on hand, nothing held.
+fn order_one_committed() -> Vec<InventoryEvent> {
+    let mut history = ten_with_four_held();
+    history.push(committed(owner(1), 4, 6, 0));
+    history
+}
+
+#[test]
+fn a_cancelled_paid_orders_committed_stock_goes_back_on_hand() {
+    fw().given(order_one_committed())
+        .when(InventoryCommand::ReturnOrderStock { order_id: order(1) })
+        .then_expect_events(vec![InventoryEvent::OrderStockReturned {
+            product_id: product_id(),
+            order_id: order(1),
+            quantity: qty(4),
+            on_hand_after: 10,
+            held_after: 0,
+        }]);
+}
+
+#[test]
+fn a_cancelled_paid_orders_decrement_goes_back_on_hand() {
+    let mut history = ten_with_four_held();
+    history.push(InventoryEvent::StockDecremented {
+        product_id: product_id(),
+        order_id: order(9),
+        quantity: qty(6),
+        on_hand_after: 4,
+        held_after: 4,
+    });
+    fw().given(history)
+        .when(InventoryCommand::ReturnOrderStock { order_id: order(9) })
+        .then_expect_events(vec![InventoryEvent::OrderStockReturned {
+            product_id: product_id(),
+            order_id: order(9),
+            quantity: qty(6),
+            on_hand_after: 10,
+            held_after: 4,
+        }]);
+}
+
+#[test]
+fn stock_goes_back_once_per_order() {
+    let mut history = order_one_committed();
+    history.push(InventoryEvent::OrderStockReturned {
+        product_id: product_id(),
+        order_id: order(1),
+        quantity: qty(4),
+        on_hand_after: 10,
+        held_after: 0,
+    });
+    fw().given(history)
+        .when(InventoryCommand::ReturnOrderStock { order_id: order(1) })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_order_that_took_nothing_gives_nothing_back() {
+    // A hold that was never committed is released, not returned.
+    fw().given(ten_with_four_held())
+        .when(InventoryCommand::ReturnOrderStock { order_id: order(1) })
+        .then_expect_events(vec![]);
 }

@@ -280,6 +280,12 @@ async fn availability(conn: &mut PgConnection, event: InventoryEvent) -> Result<
             on_hand_after,
             held_after,
             ..
+        }
+        | InventoryEvent::OrderStockReturned {
+            product_id,
+            on_hand_after,
+            held_after,
+            ..
         } => (*product_id, *on_hand_after, *held_after),
     };
     sqlx::query(

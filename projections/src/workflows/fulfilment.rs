@@ -5,7 +5,7 @@
 //!   cannot be held (not enough stock, or never stocked): the holds already
 //!   made are released and the order is cancelled with `out_of_stock`.
 //! - `OrderCancelled` (any reason, by anyone): every hold of the order is
-//!   released.
+//!   released, and stock a paid order had taken goes back on hand.
 //! - `PaymentCaptured`: every line's hold is committed (a permanent
 //!   decrement), then the invoice is issued (see [`Fulfilment::invoice`]).
 //! - The payment timeout (see [`super::deadlines`]) expires an order still
@@ -174,6 +174,25 @@ impl Fulfilment {
         Ok(())
     }
 
+    /// Puts back on hand what a cancelled order had taken for good (after it
+    /// was paid); a line that took nothing gives nothing back.
+    async fn return_stock(
+        &self,
+        event: &StoredEvent,
+        order_id: OrderId,
+        lines: &[OrderLine],
+    ) -> Result<(), ApplyError> {
+        for line in lines {
+            let command = InventoryCommand::ReturnOrderStock { order_id };
+            let meta = caused_by(NAME, event, "ReturnOrderStock");
+            self.inventory
+                .execute_with_retry(&line.product_id.to_string(), command, &meta)
+                .await
+                .map_err(infrastructure)?;
+        }
+        Ok(())
+    }
+
     /// Commits the order's hold on every line. A line without a hold (never
     /// reserved, e.g. an order placed before this workflow ran) is
     /// decremented directly, once per order.
@@ -307,6 +326,7 @@ impl Projector for Fulfilment {
             } => {
                 let order = self.load_order(order_id).await?;
                 self.release(event, order_id, order.lines()).await?;
+                self.return_stock(event, order_id, order.lines()).await?;
                 if refund_due.minor > 0 {
                     self.payments.refund_cancelled(event, order_id).await?;
                 }
