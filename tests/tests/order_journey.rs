@@ -1,8 +1,8 @@
 //! An order's whole journey with every workflow running and nothing done by
 //! hand but what people do: the customer orders and pays by card, the
 //! gateway calls back, the invoice is issued, an admin ships (the carrier
-//! books the parcel) and marks it delivered, and the customer hears about
-//! every stage once.
+//! books the parcel) and marks it delivered, refunds part of it, and the
+//! customer hears about every stage once.
 
 use std::time::Duration;
 
@@ -87,6 +87,32 @@ async fn a_card_order_goes_from_placed_to_delivered_with_invoice_tracking_and_on
         .expect("a tracking number");
     assert!(tracking.starts_with("SIM-"), "{tracking}");
 
+    // A refund after delivery: the money goes back to the card, once.
+    let refund = json!({"amount": 1450, "reason": "one tin arrived dented"});
+    ok(app
+        .post_json(
+            &format!("/v1/orders/{order_id}/refund"),
+            &refund,
+            Some(&admin.token),
+        )
+        .await)
+    .await;
+    let refunded = settled(&app, &ada.token, order_id).await;
+    assert_eq!(refunded["status"], "delivered", "{refunded}");
+    assert_eq!(
+        refunded["payment_status"], "partially_refunded",
+        "{refunded}"
+    );
+    let at_gateway: Vec<(i64,)> = sqlx::query_as(
+        "SELECT r.amount FROM gateway_refunds r JOIN gateway_charges c ON c.id = r.charge_id
+          WHERE c.reference = $1",
+    )
+    .bind(format!("order:{order_id}"))
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(at_gateway, vec![(1450,)]);
+
     // One message per stage, all sent.
     let head = app.head_position().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -109,8 +135,11 @@ async fn a_card_order_goes_from_placed_to_delivered_with_invoice_tracking_and_on
         .iter()
         .map(|n| n["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["delivered", "shipped", "paid", "placed"]);
-    let shipped = &messages[1];
+    assert_eq!(
+        stages,
+        ["refunded", "delivered", "shipped", "paid", "placed"]
+    );
+    let shipped = &messages[2];
     assert!(
         shipped["body"].as_str().unwrap().contains(tracking),
         "{shipped}"
