@@ -560,6 +560,17 @@ impl TestApp {
 }
 
 /// A valid registration body for `username`, with [`PASSWORD`].
+/// A shipping address that passes every rule.
+pub fn shipping_address() -> Value {
+    json!({
+        "name": "Ada Lovelace",
+        "line1": "12 St James's Square",
+        "city": "London",
+        "postal_code": "SW1Y 4JH",
+        "country": "gb",
+    })
+}
+
 pub fn customer_body(username: &str) -> Value {
     json!({
         "username": username,
@@ -621,6 +632,30 @@ pub fn uuid_field(body: &Value, field: &str) -> Uuid {
 
 /// Helpers for carts, coupons and orders (`tests/tests/cart_orders.rs`).
 impl TestApp {
+    /// A bootstrapped admin, a category and one product per `(price, stock)`
+    /// (minor units; a stock of 0 is never received).
+    pub async fn stocked_catalog(&self, products: &[(i64, i64)]) -> (Session, Vec<Uuid>) {
+        let admin = self.bootstrap_admin().await;
+        let category = self.create_category(&admin.token, "Tea", None).await;
+        let mut ids = Vec::new();
+        for (i, (price, stock)) in products.iter().enumerate() {
+            let body = json!({
+                "name": format!("Tea no. {i}"),
+                "description": "Loose leaf",
+                "price": price,
+                "sku": format!("TEA-{i}"),
+                "image_url": "https://img.example.com/tea.png",
+                "category_id": category,
+            });
+            let id = self.create_product(&admin.token, &body).await;
+            if *stock > 0 {
+                expect_json(self.receive(&admin.token, id, *stock).await, StatusCode::OK).await;
+            }
+            ids.push(id);
+        }
+        (admin, ids)
+    }
+
     /// GET /v1/cart as `token`; panics unless 200.
     pub async fn cart(&self, token: &str) -> Value {
         expect_json(self.get_as("/v1/cart", Some(token)).await, StatusCode::OK).await

@@ -6,21 +6,10 @@ use domain::metadata::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::{
-    expect_error, expect_json, spawn_app, spawn_app_without_payment_callbacks,
+    expect_error, expect_json, shipping_address, spawn_app, spawn_app_without_payment_callbacks,
     test_workflow_settings, uuid_field, Session, TestApp,
 };
 use uuid::Uuid;
-
-fn shipping_address() -> Value {
-    json!({
-        "name": "Ada Lovelace",
-        "line1": "12 St James's Square",
-        "city": "London",
-        "postal_code": "SW1Y 4JH",
-        "country": "gb",
-    })
-}
-
 /// An order of the cart, paid by card.
 fn cart_order(expected_total: Option<i64>) -> Value {
     json!({
@@ -38,34 +27,6 @@ fn items_order(items: Value) -> Value {
         "payment": {"method": "wallet"},
     })
 }
-
-/// An admin, a category and products with these prices (minor units), each
-/// with 100 in stock (the fulfilment workflow cancels orders it cannot hold
-/// stock for).
-async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
-    let admin = app.bootstrap_admin().await;
-    let category = app.create_category(&admin.token, "Tea", None).await;
-    let mut products = Vec::new();
-    for (i, price) in prices.iter().enumerate() {
-        let body = json!({
-            "name": format!("Tea no. {i}"),
-            "description": "Loose leaf",
-            "price": price,
-            "sku": format!("TEA-{i}"),
-            "image_url": "https://img.example.com/tea.png",
-            "category_id": category,
-        });
-        let product = app.create_product(&admin.token, &body).await;
-        expect_json(
-            app.receive(&admin.token, product, 100).await,
-            StatusCode::OK,
-        )
-        .await;
-        products.push(product);
-    }
-    (admin, products)
-}
-
 fn coupon_body(code: &str, percent_off: i64, usage_limit: Option<i64>) -> Value {
     json!({
         "code": code,
@@ -85,6 +46,12 @@ async fn status_of(app: &TestApp, token: &str, order: Uuid) -> Value {
 
 fn assert_code(body: &Value, code: &str) {
     assert_eq!(body["error"], code, "{body}");
+}
+
+/// An admin and one product per price, 100 of each in stock.
+async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
+    let products: Vec<(i64, i64)> = prices.iter().map(|p| (*p, 100)).collect();
+    app.stocked_catalog(&products).await
 }
 
 #[tokio::test]

@@ -13,44 +13,10 @@ use projections::workflows::WorkflowSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{
-    expect_json, spawn_app, spawn_app_without_payment_callbacks, test_workflow_settings,
-    uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
+    expect_json, shipping_address, spawn_app, spawn_app_without_payment_callbacks,
+    test_workflow_settings, uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
 };
 use uuid::Uuid;
-
-fn shipping_address() -> Value {
-    json!({
-        "name": "Ada Lovelace",
-        "line1": "12 St James's Square",
-        "city": "London",
-        "postal_code": "SW1Y 4JH",
-        "country": "gb",
-    })
-}
-
-/// An admin and one product per `(price, stock)`; stock 0 is never received.
-async fn catalog(app: &TestApp, products: &[(i64, i64)]) -> (Session, Vec<Uuid>) {
-    let admin = app.bootstrap_admin().await;
-    let category = app.create_category(&admin.token, "Tea", None).await;
-    let mut ids = Vec::new();
-    for (i, (price, stock)) in products.iter().enumerate() {
-        let body = json!({
-            "name": format!("Tea no. {i}"),
-            "description": "Loose leaf",
-            "price": price,
-            "sku": format!("TEA-{i}"),
-            "image_url": "https://img.example.com/tea.png",
-            "category_id": category,
-        });
-        let id = app.create_product(&admin.token, &body).await;
-        if *stock > 0 {
-            expect_json(app.receive(&admin.token, id, *stock).await, StatusCode::OK).await;
-        }
-        ids.push(id);
-    }
-    (admin, ids)
-}
-
 /// The server with a payment gateway that accepts charges but never
 /// answers them.
 async fn unanswered_gateway() -> TestApp {
@@ -99,7 +65,7 @@ async fn events_of_type(app: &TestApp, event_type: &str) -> i64 {
 #[tokio::test]
 async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_commits_it() {
     let app = unanswered_gateway().await;
-    let (_, products) = catalog(&app, &[(1000, 10), (250, 5)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10), (250, 5)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
 
@@ -151,7 +117,7 @@ async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_comm
 async fn an_order_with_a_line_out_of_stock_is_cancelled_and_leaves_no_hold() {
     let app = unanswered_gateway().await;
     // Enough tea, too few biscuits, and jam never received.
-    let (_, products) = catalog(&app, &[(1000, 10), (250, 1), (400, 0)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10), (250, 1), (400, 0)]).await;
     let (tea, biscuits, jam) = (products[0], products[1], products[2]);
     let alice = app.register_customer("alice").await;
 
@@ -184,7 +150,7 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
         ..test_workflow_settings()
     })
     .await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
     let bob = app.register_customer("bob").await;
@@ -233,7 +199,7 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
 #[tokio::test]
 async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
     let app = unanswered_gateway().await;
-    let (_, products) = catalog(&app, &[(1000, 10), (250, 5)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10), (250, 5)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
 
@@ -258,7 +224,7 @@ async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
 #[tokio::test]
 async fn events_delivered_to_the_workflow_again_change_nothing() {
     let app = unanswered_gateway().await;
-    let (_, products) = catalog(&app, &[(1000, 10), (250, 1)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10), (250, 1)]).await;
     let (tea, biscuits) = (products[0], products[1]);
     let alice = app.register_customer("alice").await;
 

@@ -22,28 +22,6 @@ fn shipping_address(name: &str) -> Value {
         "country": "gb",
     })
 }
-
-/// An admin and one stocked product per price (stock 1000 each).
-async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
-    let admin = app.bootstrap_admin().await;
-    let category = app.create_category(&admin.token, "Tea", None).await;
-    let mut ids = Vec::new();
-    for (i, price) in prices.iter().enumerate() {
-        let body = json!({
-            "name": format!("Tea no. {i}"),
-            "description": "Loose leaf",
-            "price": price,
-            "sku": format!("TEA-{i}"),
-            "image_url": "https://img.example.com/tea.png",
-            "category_id": category,
-        });
-        let id = app.create_product(&admin.token, &body).await;
-        expect_json(app.receive(&admin.token, id, 1000).await, StatusCode::OK).await;
-        ids.push(id);
-    }
-    (admin, ids)
-}
-
 /// Places an order shipped to `name`; answers its id and total.
 async fn place(
     app: &TestApp,
@@ -121,6 +99,12 @@ async fn issued_numbers(app: &TestApp) -> Vec<String> {
 
 fn numbers(year: i32, range: std::ops::RangeInclusive<u64>) -> Vec<String> {
     range.map(|n| format!("{year}-{n:06}")).collect()
+}
+
+/// An admin and one product per price, 1000 of each in stock.
+async fn catalog(app: &TestApp, prices: &[i64]) -> (Session, Vec<Uuid>) {
+    let products: Vec<(i64, i64)> = prices.iter().map(|p| (*p, 1000)).collect();
+    app.stocked_catalog(&products).await
 }
 
 #[tokio::test]

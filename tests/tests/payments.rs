@@ -8,42 +8,10 @@ use projections::payments::{signature, GatewayCallback, SIGNATURE_HEADER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::{
-    assert_error_shape, expect_error, expect_json, spawn_app, spawn_app_without_payment_callbacks,
-    test_workflow_settings, uuid_field, Session, TestApp,
+    assert_error_shape, expect_error, expect_json, shipping_address, spawn_app,
+    spawn_app_without_payment_callbacks, test_workflow_settings, uuid_field, Session, TestApp,
 };
 use uuid::Uuid;
-
-fn shipping_address() -> Value {
-    json!({
-        "name": "Ada Lovelace",
-        "line1": "12 St James's Square",
-        "city": "London",
-        "postal_code": "SW1Y 4JH",
-        "country": "gb",
-    })
-}
-
-/// An admin and one product per `(price, stock)`.
-async fn catalog(app: &TestApp, products: &[(i64, i64)]) -> (Session, Vec<Uuid>) {
-    let admin = app.bootstrap_admin().await;
-    let category = app.create_category(&admin.token, "Tea", None).await;
-    let mut ids = Vec::new();
-    for (i, (price, stock)) in products.iter().enumerate() {
-        let body = json!({
-            "name": format!("Tea no. {i}"),
-            "description": "Loose leaf",
-            "price": price,
-            "sku": format!("TEA-{i}"),
-            "image_url": "https://img.example.com/tea.png",
-            "category_id": category,
-        });
-        let id = app.create_product(&admin.token, &body).await;
-        expect_json(app.receive(&admin.token, id, *stock).await, StatusCode::OK).await;
-        ids.push(id);
-    }
-    (admin, ids)
-}
-
 /// Places an order of `quantity` of `product` paid with `payment`; answers
 /// its id and total.
 async fn place(
@@ -109,7 +77,7 @@ async fn tokenize(app: &TestApp, customer: &Session, number: &str) -> Value {
 #[tokio::test]
 async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
@@ -176,7 +144,7 @@ async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() 
 #[tokio::test]
 async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the_holds() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
@@ -222,7 +190,7 @@ async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the
 #[tokio::test]
 async fn a_wallet_topped_up_by_card_pays_for_an_order_exactly() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1250, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1250, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
@@ -264,7 +232,7 @@ async fn a_wallet_topped_up_by_card_pays_for_an_order_exactly() {
 #[tokio::test]
 async fn a_wallet_with_too_little_fails_the_payment_and_keeps_its_balance() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
@@ -281,7 +249,7 @@ async fn a_wallet_with_too_little_fails_the_payment_and_keeps_its_balance() {
 #[tokio::test]
 async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
@@ -338,7 +306,7 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
 #[tokio::test]
 async fn an_admin_refund_returns_the_money_once() {
     let app = spawn_app().await;
-    let (admin, products) = catalog(&app, &[(1000, 10)]).await;
+    let (admin, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
     app.top_up(&alice.token, 5000).await;
@@ -368,7 +336,7 @@ async fn an_admin_refund_returns_the_money_once() {
 /// does not call back in these tests), and the callback the gateway would
 /// send for it.
 async fn unanswered_card_order(app: &TestApp) -> (Session, Uuid, GatewayCallback) {
-    let (_, products) = catalog(app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let alice = app.register_customer("alice").await;
     let (order_id, total) = place(app, &alice, products[0], 1, card("tok_visa")).await;
     app.wait_for_workflows().await;
@@ -493,7 +461,7 @@ async fn a_replayed_webhook_has_no_second_effect() {
 #[tokio::test]
 async fn tokenizing_checks_the_card_and_never_stores_its_number() {
     let app = spawn_app().await;
-    let (_, products) = catalog(&app, &[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
     let alice = app.register_customer("alice").await;
 
     // A card that is only used here, so any trace of it is this test's.
