@@ -233,11 +233,15 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
         config.payment_webhook_secret.clone(),
         Some(own_webhook_url(app.local_addr()?)),
     );
-    let projectors = (!settings.no_projectors).then(|| {
-        let runtime =
-            startup::projector_runtime(pool, settings.projectors.runtime_config(), &workflows);
-        tokio::spawn(runtime.run(stop_projectors.clone()))
-    });
+    let runtime = if settings.no_projectors {
+        None
+    } else {
+        Some(
+            startup::projector_runtime(pool, settings.projectors.runtime_config(), &workflows)
+                .map_err(anyhow::Error::msg)?,
+        )
+    };
+    let projectors = runtime.map(|runtime| tokio::spawn(runtime.run(stop_projectors.clone())));
     let served = app.run_until_stopped(startup::shutdown_signal()).await;
     stop_projectors.cancel();
     background.cancel();
@@ -345,7 +349,8 @@ async fn run_projectors(
             pool,
             projectors.runtime_config(),
             &projectors.workflow_settings(secret, None),
-        );
+        )
+        .map_err(anyhow::Error::msg)?;
         let running = tokio::spawn(runtime.run(stop.clone()));
         tracing::info!("projectors running");
         startup::shutdown_signal().await;

@@ -113,6 +113,16 @@ pub struct ProjectorSettings {
     /// (`payment-webhook-secret`).
     #[arg(long, env = "SHOP_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
     pub payment_webhook_secret: Option<String>,
+
+    /// SMTP relay for the notification emails, e.g.
+    /// `smtp://user:password@mail.example.com:587?tls=required`. Without it,
+    /// notifications are written to the log.
+    #[arg(long, env = "SHOP_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of the notification emails.
+    #[arg(long, env = "SHOP_MAIL_FROM", default_value = "Shop <shop@localhost>")]
+    pub mail_from: String,
 }
 
 impl ProjectorSettings {
@@ -137,6 +147,8 @@ impl ProjectorSettings {
             deadline_poll: std::time::Duration::from_millis(self.deadline_poll_ms.max(10)),
             payment_callback_url: self.payment_callback_url.clone().or(default_callback),
             payment_webhook_secret,
+            smtp_url: self.smtp_url.clone(),
+            mail_from: self.mail_from.clone(),
             ..Default::default()
         }
     }

@@ -27,7 +27,8 @@ use domain::wallet::Wallet;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
-use projections::notifications::{Delivery, LogNotifier, NotificationsProjector};
+use projections::notifications::smtp::SmtpNotifier;
+use projections::notifications::{Delivery, LogNotifier, NotificationsProjector, Notifier};
 use projections::payments::SimulatedGateway;
 use projections::runtime::{Projector, ProjectorRuntime, RuntimeConfig};
 use projections::shipping::SimulatedCarrier;
@@ -177,14 +178,20 @@ pub fn projectors(pool: &PgPool, workflows: &WorkflowSettings) -> Vec<Arc<dyn Pr
 /// The projector runtime of `shop serve` and `shop projectors`: read models,
 /// the notifications outbox and workflows, with the outbox's delivery (to
 /// the log) and the workflows' deadline poller.
+///
+/// Fails when the SMTP settings are unusable.
 pub fn projector_runtime(
     pool: PgPool,
     config: RuntimeConfig,
     workflows: &WorkflowSettings,
-) -> ProjectorRuntime {
+) -> Result<ProjectorRuntime, String> {
+    let notifier: Arc<dyn Notifier> = match &workflows.smtp_url {
+        Some(url) => Arc::new(SmtpNotifier::new(url, &workflows.mail_from)?),
+        None => Arc::new(LogNotifier),
+    };
     let delivery = Delivery {
         pool: pool.clone(),
-        notifier: Arc::new(LogNotifier),
+        notifier,
         interval: config.poll_interval,
     };
     let mut runtime = ProjectorRuntime::new(pool.clone(), projectors(&pool, workflows), config)
@@ -192,7 +199,7 @@ pub fn projector_runtime(
     for task in projections::workflows::background(&pool, workflows) {
         runtime = runtime.with_task(task);
     }
-    runtime
+    Ok(runtime)
 }
 
 /// Connects a pool to `url`. Connections are made lazily, so a server whose

@@ -220,7 +220,8 @@ async fn spawn(db: TestDatabase, mut workflows: WorkflowSettings, callbacks: boo
             ..Default::default()
         },
         &workflows,
-    );
+    )
+    .expect("the projector runtime");
     tokio::spawn(runtime.run(CancellationToken::new()));
     TestApp {
         state,

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use projections::notifications::{deliver, Notifier, Outgoing, MAX_ATTEMPTS};
+use projections::workflows::WorkflowSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{
-    customer_body, expect_json, fresh_database, spawn_app_without_payment_callbacks,
-    test_workflow_settings, uuid_field, TestApp,
+    customer_body, expect_json, fresh_database, shipping_address, spawn_app_with,
+    spawn_app_without_payment_callbacks, test_workflow_settings, uuid_field, TestApp,
 };
 use uuid::Uuid;
 
@@ -277,4 +278,119 @@ async fn a_message_that_cannot_be_sent_is_retried_later_and_given_up_after_the_l
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("failed", MAX_ATTEMPTS));
+}
+
+/// A received email: its recipients and its text.
+type Mail = (Vec<String>, String);
+
+/// A real SMTP server on loopback that keeps what it receives.
+#[derive(Clone, Default)]
+struct Inbox {
+    received: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin_embedded::Handler for Inbox {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let mail = String::from_utf8_lossy(&self.data).into_owned();
+        self.received
+            .lock()
+            .unwrap()
+            .push((std::mem::take(&mut self.to), mail));
+        mailin_embedded::response::OK
+    }
+}
+
+/// Starts the SMTP server on a free port; answers its port.
+fn start_smtp_server(inbox: &Inbox) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the SMTP server");
+    let port = listener.local_addr().unwrap().port();
+    let mut server = mailin_embedded::Server::new(inbox.clone());
+    server
+        .with_name("mail.test")
+        .with_ssl(mailin_embedded::SslConfig::None)
+        .expect("plain SMTP")
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        if let Err(e) = server.serve() {
+            eprintln!("the test SMTP server stopped: {e}");
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn with_an_smtp_relay_configured_the_emails_go_out_by_smtp() {
+    let inbox = Inbox::default();
+    let port = start_smtp_server(&inbox);
+    let app = spawn_app_with(WorkflowSettings {
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        mail_from: "Tea Shop <orders@tea.example>".to_string(),
+        ..test_workflow_settings()
+    })
+    .await;
+    let (_, products) = app.stocked_catalog(&[(1250, 10)]).await;
+    let ada = app.register_customer("ada").await;
+    let body = json!({
+        "shipping_address": shipping_address(),
+        "items": [{"product_id": products[0], "quantity": 2}],
+        "payment": {"method": "card", "token": "tok_visa"},
+    });
+    let placed = app.place_order(&ada.token, &body, None).await;
+    expect_json(placed, StatusCode::CREATED).await;
+    app.wait_for_workflows().await;
+
+    // Placed and paid: two emails, sent through the relay.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let sent = inbox.received.lock().unwrap().clone();
+        if sent.len() >= 2 {
+            break sent;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sent:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for (to, mail) in &sent {
+        assert_eq!(to, &vec!["ada@example.com".to_string()]);
+        assert!(
+            mail.contains("From: \"Tea Shop\" <orders@tea.example>")
+                || mail.contains("From: Tea Shop <orders@tea.example>"),
+            "{mail}"
+        );
+    }
+    assert!(
+        sent[0].1.contains("Subject: We have your order"),
+        "{}",
+        sent[0].1
+    );
+    assert!(sent[1].1.contains("is paid"), "{}", sent[1].1);
+    let list = expect_json(
+        app.get_as("/v1/notifications", Some(&ada.token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["status"] == "sent"));
 }

@@ -5,9 +5,11 @@
 //! - [`deliver`] / [`Delivery`]: sends pending messages through a
 //!   [`Notifier`], several processes at once if need be (`FOR UPDATE SKIP
 //!   LOCKED`), retrying failures with backoff and giving up after
-//!   [`MAX_ATTEMPTS`].
+//!   [`MAX_ATTEMPTS`]; the notifier is the log ([`LogNotifier`]) or an SMTP
+//!   relay ([`smtp::SmtpNotifier`]).
 
 pub mod outbox;
+pub mod smtp;
 
 use std::sync::Arc;
 use std::time::Duration;

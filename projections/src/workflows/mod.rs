@@ -52,6 +52,11 @@ pub struct WorkflowSettings {
     pub payment_webhook_secret: String,
     /// How often the gateway looks for callbacks to send.
     pub payment_callback_poll: Duration,
+    /// The SMTP relay that sends the notification emails; `None`: they go
+    /// to the log.
+    pub smtp_url: Option<String>,
+    /// The sender of the notification emails.
+    pub mail_from: String,
 }
 
 impl Default for WorkflowSettings {
@@ -66,6 +71,8 @@ impl Default for WorkflowSettings {
                 uuid::Uuid::new_v4().simple()
             ),
             payment_callback_poll: Duration::from_millis(200),
+            smtp_url: None,
+            mail_from: "Shop <shop@localhost>".to_string(),
         }
     }
 }
