@@ -633,6 +633,46 @@ pub fn uuid_field(body: &Value, field: &str) -> Uuid {
 
 /// Helpers for carts, coupons and orders (`tests/tests/cart_orders.rs`).
 impl TestApp {
+    /// The order as `customer` reads it once the workflows (and the payment
+    /// gateway's callbacks) have acted on everything so far.
+    pub async fn settled_order(&self, customer: &Session, order: Uuid) -> Value {
+        self.wait_for_workflows().await;
+        expect_json(
+            self.order(&customer.token, order, &[]).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// `(on_hand, held)` of a product, as its availability reads now.
+    pub async fn stock(&self, product: Uuid) -> (i64, i64) {
+        let (on_hand, held, _) = self.availability(product).await;
+        (on_hand, held)
+    }
+
+    /// How many events of `event_type` are stored.
+    pub async fn events_of_type(&self, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// Moves projector `name`'s checkpoint back to the start, so it reads the
+    /// whole log again (as after a crash before its checkpoint moved).
+    pub async fn replay_from_start(&self, name: &str) {
+        let reset = sqlx::query(
+            "UPDATE projector_checkpoints SET transaction_id = '0', global_position = 0
+              WHERE name = $1",
+        )
+        .bind(name)
+        .execute(&self.db.pool)
+        .await
+        .expect("reset the checkpoint");
+        assert_eq!(reset.rows_affected(), 1, "no projector {name}");
+    }
+
     /// A bootstrapped admin, a category and one product per `(price, stock)`
     /// (minor units; a stock of 0 is never received).
     pub async fn stocked_catalog(&self, products: &[(i64, i64)]) -> (Session, Vec<Uuid>) {

@@ -40,28 +40,6 @@ async fn place(app: &TestApp, customer: &Session, lines: &[(Uuid, i64)]) -> (Uui
     let total = order["total"].as_i64().expect("a total");
     (uuid_field(&order, "id"), total)
 }
-
-/// The order once the workflows have acted on everything so far.
-async fn settled_order(app: &TestApp, customer: &Session, order: Uuid) -> Value {
-    app.wait_for_workflows().await;
-    expect_json(app.order(&customer.token, order, &[]).await, StatusCode::OK).await
-}
-
-/// `(on_hand, held)` of a product once the workflows have settled.
-async fn stock(app: &TestApp, product: Uuid) -> (i64, i64) {
-    let (on_hand, held, _) = app.availability(product).await;
-    (on_hand, held)
-}
-
-/// How many events of `event_type` are stored.
-async fn events_of_type(app: &TestApp, event_type: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
-        .bind(event_type)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("count events")
-}
-
 #[tokio::test]
 async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_commits_it() {
     let app = unanswered_gateway().await;
@@ -70,13 +48,13 @@ async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_comm
     let alice = app.register_customer("alice").await;
 
     let (order_id, total) = place(&app, &alice, &[(tea, 3), (biscuits, 2)]).await;
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "pending", "{order}");
     assert_eq!(order["cancellation_reason"], Value::Null, "{order}");
-    assert_eq!(stock(&app, tea).await, (10, 3));
-    assert_eq!(stock(&app, biscuits).await, (5, 2));
-    assert_eq!(events_of_type(&app, "StockReserved").await, 1);
-    assert_eq!(events_of_type(&app, "HoldPlaced").await, 2);
+    assert_eq!(app.stock(tea).await, (10, 3));
+    assert_eq!(app.stock(biscuits).await, (5, 2));
+    assert_eq!(app.events_of_type("StockReserved").await, 1);
+    assert_eq!(app.events_of_type("HoldPlaced").await, 2);
     // The payment timeout is scheduled (far ahead with the default setting).
     let (due, done): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE done_at IS NULL), count(*) FILTER (WHERE done_at IS NOT NULL)
@@ -106,11 +84,11 @@ async fn a_placed_order_holds_stock_on_every_line_and_capturing_the_payment_comm
     assert_eq!(reserved["actor"], "system:fulfilment", "{reserved}");
 
     app.capture_payment(order_id, total).await;
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "paid", "{order}");
-    assert_eq!(stock(&app, tea).await, (7, 0));
-    assert_eq!(stock(&app, biscuits).await, (3, 0));
-    assert_eq!(events_of_type(&app, "HoldCommitted").await, 2);
+    assert_eq!(app.stock(tea).await, (7, 0));
+    assert_eq!(app.stock(biscuits).await, (3, 0));
+    assert_eq!(app.events_of_type("HoldCommitted").await, 2);
 }
 
 #[tokio::test]
@@ -124,23 +102,23 @@ async fn an_order_with_a_line_out_of_stock_is_cancelled_and_leaves_no_hold() {
     let (short, _) = place(&app, &alice, &[(tea, 2), (biscuits, 2)]).await;
     let (unstocked, _) = place(&app, &alice, &[(tea, 1), (jam, 1)]).await;
     for order_id in [short, unstocked] {
-        let order = settled_order(&app, &alice, order_id).await;
+        let order = app.settled_order(&alice, order_id).await;
         assert_eq!(order["status"], "cancelled", "{order}");
         assert_eq!(order["cancellation_reason"], "out_of_stock", "{order}");
     }
-    assert_eq!(stock(&app, tea).await, (10, 0));
-    assert_eq!(stock(&app, biscuits).await, (1, 0));
+    assert_eq!(app.stock(tea).await, (10, 0));
+    assert_eq!(app.stock(biscuits).await, (1, 0));
     // The tea was held before the missing line was found, then given back.
-    assert_eq!(events_of_type(&app, "HoldPlaced").await, 2);
-    assert_eq!(events_of_type(&app, "HoldReleased").await, 2);
-    assert_eq!(events_of_type(&app, "StockReserved").await, 0);
+    assert_eq!(app.events_of_type("HoldPlaced").await, 2);
+    assert_eq!(app.events_of_type("HoldReleased").await, 2);
+    assert_eq!(app.events_of_type("StockReserved").await, 0);
 
     // The stock is free for the next order.
     let (fits, _) = place(&app, &alice, &[(tea, 10), (biscuits, 1)]).await;
-    let order = settled_order(&app, &alice, fits).await;
+    let order = app.settled_order(&alice, fits).await;
     assert_eq!(order["status"], "pending", "{order}");
-    assert_eq!(stock(&app, tea).await, (10, 10));
-    assert_eq!(stock(&app, biscuits).await, (1, 1));
+    assert_eq!(app.stock(tea).await, (10, 10));
+    assert_eq!(app.stock(biscuits).await, (1, 1));
 }
 
 #[tokio::test]
@@ -162,7 +140,7 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
 
     let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
     let order = loop {
-        let order = settled_order(&app, &alice, unpaid).await;
+        let order = app.settled_order(&alice, unpaid).await;
         if order["status"] != "pending" {
             break order;
         }
@@ -191,8 +169,8 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.wait_for_workflows().await;
-    assert_eq!(stock(&app, tea).await, (9, 0));
-    let order = settled_order(&app, &bob, paid).await;
+    assert_eq!(app.stock(tea).await, (9, 0));
+    let order = app.settled_order(&bob, paid).await;
     assert_eq!(order["status"], "paid", "{order}");
 }
 
@@ -204,9 +182,9 @@ async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
     let alice = app.register_customer("alice").await;
 
     let (order_id, _) = place(&app, &alice, &[(tea, 3), (biscuits, 5)]).await;
-    settled_order(&app, &alice, order_id).await;
-    assert_eq!(stock(&app, tea).await, (10, 3));
-    assert_eq!(stock(&app, biscuits).await, (5, 5));
+    app.settled_order(&alice, order_id).await;
+    assert_eq!(app.stock(tea).await, (10, 3));
+    assert_eq!(app.stock(biscuits).await, (5, 5));
 
     let cancel = format!("/v1/orders/{order_id}/cancel");
     expect_json(
@@ -214,11 +192,11 @@ async fn a_customer_cancelling_a_reserved_order_releases_its_stock() {
         StatusCode::OK,
     )
     .await;
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "cancelled", "{order}");
     assert_eq!(order["cancellation_reason"], "customer_request", "{order}");
-    assert_eq!(stock(&app, tea).await, (10, 0));
-    assert_eq!(stock(&app, biscuits).await, (5, 0));
+    assert_eq!(app.stock(tea).await, (10, 0));
+    assert_eq!(app.stock(biscuits).await, (5, 0));
 }
 
 #[tokio::test]
@@ -253,11 +231,11 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
     };
     // One charge per reserved order (the short one never got that far).
     assert_eq!(charges().await, 3);
-    let before_stock = (stock(&app, tea).await, stock(&app, biscuits).await);
+    let before_stock = (app.stock(tea).await, app.stock(biscuits).await);
     assert_eq!(before_stock, ((9, 2), (0, 0)));
     let mut before_orders = Vec::new();
     for id in [reserved, paid, short, cancelled] {
-        before_orders.push(settled_order(&app, &alice, id).await["status"].clone());
+        before_orders.push(app.settled_order(&alice, id).await["status"].clone());
     }
     assert_eq!(
         before_orders,
@@ -280,14 +258,7 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
         .expect("read the workflow's checkpoint")
     };
     let applied_before = applied().await;
-    let reset = sqlx::query(
-        "UPDATE projector_checkpoints SET transaction_id = '0', global_position = 0
-          WHERE name = 'fulfilment'",
-    )
-    .execute(&app.db.pool)
-    .await
-    .expect("reset the workflow's checkpoint");
-    assert_eq!(reset.rows_affected(), 1);
+    app.replay_from_start("fulfilment").await;
     app.wait_for_workflows().await;
     assert!(
         applied().await >= 2 * applied_before,
@@ -296,7 +267,7 @@ async fn events_delivered_to_the_workflow_again_change_nothing() {
 
     assert_eq!(app.event_count().await, before_events);
     assert_eq!(
-        (stock(&app, tea).await, stock(&app, biscuits).await),
+        (app.stock(tea).await, app.stock(biscuits).await),
         before_stock
     );
     let deadlines: i64 = sqlx::query_scalar("SELECT count(*) FROM deadlines")

@@ -189,14 +189,7 @@ async fn a_payment_seen_twice_keeps_its_one_invoice_number_and_leaves_no_gap() {
 
     // The workflow reads the whole log again, as after a crash before its
     // checkpoint moved: every PaymentCaptured is seen a second time.
-    let reset = sqlx::query(
-        "UPDATE projector_checkpoints SET transaction_id = '0', global_position = 0
-          WHERE name = 'fulfilment'",
-    )
-    .execute(&app.db.pool)
-    .await
-    .expect("reset the workflow's checkpoint");
-    assert_eq!(reset.rows_affected(), 1);
+    app.replay_from_start("fulfilment").await;
     app.wait_for_workflows().await;
 
     assert_eq!(app.event_count().await, events_before, "no new event");

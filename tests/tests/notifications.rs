@@ -181,13 +181,7 @@ async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
 
     // Reading every event again queues nothing twice.
-    sqlx::query(
-        "UPDATE projector_checkpoints SET transaction_id = '0', global_position = 0
-          WHERE name = 'notifications'",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    app.replay_from_start("notifications").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let head = app.head_position().await;
     while sqlx::query_scalar::<_, i64>(

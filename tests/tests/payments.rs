@@ -44,26 +44,6 @@ fn card(token: &str) -> Value {
 fn wallet() -> Value {
     json!({"method": "wallet"})
 }
-
-/// The order once the workflows and the gateway have done everything.
-async fn settled_order(app: &TestApp, customer: &Session, order: Uuid) -> Value {
-    app.wait_for_workflows().await;
-    expect_json(app.order(&customer.token, order, &[]).await, StatusCode::OK).await
-}
-
-async fn stock(app: &TestApp, product: Uuid) -> (i64, i64) {
-    let (on_hand, held, _) = app.availability(product).await;
-    (on_hand, held)
-}
-
-async fn events_of_type(app: &TestApp, event_type: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
-        .bind(event_type)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("count events")
-}
-
 async fn tokenize(app: &TestApp, customer: &Session, number: &str) -> Value {
     let body = json!({"card_number": number, "expiry": "12/39", "cvc": "123"});
     expect_json(
@@ -89,12 +69,12 @@ async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() 
     let (by_card, _) = place(&app, &alice, tea, 2, card(&token)).await;
 
     for order_id in [by_test_token, by_card] {
-        let order = settled_order(&app, &alice, order_id).await;
+        let order = app.settled_order(&alice, order_id).await;
         assert_eq!(order["status"], "paid", "{order}");
         assert_eq!(order["payment_status"], "captured", "{order}");
     }
-    assert_eq!(stock(&app, tea).await, (5, 0));
-    assert_eq!(events_of_type(&app, "HoldCommitted").await, 2);
+    assert_eq!(app.stock(tea).await, (5, 0));
+    assert_eq!(app.events_of_type("HoldCommitted").await, 2);
     // The gateway's own record: one charge per order, the order's total.
     let charges: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT reference, amount, outcome FROM gateway_charges ORDER BY amount DESC",
@@ -160,13 +140,13 @@ async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the
         orders.push(place(&app, &alice, tea, 2, card(token)).await.0);
     }
     for order_id in &orders {
-        let order = settled_order(&app, &alice, *order_id).await;
+        let order = app.settled_order(&alice, *order_id).await;
         assert_eq!(order["status"], "cancelled", "{order}");
         assert_eq!(order["cancellation_reason"], "payment_failed", "{order}");
     }
-    assert_eq!(stock(&app, tea).await, (10, 0));
-    assert_eq!(events_of_type(&app, "PaymentFailed").await, 4);
-    assert_eq!(events_of_type(&app, "HoldReleased").await, 4);
+    assert_eq!(app.stock(tea).await, (10, 0));
+    assert_eq!(app.events_of_type("PaymentFailed").await, 4);
+    assert_eq!(app.events_of_type("HoldReleased").await, 4);
     let reasons: Vec<String> = sqlx::query_scalar(
         "SELECT payload->'PaymentFailed'->>'reason' FROM events
           WHERE event_type = 'PaymentFailed' ORDER BY global_position",
@@ -204,14 +184,14 @@ async fn a_wallet_topped_up_by_card_pays_for_an_order_exactly() {
     app.top_up(&alice.token, 5000).await;
     let (order_id, total) = place(&app, &alice, tea, 2, wallet()).await;
     assert_eq!(total, 2500);
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "paid", "{order}");
     assert_eq!(app.wallet_balance(&alice.token).await, 2500);
-    assert_eq!(stock(&app, tea).await, (8, 0));
+    assert_eq!(app.stock(tea).await, (8, 0));
 
     // The rest pays for another order to the last cent.
     let (second, _) = place(&app, &alice, tea, 2, wallet()).await;
-    assert_eq!(settled_order(&app, &alice, second).await["status"], "paid");
+    assert_eq!(app.settled_order(&alice, second).await["status"], "paid");
     assert_eq!(app.wallet_balance(&alice.token).await, 0);
 
     // A declined top-up credits nothing.
@@ -238,12 +218,12 @@ async fn a_wallet_with_too_little_fails_the_payment_and_keeps_its_balance() {
 
     app.top_up(&alice.token, 1500).await;
     let (order_id, _) = place(&app, &alice, tea, 2, wallet()).await;
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "cancelled", "{order}");
     assert_eq!(order["cancellation_reason"], "payment_failed", "{order}");
     assert_eq!(app.wallet_balance(&alice.token).await, 1500);
-    assert_eq!(stock(&app, tea).await, (10, 0));
-    assert_eq!(events_of_type(&app, "WalletDebited").await, 0);
+    assert_eq!(app.stock(tea).await, (10, 0));
+    assert_eq!(app.events_of_type("WalletDebited").await, 0);
 }
 
 #[tokio::test]
@@ -257,14 +237,14 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
     app.top_up(&alice.token, 5000).await;
     let (from_wallet, _) = place(&app, &alice, tea, 2, wallet()).await;
     assert_eq!(
-        settled_order(&app, &alice, from_wallet).await["status"],
+        app.settled_order(&alice, from_wallet).await["status"],
         "paid"
     );
     assert_eq!(app.wallet_balance(&alice.token).await, 3000);
     // Paid by card: the gateway records the refund.
     let (by_card, card_total) = place(&app, &alice, tea, 3, card("tok_visa")).await;
-    assert_eq!(settled_order(&app, &alice, by_card).await["status"], "paid");
-    assert_eq!(stock(&app, tea).await, (5, 0));
+    assert_eq!(app.settled_order(&alice, by_card).await["status"], "paid");
+    assert_eq!(app.stock(tea).await, (5, 0));
 
     for order_id in [from_wallet, by_card] {
         expect_json(
@@ -277,7 +257,7 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
             StatusCode::OK,
         )
         .await;
-        let order = settled_order(&app, &alice, order_id).await;
+        let order = app.settled_order(&alice, order_id).await;
         assert_eq!(order["status"], "refunded", "{order}");
         assert_eq!(order["payment_status"], "refunded", "{order}");
         assert_eq!(order["cancellation_reason"], "customer_request", "{order}");
@@ -298,9 +278,9 @@ async fn a_customer_cancelling_a_paid_order_gets_the_money_back() {
     );
     // The stock both orders had taken is back on hand, once, and no hold
     // is left behind.
-    assert_eq!(stock(&app, tea).await, (10, 0));
-    assert_eq!(events_of_type(&app, "OrderStockReturned").await, 2);
-    assert_eq!(events_of_type(&app, "OrderRefunded").await, 2);
+    assert_eq!(app.stock(tea).await, (10, 0));
+    assert_eq!(app.events_of_type("OrderStockReturned").await, 2);
+    assert_eq!(app.events_of_type("OrderRefunded").await, 2);
 }
 
 #[tokio::test]
@@ -311,10 +291,7 @@ async fn an_admin_refund_returns_the_money_once() {
     let alice = app.register_customer("alice").await;
     app.top_up(&alice.token, 5000).await;
     let (order_id, _) = place(&app, &alice, tea, 3, wallet()).await;
-    assert_eq!(
-        settled_order(&app, &alice, order_id).await["status"],
-        "paid"
-    );
+    assert_eq!(app.settled_order(&alice, order_id).await["status"], "paid");
     assert_eq!(app.wallet_balance(&alice.token).await, 2000);
 
     let refund = format!("/v1/orders/{order_id}/refund");
@@ -328,7 +305,7 @@ async fn an_admin_refund_returns_the_money_once() {
     }
     app.wait_for_workflows().await;
     assert_eq!(app.wallet_balance(&alice.token).await, 3500);
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["payment_status"], "partially_refunded", "{order}");
 }
 
@@ -402,7 +379,7 @@ async fn a_webhook_with_a_bad_or_missing_signature_is_refused_and_changes_nothin
         .expect("count handled callbacks");
     assert_eq!(handled, 0);
     assert_eq!(
-        settled_order(&app, &alice, order_id).await["status"],
+        app.settled_order(&alice, order_id).await["status"],
         "pending"
     );
 }
@@ -420,7 +397,7 @@ async fn a_replayed_webhook_has_no_second_effect() {
     )
     .await;
     assert_eq!(first, json!({"received": true, "duplicate": false}));
-    let order = settled_order(&app, &alice, order_id).await;
+    let order = app.settled_order(&alice, order_id).await;
     assert_eq!(order["status"], "paid", "{order}");
     let after_first = app.event_count().await;
 
@@ -434,8 +411,8 @@ async fn a_replayed_webhook_has_no_second_effect() {
     }
     app.wait_for_workflows().await;
     assert_eq!(app.event_count().await, after_first);
-    assert_eq!(events_of_type(&app, "PaymentCaptured").await, 1);
-    assert_eq!(events_of_type(&app, "HoldCommitted").await, 1);
+    assert_eq!(app.events_of_type("PaymentCaptured").await, 1);
+    assert_eq!(app.events_of_type("HoldCommitted").await, 1);
 
     // A failure callback for the same charge under another id cannot undo
     // the payment either.
@@ -452,10 +429,7 @@ async fn a_replayed_webhook_has_no_second_effect() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(
-        settled_order(&app, &alice, order_id).await["status"],
-        "paid"
-    );
+    assert_eq!(app.settled_order(&alice, order_id).await["status"], "paid");
 }
 
 #[tokio::test]
@@ -475,10 +449,7 @@ async fn tokenizing_checks_the_card_and_never_stores_its_number() {
         "{token}"
     );
     let (order_id, _) = place(&app, &alice, products[0], 1, card(&token)).await;
-    assert_eq!(
-        settled_order(&app, &alice, order_id).await["status"],
-        "paid"
-    );
+    assert_eq!(app.settled_order(&alice, order_id).await["status"], "paid");
 
     // Nowhere: not in any event, not in the gateway's tables, not in any
     // other table of the database.
