@@ -145,6 +145,17 @@ pub fn limit(requested: Option<i64>) -> Result<i64> {
     }
 }
 
+/// Keyset paging: `rows` were fetched with `LIMIT limit + 1`. When the extra
+/// row came, it is dropped and `key` of the page's last row is the way on;
+/// otherwise this is the last page (`None`).
+pub fn next_page<T, K>(rows: &mut Vec<T>, limit: i64, key: impl FnOnce(&T) -> K) -> Option<K> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(limit.max(0) as usize);
+    rows.last().map(key)
+}
+
 /// An opaque keyset cursor: the last row's sort key, URL-safe.
 pub fn encode_cursor<T: Serialize>(key: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())

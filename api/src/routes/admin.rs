@@ -14,7 +14,7 @@ use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::extract::AppQuery;
 use crate::openapi::ErrorBody;
-use crate::read::limit;
+use crate::read::{limit, next_page};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -93,12 +93,7 @@ async fn events(
         after_position: query.after_position.unwrap_or(0),
     };
     let mut events = audit::events(&state.pool, &filter, limit + 1).await?;
-    let next_after_position = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.position)
-    } else {
-        None
-    };
+    let next_after_position = next_page(&mut events, limit, |e| e.position);
     Ok(Json(EventPage {
         events,
         next_after_position,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
 use crate::openapi::ErrorBody;
-use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for};
+use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -347,21 +347,16 @@ async fn products(
     sql.push(" LIMIT ").push_bind(limit + 1);
 
     let mut rows: Vec<ProductRow> = sql.build_query_as().fetch_all(&state.pool).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| {
-            encode_cursor(&ProductCursor {
-                sort,
-                name: Some(last.name.clone()),
-                price: Some(last.price),
-                position: Some(last.created_position),
-                rank: Some(last.rank),
-                id: last.id,
-            })
+    let next_cursor = next_page(&mut rows, limit, |last| {
+        encode_cursor(&ProductCursor {
+            sort,
+            name: Some(last.name.clone()),
+            price: Some(last.price),
+            position: Some(last.created_position),
+            rank: Some(last.rank),
+            id: last.id,
         })
-    } else {
-        None
-    };
+    });
     Ok(answer(
         freshness,
         ProductPage {
@@ -739,17 +734,12 @@ async fn list_shops(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|s| {
-            encode_cursor(&ShopCursor {
-                name: s.name.clone(),
-                id: s.id,
-            })
+    let next_cursor = next_page(&mut rows, limit, |s| {
+        encode_cursor(&ShopCursor {
+            name: s.name.clone(),
+            id: s.id,
         })
-    } else {
-        None
-    };
+    });
     Ok(answer(
         freshness,
         ShopPage {

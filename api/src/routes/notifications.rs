@@ -17,7 +17,7 @@ use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::extract::AppQuery;
 use crate::openapi::ErrorBody;
-use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for};
+use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -121,12 +121,7 @@ async fn list(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(&r.id))
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut rows, limit, |r| encode_cursor(&r.id));
     Ok(answer(
         freshness,
         NotificationList {

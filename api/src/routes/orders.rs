@@ -40,7 +40,9 @@ use crate::commands::{
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::openapi::ErrorBody;
-use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
+use crate::read::{
+    answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for, Freshness,
+};
 use crate::routes::cart::load_cart;
 use crate::startup::AppState;
 use projections::read_models::orders::NAME as ORDERS;
@@ -712,12 +714,7 @@ async fn list_orders(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(&r.placed_position))
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut rows, limit, |r| encode_cursor(&r.placed_position));
     Ok(answer(
         freshness,
         OrderList {
