@@ -80,8 +80,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let key = value
             .to_str()
             .ok()
+            .filter(|k| k.len() <= 255)
             .map(str::trim)
-            .filter(|k| (1..=255).contains(&k.len()))
+            .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_idempotency_key",

@@ -71,12 +71,31 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = printable(&self.message);
         let body = Body {
             error: &self.code,
-            message: &self.message,
+            message: &message,
         };
         (self.status, Json(body)).into_response()
     }
+}
+
+/// The message with control characters (say, from echoed input) written as
+/// `\u{..}` escapes.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 impl From<sqlx::Error> for ApiError {

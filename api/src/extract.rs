@@ -4,13 +4,55 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
 /// JSON body; a rejection is an [`ApiError`] (400 malformed, 413, 415, 422).
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// Every body is a JSON object (serde would also read a struct from an
+/// array of its fields). A whole number written with a fraction (`2.0`) is
+/// an integer, as JSON Schema has it, so it fits an integer field.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(mut value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "The body must be a JSON object.",
+            ));
+        }
+        whole_numbers_as_integers(&mut value);
+        serde_path_to_error::deserialize(value)
+            .map(AppJson)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))
+    }
+}
+
+/// Turns every whole-valued float in `value` that fits an `i64` into an
+/// integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    // 2^63: the first float past i64::MAX.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
 
 impl<T: serde::Serialize> axum::response::IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {

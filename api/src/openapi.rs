@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
@@ -214,6 +215,7 @@ fn add_error_answers(operation: &mut Operation) {
     let params = operation.parameters.as_deref().unwrap_or_default();
     let takes_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
     let takes_query = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+    let takes_cursor = params.iter().any(|p| p.name == "cursor");
     let takes_body = operation.request_body.is_some();
     let takes_token = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let uses_database = operation
@@ -238,9 +240,15 @@ fn add_error_answers(operation: &mut Operation) {
             causes.push("a path parameter is invalid, e.g. not a UUID (`invalid_path`)");
         }
         if takes_query {
-            causes.push("a query parameter is invalid or unknown (`invalid_query`, `invalid_limit`, `invalid_cursor`, `invalid_min_position`, ...)");
+            causes.push("a query parameter is invalid or unknown (`invalid_query`, `invalid_limit`, `invalid_min_position`, ...)");
         }
         add("400", &format!("Malformed request: {}.", causes.join("; ")));
+    }
+    if takes_cursor {
+        add(
+            "404",
+            "The cursor is not one this list gave out (`cursor_not_found`).",
+        );
     }
     if takes_token {
         add(
@@ -314,21 +322,91 @@ fn add_freshness(operation: &mut Operation) {
     }
 }
 
-/// The document, built once.
-pub fn document() -> &'static Document {
-    static DOCUMENT: OnceLock<Document> = OnceLock::new();
-    DOCUMENT.get_or_init(ApiDoc::openapi)
+/// (schema, keyword, value) added to a component schema: rules that span
+/// fields or say "not", which utoipa's schema types cannot hold.
+fn extra_rules() -> [(&'static str, &'static str, Value); 2] {
+    [
+        // An adjustment changes the stock.
+        ("Adjust/properties/delta", "not", json!({"const": 0})),
+        // A coupon takes exactly one kind of discount.
+        (
+            "NewCoupon",
+            "oneOf",
+            json!([
+                {"required": ["percent_off"], "properties": {"percent_off": {"type": "integer"}}},
+                {"required": ["amount_off"], "properties": {"amount_off": {"type": "integer"}}},
+            ]),
+        ),
+    ]
+}
+
+/// The tagged request enums: like every request struct, their variants
+/// refuse unknown fields.
+const CLOSED_VARIANTS: [&str; 2] = ["PaymentBody", "TopUpPayment"];
+
+const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// Text never holds the NUL character (PostgreSQL cannot store it; such a
+/// request is 400 `invalid_text`): every free-form string schema, one with no
+/// `format`, `enum`, `const` or `pattern` of its own, says so as a pattern.
+fn forbid_nul(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            let is_string = match fields.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let constrained = ["format", "enum", "const", "pattern"]
+                .iter()
+                .any(|key| fields.contains_key(*key));
+            if is_string && !constrained {
+                fields.insert("pattern".to_string(), Value::from(NO_NUL));
+            }
+            fields.values_mut().for_each(forbid_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_nul),
+        _ => {}
+    }
+}
+
+/// The document as served, built once: what the derive makes, plus the rules
+/// it cannot state (see [`forbid_nul`], [`CLOSED_VARIANTS`],
+/// [`extra_rules`]).
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot serialize the OpenAPI document");
+            json!({})
+        });
+        forbid_nul(&mut value);
+        for name in CLOSED_VARIANTS {
+            let variants = value
+                .pointer_mut(&format!("/components/schemas/{name}/oneOf"))
+                .and_then(Value::as_array_mut);
+            for variant in variants.into_iter().flatten() {
+                if let Some(fields) = variant.as_object_mut() {
+                    fields.insert("additionalProperties".to_string(), false.into());
+                }
+            }
+        }
+        for (schema, keyword, rule) in extra_rules() {
+            let target = value
+                .pointer_mut(&format!("/components/schemas/{schema}"))
+                .and_then(Value::as_object_mut);
+            if let Some(target) = target {
+                target.insert(keyword.to_string(), rule);
+            }
+        }
+        value
+    })
 }
 
 /// The document as JSON, serialized once.
 fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        serde_json::to_string(document()).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot serialize the OpenAPI document");
-            "{}".to_string()
-        })
-    })
+    JSON.get_or_init(|| document().to_string())
 }
 
 /// Redoc's standalone bundle (MIT, see `api/assets/redoc.LICENSE`), vendored
@@ -434,5 +512,223 @@ mod tests {
     fn the_docs_page_loads_nothing_from_another_origin() {
         assert!(!DOCS_HTML.contains("http://") && !DOCS_HTML.contains("https://"));
         assert!(DOCS_HTML.contains("src=\"/docs/redoc.standalone.js\""));
+    }
+}
+
+/// The hand-written patterns, held to the rules they state.
+#[cfg(test)]
+mod schema_rules {
+    use domain::customer::{Email, Fullname, Password, Phone, Username};
+    use domain::order::ShippingAddress;
+    use domain::payment::{validate_card, CardDetails};
+    use domain::values::{optional_text, required_text, Sku};
+
+    use super::*;
+
+    /// One property's schema in the served document.
+    fn property(schema: &str, field: &str) -> Value {
+        let found = document()
+            .pointer(&format!("/components/schemas/{schema}/properties/{field}"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert!(found.is_object(), "{schema}.{field} is in the document");
+        found
+    }
+
+    /// Whether `value` fits a string schema: its pattern and lengths.
+    fn fits(schema: &Value, value: &str) -> bool {
+        let length = value.chars().count() as u64;
+        let pattern_ok = schema["pattern"]
+            .as_str()
+            .is_none_or(|p| regex::Regex::new(p).unwrap().is_match(value));
+        pattern_ok
+            && schema["minLength"].as_u64().is_none_or(|min| length >= min)
+            && schema["maxLength"].as_u64().is_none_or(|max| length <= max)
+    }
+
+    /// A valid value with every interesting character put at its start, in
+    /// its middle and at its end, plus the edges of the length rules.
+    fn samples(valid: &str, longest: usize) -> Vec<String> {
+        let odd = (0u32..=0xa1)
+            .chain([
+                0x1680, 0x2000, 0x200a, 0x200b, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff,
+            ])
+            .filter_map(char::from_u32)
+            .chain("@.+-_/ äé".chars());
+        let mut out = vec![String::new(), valid.to_string()];
+        let middle = valid
+            .char_indices()
+            .nth(valid.chars().count() / 2)
+            .unwrap()
+            .0;
+        let (head, tail) = valid.split_at(middle);
+        for c in odd {
+            out.push(format!("{c}{valid}"));
+            out.push(format!("{head}{c}{tail}"));
+            out.push(format!("{valid}{c}"));
+            out.push(format!("{c}{c}"));
+        }
+        for n in [
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+            12,
+            15,
+            16,
+            19,
+            20,
+            longest - 1,
+            longest,
+            longest + 1,
+        ] {
+            for unit in ["a", "7", "A-"] {
+                let text = unit.repeat(n).chars().take(n).collect::<String>();
+                out.push(text.clone());
+                out.push(format!(" {text}"));
+                out.push(format!("{text}\n"));
+            }
+        }
+        for pad in [longest.saturating_sub(12), longest.saturating_sub(11)] {
+            out.push(format!("{}@example.com", "a".repeat(pad)));
+            out.push(format!(" {}@example.com", "a".repeat(pad)));
+        }
+        out.extend(
+            [
+                "12/30", "1/2030", "00/30", "13/30", "012/30", "0012/30", "00012/30", "12/3",
+                "12/030",
+            ]
+            .map(String::from),
+        );
+        out
+    }
+
+    /// Holds a field's schema to the rule the server applies: the same
+    /// values fit the one and pass the other. Text that is stored must also
+    /// be free of NUL, which PostgreSQL refuses.
+    fn agree(schema: &str, field: &str, valid: &str, longest: usize, rule: impl Fn(&str) -> bool) {
+        let property = property(schema, field);
+        assert!(fits(&property, valid), "{schema}.{field}: {valid:?} fits");
+        for value in samples(valid, longest) {
+            assert_eq!(
+                fits(&property, &value),
+                rule(&value),
+                "{schema}.{field}: the schema and the rule disagree on {value:?}"
+            );
+        }
+    }
+
+    fn stored(ok: bool, value: &str) -> bool {
+        ok && !value.contains('\0')
+    }
+
+    fn address(country: &str) -> ShippingAddress {
+        ShippingAddress {
+            name: "Ada".into(),
+            line1: "1 Road".into(),
+            line2: None,
+            city: "London".into(),
+            postal_code: "N1".into(),
+            country: country.into(),
+        }
+    }
+
+    fn card(number: &str, expiry: &str, cvc: &str) -> bool {
+        let card = CardDetails {
+            number: number.into(),
+            expiry: expiry.into(),
+            cvc: cvc.into(),
+        };
+        validate_card(&card).is_ok()
+    }
+
+    #[test]
+    fn the_schema_states_the_account_rules_exactly() {
+        agree("RegisterRequest", "username", "ann.b-1", 32, |s| {
+            Username::parse(s).is_ok()
+        });
+        agree("RegisterRequest", "password", "correct horse", 128, |s| {
+            Password::parse(s).is_ok()
+        });
+        agree("RegisterRequest", "fullname", "Ann Smith", 100, |s| {
+            Fullname::parse(s).is_ok()
+        });
+        agree("RegisterRequest", "email", "ann@example.com", 254, |s| {
+            Email::parse(s).is_ok()
+        });
+        agree("RegisterRequest", "phone", "+44 20-7946 0958", 16, |s| {
+            Phone::parse(s).is_ok()
+        });
+    }
+
+    #[test]
+    fn the_schema_states_the_catalog_and_inventory_rules_exactly() {
+        use domain::product::{parse_description, parse_image_url, parse_name};
+        agree("NewProduct", "name", "Mug", 200, |s| {
+            stored(parse_name(s).is_ok(), s)
+        });
+        agree("NewProduct", "description", "A mug", 5000, |s| {
+            stored(parse_description(s).is_ok(), s)
+        });
+        agree("NewProduct", "sku", "MUG-01", 64, |s| {
+            stored(Sku::parse(s).is_ok(), s)
+        });
+        agree(
+            "NewProduct",
+            "image_url",
+            "https://img.example/a.png",
+            2048,
+            |s| stored(parse_image_url(s).is_ok(), s),
+        );
+        for schema in ["NewCategory", "NewShop"] {
+            agree(schema, "name", "Tools", 100, |s| {
+                stored(required_text("name", s, 100).is_ok(), s)
+            });
+        }
+        agree("NewShop", "address", "1 Road", 500, |s| {
+            stored(optional_text("address", Some(s), 500).is_ok(), s)
+        });
+        agree("Adjust", "reason", "count", 500, |s| {
+            stored(required_text("reason", s, 500).is_ok(), s)
+        });
+        agree("Receive", "reason", "delivery", 500, |s| {
+            stored(optional_text("reason", Some(s), 500).is_ok(), s)
+        });
+        agree("NewCoupon", "code", "SUMMER10", 32, |s| {
+            stored(domain::coupon::parse_code(s).is_ok(), s)
+        });
+    }
+
+    #[test]
+    fn the_schema_states_the_address_and_card_rules_exactly() {
+        for (field, max) in [
+            ("name", 200),
+            ("line1", 200),
+            ("city", 100),
+            ("postal_code", 20),
+        ] {
+            agree("AddressBody", field, "Ada", max, |s| {
+                stored(required_text("field", s, max).is_ok(), s)
+            });
+        }
+        agree("AddressBody", "line2", "Flat 2", 200, |s| {
+            stored(optional_text("line2", Some(s), 200).is_ok(), s)
+        });
+        agree("AddressBody", "country", "GB", 3, |s| {
+            address(s).normalized().is_ok()
+        });
+        agree("CardBody", "card_number", "4242 4242 4242 4242", 19, |s| {
+            card(s, "12/30", "123")
+        });
+        agree("CardBody", "expiry", "12/30", 7, |s| {
+            card("4242424242424242", s, "123")
+        });
+        agree("CardBody", "cvc", "123", 4, |s| {
+            card("4242424242424242", "12/30", s)
+        });
     }
 }

@@ -30,21 +30,24 @@ pub struct Freshness {
 }
 
 /// `min_position` from the query string, or the `X-Min-Position` header.
+/// The query parameter wins, but a header that is not an integer is refused
+/// either way.
 pub fn min_position(query: Option<i64>, headers: &HeaderMap) -> Result<Option<i64>> {
-    if let Some(p) = query {
-        return Ok(Some(p));
-    }
-    match headers.get("x-min-position") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_min_position", "X-Min-Position must be an integer.")
-            }),
-    }
+    let header = match headers.get("x-min-position") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_min_position",
+                        "X-Min-Position must be an integer.",
+                    )
+                })?,
+        ),
+    };
+    Ok(query.or(header))
 }
 
 /// Waits (bounded by [`MAX_WAIT`]) until `projector` has applied the event at
@@ -55,21 +58,19 @@ pub async fn wait_for(
     min_position: Option<i64>,
 ) -> Result<Freshness> {
     // A position past the end of the log is not one this server answered (a
-    // command answers only once its event is committed): waiting for it
-    // would hold the request for MAX_WAIT and end in a 503 for bad input.
-    if let Some(p) = min_position.filter(|p| *p > 0) {
-        let written: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position >= $1)")
-                .bind(p)
+    // command answers only once its event is committed): a client's position
+    // from before a restore, or from another environment. Waiting for it
+    // would hold the request for MAX_WAIT for nothing, so it stands for the
+    // whole log as it is now: the answer covers everything committed.
+    let min_position = match min_position.filter(|p| *p > 0) {
+        None => None,
+        Some(p) => {
+            let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
                 .fetch_one(pool)
                 .await?;
-        if !written {
-            return Err(ApiError::bad_request(
-                "invalid_min_position",
-                "min_position is past the end of the event log; pass a position a command answered.",
-            ));
+            head.map(|head| p.min(head))
         }
-    }
+    };
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     let mut pause = Duration::from_millis(5);
     loop {
@@ -161,15 +162,25 @@ pub fn encode_cursor<T: Serialize>(key: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
 }
 
-pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T> {
+pub fn decode_cursor<T: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<T>> {
+    // An empty cursor (`?cursor=`) is no cursor: the first page.
+    let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "The cursor is not one this server gave out.",
-            )
-        })
+        .map(Some)
+        .ok_or_else(cursor_not_found)
+}
+
+/// A cursor that names no place in the list asked for: made up, or from
+/// another list or sort order.
+pub fn cursor_not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "cursor_not_found",
+        "The cursor is not one this list gave out; start again without it.",
+    )
 }

@@ -36,12 +36,30 @@ impl fmt::Debug for CardDetails {
     }
 }
 
-/// A card that passed the checks: its digits, brand and last four.
+/// A well-formed card: its digits, brand, last four and expiry month.
 #[derive(Clone)]
 pub struct ValidCard {
     pub digits: String,
     pub brand: String,
     pub last4: String,
+    pub expiry_year: i32,
+    pub expiry_month: u32,
+}
+
+impl ValidCard {
+    /// Why an issuer would refuse to charge this card at `now`, if it would:
+    /// `incorrect_number` when the number fails its check digit,
+    /// `expired_card` after its expiry month. Judged when charging, as card
+    /// networks do, not when the card is typed in.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if !luhn_valid(&self.digits) {
+            Some("incorrect_number")
+        } else if (self.expiry_year, self.expiry_month) < (now.year(), now.month()) {
+            Some("expired_card")
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Debug for ValidCard {
@@ -53,17 +71,13 @@ impl fmt::Debug for ValidCard {
     }
 }
 
-/// Why a card cannot be tokenized.
+/// Why a card cannot be tokenized: it is not written as a card is.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CardError {
     #[error("a card number is 12 to 19 digits (spaces and dashes allowed)")]
     InvalidNumber,
-    #[error("the card number fails its check digit")]
-    ChecksumFailed,
     #[error("the expiry is MM/YY or MM/YYYY")]
     InvalidExpiry,
-    #[error("the card has expired")]
-    Expired,
     #[error("the CVC is 3 or 4 digits")]
     InvalidCvc,
 }
@@ -72,9 +86,7 @@ impl DomainError for CardError {
     fn code(&self) -> String {
         match self {
             CardError::InvalidNumber => "invalid_card_number",
-            CardError::ChecksumFailed => "card_number_checksum",
             CardError::InvalidExpiry => "invalid_expiry",
-            CardError::Expired => "card_expired",
             CardError::InvalidCvc => "invalid_cvc",
         }
         .to_string()
@@ -118,19 +130,18 @@ pub fn brand_of(digits: &str) -> &'static str {
     }
 }
 
-/// Checks a card as typed: number (digits, length, Luhn), expiry (this month
-/// or later at `now`) and CVC (3 or 4 digits).
-pub fn validate_card(card: &CardDetails, now: DateTime<Utc>) -> Result<ValidCard, CardError> {
+/// Checks that a card is written as one: number (12 to 19 digits, spaces and
+/// dashes allowed), expiry (`MM/YY` or `MM/YYYY`) and CVC (3 or 4 digits).
+/// Whether an issuer would charge it is [`ValidCard::refusal`].
+pub fn validate_card(card: &CardDetails) -> Result<ValidCard, CardError> {
     let digits: String = card
         .number
+        .trim()
         .chars()
         .filter(|c| *c != ' ' && *c != '-')
         .collect();
     if !(12..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CardError::InvalidNumber);
-    }
-    if !luhn_valid(&digits) {
-        return Err(CardError::ChecksumFailed);
     }
     let (month, year) = card
         .expiry
@@ -147,9 +158,6 @@ pub fn validate_card(card: &CardDetails, now: DateTime<Utc>) -> Result<ValidCard
     if !(1..=12).contains(&month) {
         return Err(CardError::InvalidExpiry);
     }
-    if (year, month) < (now.year(), now.month()) {
-        return Err(CardError::Expired);
-    }
     let cvc = card.cvc.trim();
     if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CardError::InvalidCvc);
@@ -159,6 +167,8 @@ pub fn validate_card(card: &CardDetails, now: DateTime<Utc>) -> Result<ValidCard
         brand: brand_of(&digits).to_string(),
         last4,
         digits,
+        expiry_year: year,
+        expiry_month: month,
     })
 }
 
@@ -247,39 +257,38 @@ mod tests {
 
     #[test]
     fn a_valid_card_gives_its_brand_and_last_four_digits() {
-        let valid = validate_card(&card("4242 4242 4242 4242", "12/30", "123"), now()).unwrap();
+        let valid = validate_card(&card("4242 4242 4242 4242", "12/30", "123")).unwrap();
         assert_eq!(
             (valid.brand.as_str(), valid.last4.as_str()),
             ("visa", "4242")
         );
-        let valid = validate_card(&card("5555555555554444", "06/2026", "1234"), now()).unwrap();
+        let valid = validate_card(&card("5555555555554444", "06/2026", "1234")).unwrap();
         assert_eq!(valid.brand, "mastercard");
+        assert_eq!(valid.refusal(now()), None);
     }
 
     #[test]
-    fn a_card_number_must_pass_the_luhn_check() {
+    fn a_number_failing_the_luhn_check_is_refused_when_charged() {
+        let valid = validate_card(&card("4242424242424241", "12/30", "123")).unwrap();
+        assert_eq!(valid.refusal(now()), Some("incorrect_number"));
         assert_eq!(
-            validate_card(&card("4242424242424241", "12/30", "123"), now()).unwrap_err(),
-            CardError::ChecksumFailed
-        );
-        assert_eq!(
-            validate_card(&card("42424242abcd", "12/30", "123"), now()).unwrap_err(),
+            validate_card(&card("42424242abcd", "12/30", "123")).unwrap_err(),
             CardError::InvalidNumber
         );
     }
 
     #[test]
-    fn an_expired_or_malformed_expiry_is_refused() {
+    fn an_expired_card_is_refused_when_charged_and_a_malformed_expiry_at_once() {
+        let valid = validate_card(&card("4242424242424242", "05/26", "123")).unwrap();
+        assert_eq!(valid.refusal(now()), Some("expired_card"));
+        let this_month = validate_card(&card("4242424242424242", "06/26", "123")).unwrap();
+        assert_eq!(this_month.refusal(now()), None);
         assert_eq!(
-            validate_card(&card("4242424242424242", "05/26", "123"), now()).unwrap_err(),
-            CardError::Expired
-        );
-        assert_eq!(
-            validate_card(&card("4242424242424242", "13/30", "123"), now()).unwrap_err(),
+            validate_card(&card("4242424242424242", "13/30", "123")).unwrap_err(),
             CardError::InvalidExpiry
         );
         assert_eq!(
-            validate_card(&card("4242424242424242", "1230", "123"), now()).unwrap_err(),
+            validate_card(&card("4242424242424242", "1230", "123")).unwrap_err(),
             CardError::InvalidExpiry
         );
     }
@@ -288,7 +297,7 @@ mod tests {
     fn a_cvc_is_three_or_four_digits() {
         for cvc in ["12", "12345", "12a"] {
             assert_eq!(
-                validate_card(&card("4242424242424242", "12/30", cvc), now()).unwrap_err(),
+                validate_card(&card("4242424242424242", "12/30", cvc)).unwrap_err(),
                 CardError::InvalidCvc
             );
         }
@@ -301,7 +310,7 @@ mod tests {
             !shown.contains("4242424242424242") && !shown.contains("987"),
             "{shown}"
         );
-        let valid = validate_card(&card("4242424242424242", "12/30", "987"), now()).unwrap();
+        let valid = validate_card(&card("4242424242424242", "12/30", "987")).unwrap();
         assert!(!format!("{valid:?}").contains("4242424242424242"));
     }
 }

@@ -278,16 +278,32 @@ impl fmt::Display for Sku {
     }
 }
 
-/// Trimmed, non-empty text of bounded length (names, titles).
+/// Non-blank text of at most `max` characters as sent, kept trimmed (names,
+/// titles).
 pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
+    if raw.chars().count() > max {
+        return Err(ValueError::TooLong { field, max });
+    }
     let s = raw.trim();
     if s.is_empty() {
         return Err(ValueError::Empty { field });
     }
-    if s.chars().count() > max {
-        return Err(ValueError::TooLong { field, max });
-    }
     Ok(s.to_string())
+}
+
+/// Optional text of at most `max` characters as sent: blank is `None`, the
+/// rest is kept trimmed.
+pub fn optional_text(
+    field: &'static str,
+    raw: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ValueError> {
+    match raw {
+        Some(s) if s.chars().count() > max || !s.trim().is_empty() => {
+            required_text(field, s, max).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Namespace for deterministic (UUIDv5) ids derived from natural keys, so that

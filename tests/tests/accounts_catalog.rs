@@ -96,7 +96,7 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
             token,
         )
         .await;
-    let body = expect_error(cycle, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let body = expect_error(cycle, StatusCode::CONFLICT).await;
     assert_eq!(body["error"], "category_cycle");
 
     // A shop and two products, one in the grandchild category with the shop.
@@ -527,7 +527,7 @@ async fn a_category_update_refused_for_its_move_does_not_rename_it() {
             Some(&admin.token),
         )
         .await;
-    let body = expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let body = expect_error(refused, StatusCode::CONFLICT).await;
     assert_eq!(body["error"], "category_cycle");
     assert_eq!(app.event_count().await, events, "nothing is written");
     let stored = get_ok(&app, &format!("/v1/categories/{root}")).await;

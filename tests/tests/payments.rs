@@ -45,7 +45,11 @@ fn wallet() -> Value {
     json!({"method": "wallet"})
 }
 async fn tokenize(app: &TestApp, customer: &Session, number: &str) -> Value {
-    let body = json!({"card_number": number, "expiry": "12/39", "cvc": "123"});
+    tokenize_expiring(app, customer, number, "12/39").await
+}
+
+async fn tokenize_expiring(app: &TestApp, customer: &Session, number: &str, expiry: &str) -> Value {
+    let body = json!({"card_number": number, "expiry": expiry, "cvc": "123"});
     expect_json(
         app.post_json("/v1/payments/tokens", &body, Some(&customer.token))
             .await,
@@ -124,18 +128,23 @@ async fn a_card_payment_is_captured_through_the_webhook_and_commits_the_stock() 
 #[tokio::test]
 async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the_holds() {
     let app = spawn_app().await;
-    let (_, products) = app.stocked_catalog(&[(1000, 10)]).await;
+    let (_, products) = app.stocked_catalog(&[(1000, 12)]).await;
     let tea = products[0];
     let alice = app.register_customer("alice").await;
 
     let declined_card = tokenize(&app, &alice, "4000000000000002").await;
     let poor_card = tokenize(&app, &alice, "4000000000009995").await;
+    // Well-formed, but the issuer refuses them when they are charged.
+    let mistyped_card = tokenize(&app, &alice, "4242424242424241").await;
+    let expired_card = tokenize_expiring(&app, &alice, "4242424242424242", "01/20").await;
     let mut orders = Vec::new();
     for token in [
         "tok_chargeDeclined",
         "tok_insufficientFunds",
         declined_card["token"].as_str().expect("a token"),
         poor_card["token"].as_str().expect("a token"),
+        mistyped_card["token"].as_str().expect("a token"),
+        expired_card["token"].as_str().expect("a token"),
     ] {
         orders.push(place(&app, &alice, tea, 2, card(token)).await.0);
     }
@@ -144,9 +153,9 @@ async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the
         assert_eq!(order["status"], "cancelled", "{order}");
         assert_eq!(order["cancellation_reason"], "payment_failed", "{order}");
     }
-    assert_eq!(app.stock(tea).await, (10, 0));
-    assert_eq!(app.events_of_type("PaymentFailed").await, 4);
-    assert_eq!(app.events_of_type("HoldReleased").await, 4);
+    assert_eq!(app.stock(tea).await, (12, 0));
+    assert_eq!(app.events_of_type("PaymentFailed").await, 6);
+    assert_eq!(app.events_of_type("HoldReleased").await, 6);
     let reasons: Vec<String> = sqlx::query_scalar(
         "SELECT payload->'PaymentFailed'->>'reason' FROM events
           WHERE event_type = 'PaymentFailed' ORDER BY global_position",
@@ -161,6 +170,8 @@ async fn a_declined_card_and_insufficient_funds_fail_the_payment_and_release_the
         vec![
             "card_declined",
             "card_declined",
+            "expired_card",
+            "incorrect_number",
             "insufficient_funds",
             "insufficient_funds"
         ]
@@ -472,19 +483,11 @@ async fn tokenizing_checks_the_card_and_never_stores_its_number() {
         assert_eq!(found, 0, "the card number is in {table}");
     }
 
-    // Bad cards: clear 422s in the one error shape.
+    // Cards not written as cards: clear 422s in the one error shape.
     for (body, code) in [
-        (
-            json!({"card_number": "4242424242424241", "expiry": "12/39", "cvc": "123"}),
-            "card_number_checksum",
-        ),
         (
             json!({"card_number": "4242", "expiry": "12/39", "cvc": "123"}),
             "invalid_card_number",
-        ),
-        (
-            json!({"card_number": "4242424242424242", "expiry": "01/20", "cvc": "123"}),
-            "card_expired",
         ),
         (
             json!({"card_number": "4242424242424242", "expiry": "13/39", "cvc": "123"}),

@@ -31,13 +31,48 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(me))
 }
 
+// The account rules of `domain::customer::values`, spelled as schema
+// patterns (a test holds them to the rules). Surrounding whitespace is
+// allowed and trimmed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
+    /// 3 to 32 letters, digits, `.`, `_` or `-`; unique in any letter case.
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._-]{3,32}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "ann.smith"
+    )]
     username: String,
+    /// 8 to 128 characters.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        format = Password,
+        example = "correct horse battery"
+    )]
     password: String,
+    /// At most 100 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "Ann Smith"
+    )]
     fullname: String,
+    /// At most 254 characters: a local part, `@`, and a domain with a dot;
+    /// no whitespace or control characters.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+(\.[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+)+[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "ann@example.com"
+    )]
     email: String,
+    /// An optional `+` and 7 to 15 digits; spaces and dashes may separate
+    /// them.
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[ -]*([0-9][ -]*){7,15}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "+44 20 7946 0958"
+    )]
     phone: String,
 }
 

@@ -241,8 +241,8 @@ struct AddItem {
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such product (`product_not_found`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`, `quantity_too_large`, `product_discontinued`.", body = ErrorBody),
+        (status = 409, description = "The product is no longer sold (`product_discontinued`), the line would hold more than 1000000 (`quantity_too_large`), or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`.", body = ErrorBody),
     ),
 )]
 async fn add_item(
@@ -368,8 +368,8 @@ struct ApplyCoupon {
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "The coupon cannot be used: `unknown_coupon`, `coupon_expired` (or not yet valid), `coupon_used_up`.", body = ErrorBody),
+        (status = 404, description = "There is no coupon with this code (`unknown_coupon`).", body = ErrorBody),
+        (status = 409, description = "The coupon cannot be used now: `coupon_expired` (or not yet valid), `coupon_used_up`; the cart is empty (`empty_cart`); or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
     ),
 )]
 async fn apply_coupon(

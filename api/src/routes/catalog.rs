@@ -51,6 +51,11 @@ fn created(answer: CommandAnswer) -> Created {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCategory {
+    /// Not blank, at most 100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: String,
     /// Absent or null: a top-level category.
     #[serde(default)]
@@ -64,7 +69,7 @@ struct NewCategory {
     summary = "Create a category",
     description = "Role: admin. A category, at the top level or under `parent_category_id`.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
     request_body = NewCategory,
     responses(
         (status = 201, description = "Created: the category id and position.", body = CommandAnswer),
@@ -97,7 +102,12 @@ async fn create_category(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CategoryChange {
+    /// Not blank, at most 100 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: Option<String>,
     /// Absent: keep; `null`: move to the top level; an id: move under it.
     #[serde(default, deserialize_with = "double_option")]
@@ -176,10 +186,19 @@ async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewShop {
+    /// Not blank, at most 100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: String,
+    /// At most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     address: Option<String>,
 }
 
@@ -190,7 +209,7 @@ struct NewShop {
     summary = "Create a shop",
     description = "Role: admin. A seller that lists products.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
     request_body = NewShop,
     responses(
         (status = 201, description = "Created: the shop id and position.", body = CommandAnswer),
@@ -223,11 +242,20 @@ async fn create_shop(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ShopChange {
+    /// Not blank, at most 100 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: Option<String>,
+    /// At most 2000 characters; blank removes it.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    /// At most 500 characters; blank removes it.
     #[serde(default)]
+    #[schema(max_length = 500)]
     address: Option<String>,
 }
 
@@ -280,14 +308,33 @@ async fn update_shop(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProduct {
+    /// Not blank, at most 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: String,
+    /// At most 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: String,
-    /// Minor units of the shop's currency; more than 0.
+    /// Minor units of the shop's currency: 1 to 10000000000.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     price: i64,
-    /// Unique across products.
+    /// 1 to 64 letters, digits, `.`, `_` or `-`, unique across products
+    /// (stored upper case).
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._-]{1,64}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "MUG-01"
+    )]
     sku: String,
+    /// `http://` or `https://` and no whitespace, at most 2048 characters;
+    /// blank is none.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([Hh][Tt][Tt][Pp][Ss]?://[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+)?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     image_url: Option<String>,
     category_id: Uuid,
     #[serde(default)]
@@ -349,7 +396,7 @@ async fn release_sku(
     summary = "Create a product",
     description = "Role: admin. A product in a category (and optionally a shop), priced in the shop's currency. Its SKU must be unused.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
     request_body = NewProduct,
     responses(
         (status = 201, description = "Created: the product id and position.", body = CommandAnswer),
@@ -438,15 +485,34 @@ async fn product_sku(state: &AppState, id: ProductId) -> Option<Option<Sku>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProductChange {
+    /// Not blank, at most 200 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: Option<String>,
+    /// At most 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: Option<String>,
+    /// Minor units: 1 to 10000000000.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     price: Option<i64>,
+    /// 1 to 64 letters, digits, `.`, `_` or `-`, unique across products.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._-]{1,64}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     sku: Option<String>,
+    /// `http://` or `https://` and no whitespace, at most 2048 characters;
+    /// blank removes it.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([Hh][Tt][Tt][Pp][Ss]?://[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+)?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     image_url: Option<String>,
     #[serde(default)]
     category_id: Option<Uuid>,

@@ -36,19 +36,29 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCoupon {
+    /// 3 to 32 letters, digits, `_` or `-` (stored upper case); unique.
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{3,32}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "SUMMER10"
+    )]
     code: String,
     /// 1 to 100; exactly one of `percent_off` and `amount_off`.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100)]
     percent_off: Option<i64>,
-    /// Minor units of the shop's currency.
+    /// Minor units of the shop's currency: 1 to 10000000000.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     amount_off: Option<i64>,
     /// Default: now.
     #[serde(default)]
     valid_from: Option<DateTime<Utc>>,
+    /// The coupon is redeemable from `valid_from` until this moment; a window
+    /// that ends before it starts makes a coupon no one can redeem.
     valid_until: DateTime<Utc>,
+    /// How many orders may use it: 1 to 4294967295; absent is no limit.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     usage_limit: Option<i64>,
 }
 
@@ -82,13 +92,13 @@ fn discount(state: &AppState, body: &NewCoupon) -> Result<Discount> {
     summary = "Create a coupon",
     description = "Role: admin. Creates a coupon; its code is unique (a second coupon with a code is 409). With `Idempotency-Key`, a repeat of the same request answers 201 again and writes nothing.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
     request_body = NewCoupon,
     responses(
         (status = 201, description = "Created: the coupon id and position.", body = CommandAnswer),
         (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
         (status = 409, description = "A coupon with this code exists (`coupon_already_exists`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_discount` (exactly one of `percent_off` 1 to 100 and `amount_off`), `invalid_usage_limit`, `invalid_coupon_code`, `invalid_validity_period`.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_discount` (exactly one of `percent_off` 1 to 100 and `amount_off`), `invalid_usage_limit`, `invalid_coupon_code`.", body = ErrorBody),
     ),
 )]
 async fn create_coupon(

@@ -77,7 +77,9 @@ struct Receive {
     /// At least 1.
     #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
@@ -119,6 +121,11 @@ async fn receive(
 struct Adjust {
     /// Added to the stock on hand (negative removes); not 0.
     delta: i64,
+    /// Not blank, at most 500 characters.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     reason: String,
 }
 
@@ -187,8 +194,8 @@ struct HoldAnswer {
         (status = 200, description = "Held.", body = HoldAnswer),
         (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "The owner holds another quantity (`hold_conflict`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_ttl`, `invalid_quantity`, `insufficient_stock`.", body = ErrorBody),
+        (status = 409, description = "Not enough stock (`insufficient_stock`), the owner holds another quantity (`hold_conflict`), or changed concurrently.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_ttl`, `invalid_quantity`.", body = ErrorBody),
     ),
 )]
 async fn place_hold(
@@ -270,8 +277,8 @@ struct Decrement {
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
         (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`, `insufficient_stock`.", body = ErrorBody),
+        (status = 409, description = "Not enough stock (`insufficient_stock`), or changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`.", body = ErrorBody),
     ),
 )]
 async fn decrement(
@@ -293,6 +300,8 @@ async fn decrement(
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     order_id: Uuid,
+    /// 1 to 100 lines, one per product.
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<LockLine>,
 }
 
@@ -342,6 +351,10 @@ async fn lock(
             "An order lock needs at least one line.",
         ));
     }
+    // Every product first: a line naming none is 404 whatever else is wrong.
+    for line in &body.items {
+        load_product(&state, line.product_id).await?;
+    }
     let mut lines = Vec::with_capacity(body.items.len());
     let mut seen = HashSet::new();
     for line in &body.items {
@@ -354,7 +367,6 @@ async fn lock(
                 ),
             ));
         }
-        load_product(&state, line.product_id).await?;
         lines.push((line.product_id, quantity(line.quantity)?));
     }
     let now = Utc::now();

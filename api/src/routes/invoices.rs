@@ -73,6 +73,7 @@ struct InvoiceQuery {
     /// `html` for the printable page, `json` for JSON; without it the
     /// `Accept` header decides (JSON unless it asks for `text/html`).
     #[serde(default)]
+    #[param(inline)]
     format: Option<InvoiceFormat>,
 }
 

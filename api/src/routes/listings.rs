@@ -18,7 +18,10 @@ use uuid::Uuid;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
 use crate::openapi::ErrorBody;
-use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for};
+use crate::read::{
+    answer, cursor_not_found, decode_cursor, encode_cursor, limit, min_position, next_page,
+    wait_for,
+};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -64,8 +67,11 @@ struct ProductQuery {
     max_price: Option<i64>,
     /// true: only products available now; false: only those that are not.
     in_stock: Option<bool>,
-    /// `name` (default), `price`, `-price`, `newest`; with search words also `relevance` (their default).
-    sort: Option<String>,
+    /// `name` (the default without search words), `price`, `-price`,
+    /// `newest`, or `relevance` (the default with search words; by name
+    /// without them).
+    #[param(inline)]
+    sort: Option<Sort>,
     /// 1 to 100, default 20.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
@@ -75,7 +81,7 @@ struct ProductQuery {
     min_position: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 enum Sort {
     #[serde(rename = "name")]
     Name,
@@ -90,19 +96,13 @@ enum Sort {
 }
 
 impl Sort {
-    fn parse(raw: Option<&str>, searching: bool) -> Result<Sort> {
-        match raw {
-            None if searching => Ok(Sort::Relevance),
-            None => Ok(Sort::Name),
-            Some("name") => Ok(Sort::Name),
-            Some("price") => Ok(Sort::Price),
-            Some("-price") => Ok(Sort::PriceDesc),
-            Some("newest") => Ok(Sort::Newest),
-            Some("relevance") if searching => Ok(Sort::Relevance),
-            Some(other) => Err(ApiError::bad_request(
-                "invalid_sort",
-                format!("sort must be name, price, -price or newest (relevance with a search), not {other:?}."),
-            )),
+    /// The asked order; by default relevance with search words, else name.
+    /// Relevance without search words ranks every product alike: by name.
+    fn parse(asked: Option<Sort>, searching: bool) -> Sort {
+        match asked {
+            None | Some(Sort::Relevance) if searching => Sort::Relevance,
+            None | Some(Sort::Relevance) => Sort::Name,
+            Some(other) => other,
         }
     }
 }
@@ -187,7 +187,8 @@ const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.currency,
     params(ProductQuery),
     responses(
         (status = 200, description = "A page of products.", body = ProductPage),
-        (status = 400, description = "An invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+        (status = 400, description = "An invalid parameter: `invalid_limit`, `invalid_search`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
+        (status = 404, description = "The cursor is not one this list gave out (`cursor_not_found`).", body = ErrorBody),
     ),
 )]
 async fn list_products(
@@ -204,11 +205,12 @@ async fn list_products(
     path = "/v1/products/search",
     tag = "catalog",
     summary = "Search products",
-    description = "Anyone. Full-text search (`q`, required) with the same filters, by relevance unless `sort` says otherwise.",
+    description = "Anyone. Full-text search (`q`) with the same filters, by relevance unless `sort` says otherwise. Without search words it lists like `GET /v1/products`.",
     params(ProductQuery),
     responses(
         (status = 200, description = "A page of products.", body = ProductPage),
-        (status = 400, description = "No search words (`missing_query`) or an invalid parameter: `invalid_sort`, `invalid_limit`, `invalid_cursor`, `invalid_price_range`, `invalid_search`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+        (status = 400, description = "An invalid parameter: `invalid_limit`, `invalid_search`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
+        (status = 404, description = "The cursor is not one this list gave out (`cursor_not_found`).", body = ErrorBody),
     ),
 )]
 async fn search_products(
@@ -216,13 +218,8 @@ async fn search_products(
     headers: HeaderMap,
     AppQuery(query): AppQuery<ProductQuery>,
 ) -> Result<Response> {
-    let search = query
-        .q
-        .clone()
-        .or_else(|| query.search.clone())
-        .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_query", "Give the search words as `q`."))?;
-    products(&state, &headers, query, Some(search)).await
+    let search = query.q.clone().or_else(|| query.search.clone());
+    products(&state, &headers, query, search).await
 }
 
 async fn products(
@@ -231,31 +228,20 @@ async fn products(
     query: ProductQuery,
     search: Option<String>,
 ) -> Result<Response> {
-    let search = search
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
     if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
         return Err(ApiError::bad_request(
             "invalid_search",
             "Search words are limited to 200 characters.",
         ));
     }
-    let sort = Sort::parse(query.sort.as_deref(), search.is_some())?;
+    let search = search
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let sort = Sort::parse(query.sort, search.is_some());
     let limit = limit(query.limit)?;
-    let cursor: Option<ProductCursor> = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let cursor: Option<ProductCursor> = decode_cursor(query.cursor.as_deref())?;
     if cursor.as_ref().is_some_and(|c| c.sort != sort) {
-        return Err(ApiError::bad_request(
-            "invalid_cursor",
-            "The cursor belongs to another sort order.",
-        ));
-    }
-    if let (Some(min), Some(max)) = (query.min_price, query.max_price) {
-        if min > max {
-            return Err(ApiError::bad_request(
-                "invalid_price_range",
-                "min_price is above max_price.",
-            ));
-        }
+        return Err(cursor_not_found());
     }
     let freshness = catalog_freshness(state, headers, query.min_position).await?;
 
@@ -297,7 +283,7 @@ async fn products(
         sql.push(" AND COALESCE(a.available, 0) <= 0");
     }
     if let Some(c) = &cursor {
-        let missing = || ApiError::bad_request("invalid_cursor", "The cursor is incomplete.");
+        let missing = cursor_not_found;
         match sort {
             Sort::Name => {
                 sql.push(" AND (p.name, p.id) > (")
@@ -484,9 +470,19 @@ impl From<&CategoryRow> for CategoryItem {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CategoryQuery {
-    /// true: nest sub-categories in `children` (list only).
+    /// true: nest sub-categories in `children`.
     tree: Option<bool>,
-    /// Words to look for in names, 1 to 100 characters (search only).
+    /// Wait (bounded) until the read model has processed this global position.
+    min_position: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct CategorySearch {
+    /// Words to look for in names, at most 100 characters (without them
+    /// every category matches).
+    #[param(max_length = 100)]
     q: Option<String>,
     /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
@@ -551,29 +547,26 @@ async fn list_categories(
     path = "/v1/categories/search",
     tag = "catalog",
     summary = "Search categories",
-    description = "Anyone. Categories whose name contains `q` (at most 100).",
-    params(CategoryQuery),
+    description = "Anyone. Categories whose name contains `q`, at most 100 of them (all categories without `q`).",
+    params(CategorySearch),
     responses(
         (status = 200, description = "The categories found.", body = Vec<CategoryItem>),
-        (status = 400, description = "No or too long `q` (`missing_query`), or an invalid parameter.", body = ErrorBody),
+        (status = 400, description = "`q` is longer than 100 characters (`invalid_search`), or an invalid parameter.", body = ErrorBody),
     ),
 )]
 async fn search_categories(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppQuery(query): AppQuery<CategoryQuery>,
+    AppQuery(query): AppQuery<CategorySearch>,
 ) -> Result<Response> {
-    let words = query
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty() && q.chars().count() <= 100)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_query",
-                "Give 1 to 100 characters to look for as `q`.",
-            )
-        })?;
+    let words = query.q.as_deref().unwrap_or_default();
+    if words.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_search",
+            "Give at most 100 characters to look for as `q`.",
+        ));
+    }
+    let words = words.trim();
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let pattern = format!(
         "%{}%",
@@ -722,7 +715,7 @@ async fn list_shops(
     AppQuery(query): AppQuery<ShopQuery>,
 ) -> Result<Response> {
     let limit = limit(query.limit)?;
-    let cursor: Option<ShopCursor> = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let cursor: Option<ShopCursor> = decode_cursor(query.cursor.as_deref())?;
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let mut rows: Vec<ShopItem> = sqlx::query_as(
         "SELECT id, name, description, address FROM rm_shops

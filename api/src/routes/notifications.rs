@@ -100,7 +100,7 @@ async fn list(
         Some(user.id)
     };
     let limit = limit(query.limit)?;
-    let before: Option<i64> = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before: Option<i64> = decode_cursor(query.cursor.as_deref())?;
     let freshness = wait_for(
         &state.pool,
         NOTIFICATIONS,

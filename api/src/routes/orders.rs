@@ -75,13 +75,39 @@ const MAX_LINES: usize = 100;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddressBody {
+    /// Not blank, at most 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     name: String,
+    /// Not blank, at most 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     line1: String,
+    /// At most 200 characters; blank is none.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\x00]*$")]
     line2: Option<String>,
+    /// Not blank, at most 100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     city: String,
+    /// Not blank, at most 20 characters.
+    #[schema(
+        max_length = 20,
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     postal_code: String,
-    /// Two-letter code, e.g. `US`.
+    /// Two letters, e.g. `US`.
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z]{2}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "US"
+    )]
     country: String,
 }
 
@@ -100,6 +126,9 @@ struct ItemBody {
 enum PaymentBody {
     Card {
         /// The card's payment token, e.g. the test token `tok_visa`.
+        #[schema(
+            pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+        )]
         token: String,
     },
     Wallet,
@@ -111,10 +140,13 @@ struct NewOrder {
     shipping_address: AddressBody,
     /// Absent: the cart is ordered (with its coupon).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 100)]
     items: Option<Vec<ItemBody>>,
     payment: PaymentBody,
-    /// The total the client showed the customer; 422 when it differs.
+    /// The total the client showed the customer (minor units); 409
+    /// `total_mismatch` when today's prices make another.
     #[serde(default)]
+    #[schema(minimum = 0)]
     expected_total: Option<i64>,
 }
 
@@ -151,15 +183,16 @@ struct OrderAnswer {
     path = "/v1/orders",
     tag = "orders",
     summary = "Place an order",
-    description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line with a price, or an `expected_total` that differs, is 422. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
+    description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line with a price is 422, an `expected_total` that differs is 409. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
     request_body = NewOrder,
     responses(
         (status = 201, description = "Placed. Steps after placing that did not go through are listed in `warnings`; the order stands.", body = OrderAnswer),
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "Changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `empty_cart`, `too_many_lines`, `invalid_quantity`, `product_not_found`, `product_discontinued`, `total_mismatch`, `invalid_shipping_address`, `invalid_country`, `coupon_expired`, `coupon_used_up`, `idempotency_key_reused`, ...", body = ErrorBody),
+        (status = 404, description = "A line names no product (`product_not_found`), or the cart's coupon is gone (`unknown_coupon`).", body = ErrorBody),
+        (status = 409, description = "Refused as things are now: `empty_cart`, `product_discontinued`, `total_mismatch` (prices changed), `coupon_expired`, `coupon_used_up`, `insufficient_stock`; or changed concurrently.", body = ErrorBody),
+        (status = 422, description = "The body breaks a rule its schema states (`invalid_body`, `invalid_quantity`, `invalid_shipping_address`, `invalid_country`, ...), or the `Idempotency-Key` was used with another body (`idempotency_key_reused`).", body = ErrorBody),
     ),
 )]
 async fn place_order(
@@ -241,6 +274,12 @@ async fn place(
     let now = Utc::now();
 
     // 1. What is ordered: the given lines, or the cart with its coupon.
+    if body.expected_total.is_some_and(|total| total < 0) {
+        return Err(ApiError::unprocessable(
+            "invalid_expected_total",
+            "expected_total is a total in minor units: 0 or more.",
+        ));
+    }
     let (requested, applied, from_cart) = match &body.items {
         Some(items) => {
             if items.len() > MAX_LINES {
@@ -387,13 +426,14 @@ async fn price_lines(
             product.as_ref(),
             product.as_ref().is_some_and(|p| p.price().is_some()),
         ) else {
-            return Err(ApiError::unprocessable(
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
                 "product_not_found",
                 format!("Product {product_id} does not exist."),
             ));
         };
         if product.is_discontinued() {
-            return Err(ApiError::unprocessable(
+            return Err(ApiError::conflict(
                 "product_discontinued",
                 format!("Product {product_id} is no longer sold."),
             ));
@@ -552,7 +592,7 @@ struct OrderRow {
     params(("id" = Uuid, Path, description = "The order."), OrderQuery),
     responses(
         (status = 200, description = "The order.", body = OrderRead),
-        (status = 400, description = "An invalid parameter: `invalid_version`, `invalid_query`, `invalid_min_position`.", body = ErrorBody),
+        (status = 400, description = "An invalid parameter: `invalid_version`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
         (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
         (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
     ),
@@ -693,7 +733,7 @@ async fn list_orders(
         Some(user.id)
     };
     let limit = limit(query.limit)?;
-    let before: Option<i64> = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before: Option<i64> = decode_cursor(query.cursor.as_deref())?;
     let freshness = wait_for(
         &state.pool,
         ORDERS,
@@ -974,9 +1014,14 @@ async fn cancel_order(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundBody {
-    /// Minor units; absent: everything not yet refunded.
+    /// Minor units, at least 1; absent: everything not yet refunded.
     #[serde(default)]
+    #[schema(minimum = 1)]
     amount: Option<i64>,
+    /// Not blank.
+    #[schema(
+        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     reason: String,
 }
 

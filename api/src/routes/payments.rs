@@ -62,13 +62,23 @@ struct CardBody {
     /// 12 to 19 digits; spaces and dashes are allowed. Test cards:
     /// 4242424242424242 approves, 4000000000000002 is declined,
     /// 4000000000009995 fails for insufficient funds.
-    #[schema(example = "4242424242424242")]
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[ -]*([0-9][ -]*){12,19}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "4242424242424242"
+    )]
     card_number: String,
-    /// `MM/YY` or `MM/YYYY`, this month or later.
-    #[schema(example = "12/30")]
+    /// `MM/YY` or `MM/YYYY`. A card past its expiry month is tokenized, but
+    /// charging it fails (`expired_card`).
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(0{0,3}[1-9]|0{0,2}1[0-2])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*/[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([0-9]{2}|[0-9]{4})[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "12/30"
+    )]
     expiry: String,
     /// 3 or 4 digits.
-    #[schema(example = "123")]
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[0-9]{3,4}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "123"
+    )]
     cvc: String,
 }
 
@@ -91,7 +101,7 @@ struct TokenAnswer {
     responses(
         (status = 201, description = "Tokenized.", body = TokenAnswer),
         (status = 401, description = "Not signed in.", body = ErrorBody),
-        (status = 422, description = "`invalid_card_number`, `card_number_checksum`, `invalid_expiry`, `card_expired` or `invalid_cvc`.", body = ErrorBody),
+        (status = 422, description = "The card is not written as one: `invalid_card_number`, `invalid_expiry` or `invalid_cvc`.", body = ErrorBody),
     ),
 )]
 async fn tokenize(
@@ -230,6 +240,9 @@ async fn wallet(State(state): State<AppState>, user: AuthUser) -> Result<Json<Wa
 enum TopUpPayment {
     Card {
         /// A card token, e.g. the test token `tok_visa`.
+        #[schema(
+            pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+        )]
         token: String,
     },
 }
@@ -238,6 +251,7 @@ enum TopUpPayment {
 #[serde(deny_unknown_fields)]
 struct TopUpBody {
     /// Minor units, 1 to 100000000.
+    #[schema(minimum = 1, maximum = 100_000_000)]
     amount: i64,
     payment: TopUpPayment,
 }
@@ -257,7 +271,7 @@ struct TopUpAnswer {
     summary = "Top up the wallet by card",
     description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a repeat under the same key is the same top-up.")),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters; a repeat under the same key is the same top-up.")),
     request_body = TopUpBody,
     responses(
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),

@@ -54,14 +54,17 @@ impl DomainError for CartError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            CartError::ProductNotFound(_) | CartError::LineNotFound(_) => ErrorKind::NotFound,
-            CartError::ProductDiscontinued(_)
-            | CartError::QuantityTooLarge { .. }
-            | CartError::CouponNotFound { .. }
+            CartError::ProductNotFound(_)
+            | CartError::LineNotFound(_)
+            | CartError::CouponNotFound { .. } => ErrorKind::NotFound,
+            // Refused because of what the cart, product or coupon is now
+            // (a line's quantity would pass the most one line holds).
+            CartError::QuantityTooLarge { .. }
+            | CartError::ProductDiscontinued(_)
             | CartError::CouponExpired { .. }
             | CartError::CouponUsedUp { .. }
-            | CartError::EmptyCart => ErrorKind::Rule,
-            CartError::WrongCustomer => ErrorKind::Conflict,
+            | CartError::EmptyCart
+            | CartError::WrongCustomer => ErrorKind::Conflict,
             CartError::Unavailable(_) => ErrorKind::Unavailable,
         }
     }

@@ -579,12 +579,12 @@ fn errors_have_stable_codes_and_kinds() {
         (
             CartError::ProductDiscontinued(mug()),
             "product_discontinued",
-            ErrorKind::Rule,
+            ErrorKind::Conflict,
         ),
         (
             CartError::QuantityTooLarge { max: 1 },
             "quantity_too_large",
-            ErrorKind::Rule,
+            ErrorKind::Conflict,
         ),
         (
             CartError::LineNotFound(mug()),
@@ -594,19 +594,19 @@ fn errors_have_stable_codes_and_kinds() {
         (
             CartError::CouponNotFound { code: "X".into() },
             "unknown_coupon",
-            ErrorKind::Rule,
+            ErrorKind::NotFound,
         ),
         (
             CartError::CouponExpired { code: "X".into() },
             "coupon_expired",
-            ErrorKind::Rule,
+            ErrorKind::Conflict,
         ),
         (
             CartError::CouponUsedUp { code: "X".into() },
             "coupon_used_up",
-            ErrorKind::Rule,
+            ErrorKind::Conflict,
         ),
-        (CartError::EmptyCart, "empty_cart", ErrorKind::Rule),
+        (CartError::EmptyCart, "empty_cart", ErrorKind::Conflict),
         (
             CartError::WrongCustomer,
             "cart_of_another_customer",

@@ -46,9 +46,10 @@ impl DomainError for CategoryError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::AlreadyExists { .. } => ErrorKind::Conflict,
+            // A cycle depends on where the categories are now.
+            Self::AlreadyExists { .. } | Self::WouldCreateCycle { .. } => ErrorKind::Conflict,
             Self::NotFound | Self::ParentNotFound { .. } => ErrorKind::NotFound,
-            Self::InvalidName(_) | Self::WouldCreateCycle { .. } => ErrorKind::Rule,
+            Self::InvalidName(_) => ErrorKind::Rule,
             Self::LookupFailed(_) => ErrorKind::Unavailable,
         }
     }

@@ -13,8 +13,6 @@ pub enum CouponError {
     InvalidCode(String),
     #[error("a discount is 1 to 100 percent or a positive amount")]
     InvalidDiscount,
-    #[error("a coupon must end after it starts")]
-    InvalidValidity,
     #[error("a usage limit must be at least 1")]
     InvalidUsageLimit,
     #[error("the coupon is not valid at this time")]
@@ -30,7 +28,6 @@ impl DomainError for CouponError {
             CouponError::NotFound => "coupon_not_found",
             CouponError::InvalidCode(_) => "invalid_coupon_code",
             CouponError::InvalidDiscount => "invalid_discount",
-            CouponError::InvalidValidity => "invalid_validity_period",
             CouponError::InvalidUsageLimit => "invalid_usage_limit",
             CouponError::Expired => "coupon_expired",
             CouponError::UsedUp => "coupon_used_up",
@@ -44,10 +41,9 @@ impl DomainError for CouponError {
             CouponError::NotFound => ErrorKind::NotFound,
             CouponError::InvalidCode(_)
             | CouponError::InvalidDiscount
-            | CouponError::InvalidValidity
-            | CouponError::InvalidUsageLimit
-            | CouponError::Expired
-            | CouponError::UsedUp => ErrorKind::Rule,
+            | CouponError::InvalidUsageLimit => ErrorKind::Rule,
+            // Refused because of what the coupon is now.
+            CouponError::Expired | CouponError::UsedUp => ErrorKind::Conflict,
         }
     }
 }

@@ -175,9 +175,8 @@ impl Coupon {
         if !discount.is_well_formed() {
             return Err(CouponError::InvalidDiscount);
         }
-        if valid_until <= valid_from {
-            return Err(CouponError::InvalidValidity);
-        }
+        // A window that ends before it starts makes a coupon no one can
+        // redeem, like one that has already ended: both are kept as given.
         if usage_limit == Some(0) {
             return Err(CouponError::InvalidUsageLimit);
         }

@@ -123,7 +123,15 @@ fn a_percentage_discount_is_one_to_one_hundred() {
 }
 
 #[test]
-fn a_coupon_must_end_after_it_starts() {
+fn a_coupon_whose_window_ends_before_it_starts_is_never_redeemable() {
+    let empty_window = CouponEvent::CouponCreated {
+        coupon_id: coupon_id(),
+        code: "SUMMER10".to_string(),
+        discount: Discount::Percent(10),
+        valid_from: at(5),
+        valid_until: at(5),
+        usage_limit: None,
+    };
     CouponTest::with(())
         .given_no_previous_events()
         .when(CouponCommand::Create {
@@ -134,7 +142,11 @@ fn a_coupon_must_end_after_it_starts() {
             valid_until: at(5),
             usage_limit: None,
         })
-        .then_expect_error(CouponError::InvalidValidity);
+        .then_expect_events(vec![empty_window.clone()]);
+    CouponTest::with(())
+        .given(vec![empty_window])
+        .when(redeem(1, 5))
+        .then_expect_error(CouponError::Expired);
 }
 
 #[test]
@@ -315,17 +327,12 @@ fn errors_have_stable_codes_and_kinds() {
             ErrorKind::Rule,
         ),
         (
-            CouponError::InvalidValidity,
-            "invalid_validity_period",
-            ErrorKind::Rule,
-        ),
-        (
             CouponError::InvalidUsageLimit,
             "invalid_usage_limit",
             ErrorKind::Rule,
         ),
-        (CouponError::Expired, "coupon_expired", ErrorKind::Rule),
-        (CouponError::UsedUp, "coupon_used_up", ErrorKind::Rule),
+        (CouponError::Expired, "coupon_expired", ErrorKind::Conflict),
+        (CouponError::UsedUp, "coupon_used_up", ErrorKind::Conflict),
     ];
     for (error, code, kind) in cases {
         assert_eq!(error.code(), code);

@@ -18,6 +18,8 @@ pub enum CustomerValueError {
     EmptyFullname,
     #[error("fullname is longer than {} characters", Fullname::MAX)]
     FullnameTooLong,
+    #[error("fullname must not contain control characters")]
+    ControlInFullname,
     #[error("{0:?} is not a valid email address")]
     BadEmail(String),
     #[error("{0:?} is not a valid phone number: use an optional '+' and 7 to 15 digits")]
@@ -33,6 +35,7 @@ impl DomainError for CustomerValueError {
             Self::BadUsername(_) => "invalid_username",
             Self::EmptyFullname => "empty_fullname",
             Self::FullnameTooLong => "fullname_too_long",
+            Self::ControlInFullname => "control_in_fullname",
             Self::BadEmail(_) => "invalid_email",
             Self::BadPhone(_) => "invalid_phone",
             Self::BadPassword => "invalid_password",
@@ -104,7 +107,8 @@ impl fmt::Display for Username {
     }
 }
 
-/// A person's full name: trimmed, non-empty, at most 100 characters.
+/// A person's full name: at most 100 characters as sent, stored trimmed,
+/// not empty and without control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Fullname(String);
@@ -113,12 +117,15 @@ impl Fullname {
     pub const MAX: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, CustomerValueError> {
+        if raw.chars().count() > Self::MAX {
+            return Err(CustomerValueError::FullnameTooLong);
+        }
         let s = raw.trim();
         if s.is_empty() {
             return Err(CustomerValueError::EmptyFullname);
         }
-        if s.chars().count() > Self::MAX {
-            return Err(CustomerValueError::FullnameTooLong);
+        if s.chars().any(char::is_control) {
+            return Err(CustomerValueError::ControlInFullname);
         }
         Ok(Self(s.to_string()))
     }
@@ -147,9 +154,10 @@ impl fmt::Display for Fullname {
     }
 }
 
-/// An email address: one `@`, a non-empty local part, a domain with a dot and
-/// no empty labels, no whitespace, at most 254 characters. The domain is
-/// stored in lower case, the local part as typed.
+/// An email address: at most 254 characters as sent, stored trimmed; one `@`,
+/// a non-empty local part, a domain with a dot and no empty labels, no
+/// whitespace or control characters. The domain is stored in lower case, the
+/// local part as typed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -160,7 +168,10 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, CustomerValueError> {
         let bad = || CustomerValueError::BadEmail(raw.to_string());
         let s = raw.trim();
-        if s.is_empty() || s.chars().count() > Self::MAX || s.chars().any(char::is_whitespace) {
+        if s.is_empty()
+            || raw.chars().count() > Self::MAX
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(bad());
         }
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;

@@ -67,12 +67,13 @@ impl DomainError for InventoryError {
             Self::AvailableWouldGoNegative { .. }
             | Self::InsufficientStock { .. }
             | Self::HoldConflict { .. }
-            | Self::HoldNotExpired { .. } => ErrorKind::Conflict,
+            | Self::HoldNotExpired { .. }
+            // The stock on hand would leave the range it is counted in.
+            | Self::Overflow => ErrorKind::Conflict,
             Self::WrongProduct { .. }
             | Self::ZeroAdjustment
             | Self::InvalidReason(_)
-            | Self::HoldExpiryInPast { .. }
-            | Self::Overflow => ErrorKind::Rule,
+            | Self::HoldExpiryInPast { .. } => ErrorKind::Rule,
         }
     }
 }

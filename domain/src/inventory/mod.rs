@@ -28,7 +28,7 @@ pub use commands::InventoryCommand;
 pub use error::InventoryError;
 pub use events::InventoryEvent;
 
-use crate::values::{required_text, OrderId, ProductId, Quantity, ValueError};
+use crate::values::{optional_text, required_text, OrderId, ProductId, Quantity, ValueError};
 
 /// Longest reason of a receipt or an adjustment, in characters.
 pub const REASON_MAX: usize = 500;
@@ -199,10 +199,7 @@ impl InventoryItem {
 }
 
 fn optional_reason(raw: Option<&str>) -> Result<Option<String>, ValueError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) => required_text("reason", s, REASON_MAX).map(Some),
-    }
+    optional_text("reason", raw, REASON_MAX)
 }
 
 impl Aggregate for InventoryItem {

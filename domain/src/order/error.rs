@@ -118,7 +118,13 @@ impl DomainError for OrderError {
             | OrderError::NotPaid { .. }
             | OrderError::PaymentIdMismatch { .. }
             | OrderError::InvoiceAlreadyIssued { .. }
-            | OrderError::NothingToRefund => ErrorKind::Conflict,
+            | OrderError::NothingToRefund
+            // The client's total differs from today's prices; a refund
+            // beyond what is paid now.
+            | OrderError::TotalMismatch { .. }
+            | OrderError::RefundExceedsPaid { .. }
+            // Paid and refunded follow from payments, not from a request.
+            | OrderError::StatusNotSettable { .. } => ErrorKind::Conflict,
             OrderError::NoLines
             | OrderError::DuplicateLine(_)
             | OrderError::CurrencyMismatch { .. }
@@ -126,17 +132,14 @@ impl DomainError for OrderError {
             | OrderError::AmountTooLarge
             | OrderError::LineTotalMismatch { .. }
             | OrderError::DiscountExceedsSubtotal
-            | OrderError::TotalMismatch { .. }
             | OrderError::InvalidShippingAddress(_)
             | OrderError::InvalidCountry(_)
             | OrderError::PaymentTokenRequired
-            | OrderError::StatusNotSettable { .. }
             | OrderError::PaymentIdRequired
             | OrderError::AmountMismatch { .. }
             | OrderError::TrackingNumberRequired
             | OrderError::InvoiceNumberRequired
             | OrderError::InvalidRefundAmount
-            | OrderError::RefundExceedsPaid { .. }
             | OrderError::RefundReasonRequired => ErrorKind::Rule,
         }
     }

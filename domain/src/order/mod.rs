@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::coupon;
 use crate::values::{
-    required_text, CouponId, Currency, CustomerId, Money, OrderId, ProductId, Quantity,
+    optional_text, required_text, CouponId, Currency, CustomerId, Money, OrderId, ProductId,
+    Quantity,
 };
 
 pub use commands::OrderCommand;
@@ -73,10 +74,7 @@ impl ShippingAddress {
     /// The address trimmed and checked.
     pub fn normalized(&self) -> Result<ShippingAddress, OrderError> {
         let invalid = OrderError::InvalidShippingAddress;
-        let line2 = match self.line2.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(l) => Some(required_text("line2", l, 200).map_err(invalid)?),
-        };
+        let line2 = optional_text("line2", self.line2.as_deref(), 200).map_err(invalid)?;
         let country = self.country.trim();
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
             return Err(OrderError::InvalidCountry(self.country.clone()));

@@ -1491,7 +1491,7 @@ fn errors_have_stable_codes_and_kinds() {
                 computed: 2,
             },
             "total_mismatch",
-            Rule,
+            Conflict,
         ),
         (
             OrderError::InvalidShippingAddress(ValueError::Empty { field: "city" }),
@@ -1535,7 +1535,7 @@ fn errors_have_stable_codes_and_kinds() {
                 to: OrderStatus::Paid,
             },
             "status_not_settable",
-            Rule,
+            Conflict,
         ),
         (OrderError::PaymentIdRequired, "payment_id_required", Rule),
         (
@@ -1583,7 +1583,7 @@ fn errors_have_stable_codes_and_kinds() {
                 refundable: usd(1),
             },
             "refund_exceeds_paid",
-            Rule,
+            Conflict,
         ),
         (
             OrderError::RefundReasonRequired,

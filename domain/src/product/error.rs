@@ -20,6 +20,8 @@ pub enum ProductError {
     InvalidDescription(ValueError),
     #[error("price must be above zero, got {minor} minor units")]
     NonPositivePrice { minor: i64 },
+    #[error("price must be at most {max} minor units, got {minor}", max = super::PRICE_MAX)]
+    PriceTooHigh { minor: i64 },
     #[error("price must stay in {current}, got {requested}")]
     CurrencyChange {
         current: Currency,
@@ -50,6 +52,7 @@ impl DomainError for ProductError {
             Self::InvalidName(_) => "invalid_product_name",
             Self::InvalidDescription(_) => "invalid_product_description",
             Self::NonPositivePrice { .. } => "price_not_positive",
+            Self::PriceTooHigh { .. } => "price_too_high",
             Self::CurrencyChange { .. } => "price_currency_change",
             Self::InvalidImageUrl(_) => "invalid_image_url",
             Self::CategoryNotFound { .. } => "category_not_found",
@@ -68,6 +71,7 @@ impl DomainError for ProductError {
             Self::InvalidName(_)
             | Self::InvalidDescription(_)
             | Self::NonPositivePrice { .. }
+            | Self::PriceTooHigh { .. }
             | Self::CurrencyChange { .. }
             | Self::InvalidImageUrl(_) => ErrorKind::Rule,
             Self::LookupFailed(_) => ErrorKind::Unavailable,

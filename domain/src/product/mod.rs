@@ -26,6 +26,9 @@ use crate::values::{required_text, CategoryId, Money, ProductId, ShopId, Sku, Va
 pub const NAME_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 5000;
 pub const IMAGE_URL_MAX: usize = 2048;
+/// The highest price in minor units (100,000,000.00): a full order of 100
+/// lines of 1,000,000 items each stays far inside an `i64`.
+pub const PRICE_MAX: i64 = 10_000_000_000;
 
 /// What the product rules need to know about the rest of the catalog.
 #[async_trait]
@@ -102,10 +105,11 @@ pub fn parse_name(raw: &str) -> Result<String, ProductError> {
     required_text("name", raw, NAME_MAX).map_err(ProductError::InvalidName)
 }
 
-/// A product description: trimmed, may be empty, at most 5000 characters.
+/// A product description: at most 5000 characters as sent, kept trimmed; may
+/// be empty.
 pub fn parse_description(raw: &str) -> Result<String, ProductError> {
     let s = raw.trim();
-    if s.chars().count() > DESCRIPTION_MAX {
+    if raw.chars().count() > DESCRIPTION_MAX {
         return Err(ProductError::InvalidDescription(ValueError::TooLong {
             field: "description",
             max: DESCRIPTION_MAX,
@@ -114,8 +118,8 @@ pub fn parse_description(raw: &str) -> Result<String, ProductError> {
     Ok(s.to_string())
 }
 
-/// An image URL: blank is none; otherwise `http://` or `https://` followed by
-/// something, no whitespace, at most 2048 characters.
+/// An image URL: at most 2048 characters as sent; blank is none; otherwise
+/// `http://` or `https://` followed by something, no whitespace.
 pub fn parse_image_url(raw: &str) -> Result<Option<String>, ProductError> {
     let s = raw.trim();
     if s.is_empty() {
@@ -126,7 +130,7 @@ pub fn parse_image_url(raw: &str) -> Result<Option<String>, ProductError> {
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"));
     let ok = rest.is_some_and(|r| !r.is_empty())
-        && s.chars().count() <= IMAGE_URL_MAX
+        && raw.chars().count() <= IMAGE_URL_MAX
         && !s.chars().any(char::is_whitespace);
     if ok {
         Ok(Some(s.to_string()))
@@ -138,6 +142,9 @@ pub fn parse_image_url(raw: &str) -> Result<Option<String>, ProductError> {
 fn check_price(price: &Money) -> Result<(), ProductError> {
     if price.minor <= 0 {
         return Err(ProductError::NonPositivePrice { minor: price.minor });
+    }
+    if price.minor > PRICE_MAX {
+        return Err(ProductError::PriceTooHigh { minor: price.minor });
     }
     Ok(())
 }

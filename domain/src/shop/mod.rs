@@ -15,7 +15,7 @@ pub use commands::ShopCommand;
 pub use error::ShopError;
 pub use events::ShopEvent;
 
-use crate::values::{required_text, ShopId, ValueError};
+use crate::values::{optional_text, required_text, ShopId};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 2000;
@@ -45,18 +45,6 @@ impl Shop {
     }
     pub fn address(&self) -> Option<&str> {
         self.address.as_deref()
-    }
-}
-
-/// Trimmed optional text: blank is `None`; longer than `max` is refused.
-fn optional_text(
-    field: &'static str,
-    raw: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, ValueError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) => required_text(field, s, max).map(Some),
     }
 }
 

@@ -2,6 +2,7 @@ use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
 use super::*;
+use crate::values::ValueError;
 
 fn shop_id() -> ShopId {
     ShopId(Uuid::from_u128(7))

@@ -52,8 +52,8 @@ impl PaymentGateway for SimulatedGateway {
         customer_id: CustomerId,
         card: CardDetails,
     ) -> Result<CardToken, GatewayError> {
-        let valid = validate_card(&card, Utc::now())?;
-        let behaviour = Behaviour::of_card(&valid.digits);
+        let valid = validate_card(&card)?;
+        let behaviour = Behaviour::of_card(&valid, Utc::now());
         let token = format!("tok_{}", Uuid::new_v4().simple());
         sqlx::query(
             "INSERT INTO gateway_cards (token, customer_id, brand, last4, behaviour)
@@ -79,6 +79,8 @@ impl PaymentGateway for SimulatedGateway {
             Some(Behaviour::Approve) => ("succeeded", None),
             Some(Behaviour::Decline) => ("failed", Some("card_declined")),
             Some(Behaviour::InsufficientFunds) => ("failed", Some("insufficient_funds")),
+            Some(Behaviour::IncorrectNumber) => ("failed", Some("incorrect_number")),
+            Some(Behaviour::ExpiredCard) => ("failed", Some("expired_card")),
             None => ("failed", Some("invalid_token")),
         };
         let id = format!("ch_{}", Uuid::new_v4().simple());

@@ -26,6 +26,8 @@ pub use gateway::SimulatedGateway;
 pub use signature::SIGNATURE_HEADER;
 pub use webhook::{handle_callback, CallbackOutcome, GatewayCallback, WebhookError};
 
+use chrono::{DateTime, Utc};
+use domain::payment::ValidCard;
 use domain::values::{CustomerId, OrderId};
 use uuid::Uuid;
 
@@ -42,15 +44,20 @@ pub enum Behaviour {
     Approve,
     Decline,
     InsufficientFunds,
+    IncorrectNumber,
+    ExpiredCard,
 }
 
 impl Behaviour {
-    /// The test cards of the API contract; every other valid card approves.
-    pub fn of_card(digits: &str) -> Behaviour {
-        match digits {
-            "4000000000000002" => Behaviour::Decline,
-            "4000000000009995" => Behaviour::InsufficientFunds,
-            _ => Behaviour::Approve,
+    /// The test cards of the API contract; a number failing its check digit
+    /// or a card past its expiry is refused; every other card approves.
+    pub fn of_card(card: &ValidCard, now: DateTime<Utc>) -> Behaviour {
+        match (card.refusal(now), card.digits.as_str()) {
+            (Some("incorrect_number"), _) => Behaviour::IncorrectNumber,
+            (Some(_), _) => Behaviour::ExpiredCard,
+            (None, "4000000000000002") => Behaviour::Decline,
+            (None, "4000000000009995") => Behaviour::InsufficientFunds,
+            (None, _) => Behaviour::Approve,
         }
     }
 
@@ -59,6 +66,8 @@ impl Behaviour {
             Behaviour::Approve => "approve",
             Behaviour::Decline => "decline",
             Behaviour::InsufficientFunds => "insufficient_funds",
+            Behaviour::IncorrectNumber => "incorrect_number",
+            Behaviour::ExpiredCard => "expired_card",
         }
     }
 
@@ -67,6 +76,8 @@ impl Behaviour {
             Behaviour::Approve,
             Behaviour::Decline,
             Behaviour::InsufficientFunds,
+            Behaviour::IncorrectNumber,
+            Behaviour::ExpiredCard,
         ]
         .into_iter()
         .find(|b| b.as_str() == s)
