@@ -340,6 +340,83 @@ fn extra_rules() -> [(&'static str, &'static str, Value); 2] {
     ]
 }
 
+/// Where a link puts the created thing's id.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// A path parameter of that name.
+    Path(&'static str),
+    /// A field of that name in the request body (the rest is generated).
+    Body(&'static str),
+}
+
+/// What a created thing's id opens: (path, method, status, where the
+/// answer's `id` goes, the operations that take it). Served as OpenAPI
+/// links, so a client or a fuzzer can follow them.
+const LINKS: [(&str, &str, &str, Fill, &[&str]); 7] = [
+    (
+        "/v1/categories",
+        "post",
+        "201",
+        Fill::Path("id"),
+        &["get_category", "update_category"],
+    ),
+    (
+        "/v1/categories",
+        "post",
+        "201",
+        Fill::Body("category_id"),
+        &["create_product"],
+    ),
+    (
+        "/v1/shops",
+        "post",
+        "201",
+        Fill::Path("id"),
+        &["get_shop", "update_shop"],
+    ),
+    (
+        "/v1/shops",
+        "post",
+        "201",
+        Fill::Body("shop_id"),
+        &["create_product"],
+    ),
+    (
+        "/v1/products",
+        "post",
+        "201",
+        Fill::Path("id"),
+        &["get_product", "update_product", "discontinue_product"],
+    ),
+    (
+        "/v1/products",
+        "post",
+        "201",
+        Fill::Path("product_id"),
+        &[
+            "availability",
+            "receive",
+            "adjust",
+            "place_hold",
+            "decrement",
+        ],
+    ),
+    (
+        "/v1/orders",
+        "post",
+        "201",
+        Fill::Path("id"),
+        &[
+            "get_order",
+            "cancel_order",
+            "order_history",
+            "get_invoice",
+            "refund_order",
+            "change_status",
+        ],
+    ),
+];
+
 /// The tagged request enums: like every request struct, their variants
 /// refuse unknown fields.
 const CLOSED_VARIANTS: [&str; 2] = ["PaymentBody", "TopUpPayment"];
@@ -397,6 +474,31 @@ pub fn document() -> &'static Value {
                 .and_then(Value::as_object_mut);
             if let Some(target) = target {
                 target.insert(keyword.to_string(), rule);
+            }
+        }
+        for (path, method, status, fill, targets) in LINKS {
+            let pointer = format!(
+                "/paths/{}/{method}/responses/{status}",
+                path.replace('/', "~1")
+            );
+            let links = value
+                .pointer_mut(&pointer)
+                .and_then(Value::as_object_mut)
+                .map(|answer| answer.entry("links").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut);
+            let Some(links) = links else { continue };
+            for target in targets {
+                let link = match fill {
+                    Fill::Path(name) => json!({
+                        "operationId": target,
+                        "parameters": {name: "$response.body#/id"},
+                    }),
+                    Fill::Body(field) => json!({
+                        "operationId": target,
+                        "requestBody": {field: "$response.body#/id"},
+                    }),
+                };
+                links.insert(target.to_string(), link);
             }
         }
         value
@@ -506,6 +608,53 @@ mod tests {
     fn the_document_is_openapi_3_1() {
         let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
         assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    #[test]
+    fn every_link_names_an_operation_and_what_it_takes() {
+        let document = document();
+        let mut operations = std::collections::HashMap::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    operations.insert(id.to_string(), operation.clone());
+                }
+            }
+        }
+        let mut count = 0;
+        for (path, method, status, fill, targets) in LINKS {
+            let answer = &document["paths"][path][method]["responses"][status];
+            for target in targets {
+                let link = &answer["links"][*target];
+                let operation = operations.get(*target).expect("the target exists");
+                assert_eq!(link["operationId"], *target);
+                match fill {
+                    Fill::Path(name) => {
+                        let takes = operation["parameters"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|p| p["name"] == name && p["in"] == "path");
+                        assert!(takes, "{target} takes the path parameter {name}");
+                    }
+                    Fill::Body(field) => {
+                        let body = operation["requestBody"]["content"]["application/json"]
+                            ["schema"]["$ref"]
+                            .as_str()
+                            .expect("a body schema");
+                        let schema = document
+                            .pointer(&body.replace("#/", "/"))
+                            .expect("the body schema exists");
+                        assert!(
+                            schema["properties"][field].is_object(),
+                            "{target} takes the body field {field}"
+                        );
+                    }
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= 20, "{count} links");
     }
 
     #[test]
