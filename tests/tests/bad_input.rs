@@ -130,6 +130,15 @@ async fn a_quantity_that_is_not_a_positive_whole_number_in_range_is_422_in_the_e
     let (app, admin, product) = stocked_app().await;
     let events = app.event_count().await;
     let receive = format!("/v1/inventory/{product}/receive");
+    let post = |body: String| {
+        post_raw(
+            &app,
+            &receive,
+            Some(&admin.token),
+            Some("application/json"),
+            body,
+        )
+    };
     for quantity in [
         "0",
         "-1",
@@ -143,15 +152,7 @@ async fn a_quantity_that_is_not_a_positive_whole_number_in_range_is_422_in_the_e
         "[1]",
         "1000001",
     ] {
-        let body = format!(r#"{{"quantity": {quantity}}}"#);
-        let response = post_raw(
-            &app,
-            &receive,
-            Some(&admin.token),
-            Some("application/json"),
-            body,
-        )
-        .await;
+        let response = post(format!(r#"{{"quantity": {quantity}}}"#)).await;
         let status = response.status();
         assert!(!status.is_server_error(), "quantity {quantity}: {status}");
         let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -171,14 +172,7 @@ async fn a_quantity_that_is_not_a_positive_whole_number_in_range_is_422_in_the_e
         "{}",
         r#"{"reason": "count"}"#,
     ] {
-        let response = post_raw(
-            &app,
-            &receive,
-            Some(&admin.token),
-            Some("application/json"),
-            body,
-        )
-        .await;
+        let response = post(body.to_string()).await;
         expect_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     assert_eq!(app.event_count().await, events);
@@ -187,15 +181,7 @@ async fn a_quantity_that_is_not_a_positive_whole_number_in_range_is_422_in_the_e
     // A whole number written with a fraction or an exponent is an integer,
     // as JSON Schema has it.
     for quantity in ["2.0", "1e1"] {
-        let body = format!(r#"{{"quantity": {quantity}}}"#);
-        let response = post_raw(
-            &app,
-            &receive,
-            Some(&admin.token),
-            Some("application/json"),
-            body,
-        )
-        .await;
+        let response = post(format!(r#"{{"quantity": {quantity}}}"#)).await;
         expect_json(response, StatusCode::OK).await;
     }
     assert_eq!(app.availability(product).await, (17, 0, 17));
