@@ -12,6 +12,8 @@
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs` (`invoice` is the
 //!   per-year invoice numbering).
 //! - `shipping`: the `Carrier` trait (booking a shipment, tracking numbers).
+//! - `stored`: what the event store needs of an aggregate (snapshot version,
+//!   keyed memory for facts recalled by key).
 #![forbid(unsafe_code)]
 
 pub mod cart;
@@ -29,5 +31,6 @@ pub mod product;
 pub mod shipping;
 pub mod shop;
 pub mod sku;
+pub mod stored;
 pub mod values;
 pub mod wallet;

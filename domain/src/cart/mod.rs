@@ -387,3 +387,6 @@ impl Aggregate for Cart {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Cart {}

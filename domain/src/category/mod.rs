@@ -183,3 +183,6 @@ impl Aggregate for Category {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Category {}

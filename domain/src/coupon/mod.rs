@@ -293,3 +293,6 @@ impl Aggregate for Coupon {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Coupon {}

@@ -423,3 +423,6 @@ impl Aggregate for InventoryItem {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for InventoryItem {}

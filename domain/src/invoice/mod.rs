@@ -137,3 +137,6 @@ impl Aggregate for InvoiceNumbering {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for InvoiceNumbering {}

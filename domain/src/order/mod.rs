@@ -1007,3 +1007,6 @@ impl Aggregate for Order {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Order {}

@@ -375,3 +375,6 @@ impl Product {
         Ok(details)
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Product {}

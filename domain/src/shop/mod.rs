@@ -151,3 +151,6 @@ impl Aggregate for Shop {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Shop {}

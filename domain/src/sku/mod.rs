@@ -74,3 +74,6 @@ impl Aggregate for SkuClaim {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for SkuClaim {}

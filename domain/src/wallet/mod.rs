@@ -173,3 +173,6 @@ impl Aggregate for Wallet {
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Wallet {}
