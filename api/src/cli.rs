@@ -105,7 +105,8 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum UsersCommand {
-    /// Create a staff account (or give an existing one this role).
+    /// Create a staff account. An existing username is refused unless
+    /// `--promote` is given.
     Create {
         /// customer, admin, operator or auditor.
         #[arg(long, value_parser = parse_role)]
@@ -121,6 +122,10 @@ enum UsersCommand {
         email: Option<String>,
         #[arg(long)]
         phone: Option<String>,
+        /// When the username exists: give that account the role and set its
+        /// password to the one given (its old password stops working).
+        #[arg(long)]
+        promote: bool,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -176,6 +181,7 @@ async fn run(cli: Cli) -> ExitCode {
                     fullname,
                     email,
                     phone,
+                    promote,
                     database,
                 },
         } => {
@@ -186,6 +192,7 @@ async fn run(cli: Cli) -> ExitCode {
                 fullname,
                 email,
                 phone,
+                promote,
             };
             create_user(account, database).await
         }
@@ -318,8 +325,8 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
         let role = account.role;
         match create_staff(&state, account).await {
             Ok(StaffOutcome::Created(id)) => println!("created {role} {username} ({id})"),
-            Ok(StaffOutcome::RoleSet(id)) => {
-                println!("{username} ({id}) exists; role set to {role}")
+            Ok(StaffOutcome::Promoted(id)) => {
+                println!("promoted {username} ({id}) to {role}; its password is the one given")
             }
             Err(e) => anyhow::bail!("{}", e.message),
         }

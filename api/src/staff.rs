@@ -6,6 +6,7 @@ use domain::customer::{
 use domain::metadata::{Actor, CommandMetadata, Role};
 use domain::values::CustomerId;
 
+use crate::auth::hash_password;
 use crate::commands::command_error;
 use crate::error::ApiError;
 use crate::routes::accounts::{register_account, NewAccount};
@@ -20,22 +21,28 @@ pub struct StaffAccount {
     pub fullname: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Make an existing account with this username staff: its role and a new
+    /// password (this one). Without it an existing username is refused, so a
+    /// stranger who registered the name never gets the role.
+    pub promote: bool,
 }
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StaffOutcome {
     Created(CustomerId),
-    /// The username existed; its role is now the one asked for. Its password
-    /// is left as it was.
-    RoleSet(CustomerId),
+    /// The username existed and promotion was asked for: the account now has
+    /// the role and the password given; its old password no longer works.
+    Promoted(CustomerId),
 }
 
 fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable("invalid_account", e.to_string())
 }
 
-/// Creates the account, or gives an existing one the role.
+/// Creates the staff account. An existing username is refused (409
+/// `username_taken`) unless `promote` is set; then the account gets the role
+/// and the password given, in one command.
 pub async fn create_staff(
     state: &AppState,
     account: StaffAccount,
@@ -60,20 +67,33 @@ pub async fn create_staff(
     let meta = CommandMetadata::new(actor.clone(), correlation.clone(), "RegisterStaff");
     match register_account(state, new, meta).await {
         Ok((id, _)) => Ok(StaffOutcome::Created(id)),
-        Err(e) if e.code == "username_taken" => {
+        Err(e) if e.code == "username_taken" && account.promote => {
             let id = username.customer_id();
-            let meta = CommandMetadata::new(actor, correlation, "ChangeRole");
+            let password_hash = hash_password(account.password).await?;
+            let meta = CommandMetadata::new(actor, correlation, "PromoteToStaff");
             state
                 .customers
                 .execute_with_retry(
                     &id.to_string(),
-                    CustomerCommand::ChangeRole { role: account.role },
+                    CustomerCommand::Promote {
+                        role: account.role,
+                        password_hash,
+                    },
                     &meta,
                 )
                 .await
                 .map_err(command_error::<CustomerError>)?;
-            Ok(StaffOutcome::RoleSet(id))
+            Ok(StaffOutcome::Promoted(id))
         }
+        Err(e) if e.code == "username_taken" => Err(ApiError::conflict(
+            "username_taken",
+            format!(
+                "An account named {:?} exists already. To make it {} and set the password given, \
+                 ask for promotion explicitly (shop users create --promote).",
+                username.as_str(),
+                account.role
+            ),
+        )),
         Err(e) => Err(e),
     }
 }

@@ -341,6 +341,7 @@ impl TestApp {
                 fullname: None,
                 email: None,
                 phone: None,
+                promote: false,
             },
         )
         .await

@@ -22,6 +22,7 @@ impl<'a> Admin<'a> {
                 fullname: None,
                 email: None,
                 phone: None,
+                promote: false,
             },
         )
         .await

@@ -15,6 +15,7 @@ async fn staff_token(app: &TestApp, role: Role, username: &str) -> String {
             fullname: None,
             email: None,
             phone: None,
+            promote: false,
         },
     )
     .await

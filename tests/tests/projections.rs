@@ -268,6 +268,7 @@ async fn admin_token(app: &TestApp) -> String {
             fullname: None,
             email: None,
             phone: None,
+            promote: false,
         },
     )
     .await

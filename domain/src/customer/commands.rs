@@ -20,6 +20,14 @@ pub enum CustomerCommand {
         phone: Phone,
         role: Role,
     },
-    /// Give the account another role (staff bootstrap; re-runs are no-ops).
+    /// Give the account another role (re-runs are no-ops).
     ChangeRole { role: Role },
+    /// Make an existing account a staff account: a new password (chosen by
+    /// the operator) and the role, together. Promoting never keeps a
+    /// password that someone else may have chosen.
+    Promote {
+        role: Role,
+        /// Already hashed by the caller (argon2id PHC string).
+        password_hash: String,
+    },
 }

@@ -24,6 +24,12 @@ pub enum CustomerEvent {
         old_role: Role,
         new_role: Role,
     },
+    /// The account's password was replaced (the new hash; the old one stops
+    /// working).
+    PasswordChanged {
+        customer_id: CustomerId,
+        password_hash: String,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -31,6 +37,7 @@ impl DomainEvent for CustomerEvent {
         match self {
             Self::CustomerRegistered { .. } => "CustomerRegistered",
             Self::RoleChanged { .. } => "RoleChanged",
+            Self::PasswordChanged { .. } => "PasswordChanged",
         }
         .to_string()
     }

@@ -123,6 +123,33 @@ impl Aggregate for Customer {
                 };
                 sink.write(event, self).await;
             }
+            CustomerCommand::Promote {
+                role,
+                password_hash,
+            } => {
+                let account = self.account.as_ref().ok_or(CustomerError::NotRegistered)?;
+                if password_hash.trim().is_empty() {
+                    return Err(CustomerError::MissingPasswordHash);
+                }
+                let customer_id = account.customer_id;
+                let old_role = account.role;
+                sink.write(
+                    CustomerEvent::PasswordChanged {
+                        customer_id,
+                        password_hash,
+                    },
+                    self,
+                )
+                .await;
+                if old_role != role {
+                    let event = CustomerEvent::RoleChanged {
+                        customer_id,
+                        old_role,
+                        new_role: role,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -153,6 +180,14 @@ impl Aggregate for Customer {
                     account.role = new_role;
                 }
             }
+            CustomerEvent::PasswordChanged { password_hash, .. } => {
+                if let Some(account) = self.account.as_mut() {
+                    account.password_hash = password_hash;
+                }
+            }
         }
     }
 }
+
+/// Loaded from a snapshot plus its later events; nothing recalled by key.
+impl crate::stored::StoredAggregate for Customer {}

@@ -120,6 +120,76 @@ fn the_role_of_an_unregistered_account_cannot_change() {
         .then_expect_error(CustomerError::NotRegistered);
 }
 
+const OPERATOR_CHOSEN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$b3BlcmF0b3I";
+
+#[test]
+fn promoting_an_account_replaces_its_password_and_sets_the_role() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(CustomerCommand::Promote {
+            role: Role::Admin,
+            password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+        })
+        .then_expect_events(vec![
+            CustomerEvent::PasswordChanged {
+                customer_id: customer_id(),
+                password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+            },
+            CustomerEvent::RoleChanged {
+                customer_id: customer_id(),
+                old_role: Role::Customer,
+                new_role: Role::Admin,
+            },
+        ]);
+}
+
+#[test]
+fn promoting_to_the_role_it_has_still_replaces_the_password() {
+    Fw::with(())
+        .given(vec![registered(Role::Admin)])
+        .when(CustomerCommand::Promote {
+            role: Role::Admin,
+            password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+        })
+        .then_expect_events(vec![CustomerEvent::PasswordChanged {
+            customer_id: customer_id(),
+            password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+        }]);
+}
+
+#[test]
+fn promotion_needs_a_password_hash() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(CustomerCommand::Promote {
+            role: Role::Admin,
+            password_hash: " ".to_string(),
+        })
+        .then_expect_error(CustomerError::MissingPasswordHash);
+}
+
+#[test]
+fn an_unregistered_account_cannot_be_promoted() {
+    Fw::with(())
+        .given_no_previous_events()
+        .when(CustomerCommand::Promote {
+            role: Role::Admin,
+            password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+        })
+        .then_expect_error(CustomerError::NotRegistered);
+}
+
+#[test]
+fn a_promoted_account_signs_in_with_the_new_password_only() {
+    let mut customer = Customer::default();
+    customer.apply(registered(Role::Customer));
+    customer.apply(CustomerEvent::PasswordChanged {
+        customer_id: customer_id(),
+        password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+    });
+    assert_eq!(customer.password_hash(), Some(OPERATOR_CHOSEN_HASH));
+}
+
 #[test]
 fn a_registered_account_exposes_what_login_needs() {
     let mut customer = Customer::default();
