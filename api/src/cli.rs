@@ -249,13 +249,35 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
         )
     };
     let projectors = runtime.map(|runtime| tokio::spawn(runtime.run(stop_projectors.clone())));
-    let served = app.run_until_stopped(startup::shutdown_signal()).await;
-    stop_projectors.cancel();
+    // One signal stops everything at once: HTTP stops accepting and lets
+    // in-flight requests finish while the projectors stop at a batch
+    // boundary, all within SHUTDOWN_DEADLINE.
+    tokio::spawn({
+        let stop = stop_projectors.clone();
+        async move {
+            startup::shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    let stopping = stop_projectors.clone();
+    let serving = tokio::spawn(app.run_until_stopped(async move { stopping.cancelled().await }));
+    stop_projectors.cancelled().await;
     background.cancel();
-    if let Some(projectors) = projectors {
-        let _ = projectors.await;
+    let stopped = tokio::time::timeout(startup::SHUTDOWN_DEADLINE, async {
+        if let Some(projectors) = projectors {
+            let _ = projectors.await;
+        }
+        serving.await
+    })
+    .await;
+    match stopped {
+        Ok(Ok(served)) => served?,
+        Ok(Err(e)) => return Err(anyhow::anyhow!("the HTTP server failed: {e}")),
+        Err(_) => tracing::warn!(
+            deadline = ?startup::SHUTDOWN_DEADLINE,
+            "stopping without waiting longer for in-flight work"
+        ),
     }
-    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -362,7 +384,12 @@ async fn run_projectors(
         tracing::info!("projectors running");
         startup::shutdown_signal().await;
         stop.cancel();
-        let _ = running.await;
+        if tokio::time::timeout(startup::SHUTDOWN_DEADLINE, running)
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping without waiting longer for the projectors");
+        }
         anyhow::Ok(())
     }
     .await;

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::error::{DomainError, ErrorKind};
-use domain::metadata::{Actor, CommandMetadata};
-use projections::event_store::CommandBus;
+use domain::metadata::{Actor, CommandMetadata, COMMAND_ID, REQUEST_HASH};
+use domain::stored::StoredAggregate;
+use projections::event_store::{lookups, streams, CommandBus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -44,6 +45,9 @@ pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
             ApiError::unavailable()
         }
         AggregateError::DeserializationError(e) => ApiError::internal(e),
+        AggregateError::UnexpectedError(e) if e.is::<streams::NulInText>() => {
+            ApiError::nul_in_text()
+        }
         AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
             Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -124,33 +128,23 @@ pub async fn replayed_creation(
     id: Uuid,
     hash: &str,
 ) -> Result<Option<i64>, ApiError> {
-    let first: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT metadata::jsonb->>'request_hash', metadata::jsonb->>'command_id'
-           FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
-    )
-    .bind(aggregate_type)
-    .bind(id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    let Some((stored_hash, command_id)) = first else {
+    let Some(first) = lookups::first_event(pool, aggregate_type, &id.to_string()).await? else {
         return Ok(None);
     };
-    if stored_hash.as_deref() != Some(hash) {
+    let field = |key: &str| first.metadata.get(key).and_then(|v| v.as_str());
+    if field(REQUEST_HASH) != Some(hash) {
         return Err(ApiError::unprocessable(
             "idempotency_key_reused",
             "This Idempotency-Key was already used with a different request body.",
         ));
     }
-    let (position,): (Option<i64>,) = sqlx::query_as(
-        "SELECT max(global_position) FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND metadata::jsonb->>'command_id' = $3",
-    )
-    .bind(aggregate_type)
-    .bind(id.to_string())
-    .bind(command_id)
-    .fetch_one(pool)
-    .await?;
-    Ok(Some(position.unwrap_or(0)))
+    let position = match field(COMMAND_ID) {
+        Some(command_id) => {
+            lookups::position_of_command(pool, aggregate_type, &id.to_string(), command_id).await?
+        }
+        None => None,
+    };
+    Ok(Some(position.unwrap_or(first.position)))
 }
 
 /// Runs a creating command with `Idempotency-Key` semantics on the aggregate
@@ -165,7 +159,7 @@ pub async fn create<A>(
     command: impl FnOnce(Uuid) -> A::Command,
 ) -> Result<CommandAnswer, ApiError>
 where
-    A: Aggregate,
+    A: StoredAggregate,
     A::Error: DomainError,
 {
     let hash = request_hash(body);

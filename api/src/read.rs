@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use projections::event_store::log::Checkpoint;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -62,33 +63,39 @@ pub async fn wait_for(
     // from before a restore, or from another environment. Waiting for it
     // would hold the request for MAX_WAIT for nothing, so it stands for the
     // whole log as it is now: the answer covers everything committed.
-    let min_position = match min_position.filter(|p| *p > 0) {
+    let target = match min_position.filter(|p| *p > 0) {
         None => None,
         Some(p) => {
-            let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
-                .fetch_one(pool)
-                .await?;
-            head.map(|head| p.min(head))
+            let head = projections::event_store::log::head_position(pool).await?;
+            let p = p.min(head);
+            // Where the event stands in commit order; an identity value that
+            // was never committed (a rolled-back append) compares by number.
+            let commit_point = projections::event_store::log::commit_point_of(pool, p).await?;
+            (p > 0).then_some((p, commit_point))
         }
     };
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
     let mut pause = Duration::from_millis(5);
     loop {
-        let (position, reached): (i64, bool) = sqlx::query_as(
-            "SELECT c.global_position,
-                    CASE WHEN $2::bigint IS NULL THEN true
-                         WHEN e.global_position IS NULL THEN c.global_position >= $2
-                         ELSE (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position)
-                    END
-               FROM projector_checkpoints c
-               LEFT JOIN events e ON e.global_position = $2
-              WHERE c.name = $1",
+        let checkpoint: Option<(String, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text, global_position FROM projector_checkpoints WHERE name = $1",
         )
         .bind(projector)
-        .bind(min_position)
         .fetch_optional(pool)
-        .await?
-        .unwrap_or((0, min_position.is_none_or(|p| p <= 0)));
+        .await?;
+        let (transaction_id, position) = checkpoint.unwrap_or_else(|| ("0".to_string(), 0));
+        let reached = match target {
+            None => true,
+            Some((_, Some(point))) => {
+                let transaction_id = transaction_id.parse::<u64>().unwrap_or(0);
+                point
+                    <= Checkpoint {
+                        transaction_id,
+                        global_position: position,
+                    }
+            }
+            Some((p, None)) => position >= p,
+        };
         if reached {
             return Ok(Freshness {
                 position,

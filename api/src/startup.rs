@@ -303,6 +303,12 @@ impl Application {
     }
 }
 
+/// How long `serve` and `projectors` wait, after Ctrl-C or SIGTERM, for
+/// in-flight requests and projector batches before they stop anyway
+/// (nothing acknowledged is lost: a projector's unfinished batch rolls back
+/// and is applied again at the next start).
+pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

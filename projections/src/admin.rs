@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::event_store::log::Checkpoint;
+use crate::event_store::lookups;
+
 /// One projector as an operator sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectorStatus {
     pub name: String,
@@ -24,23 +27,45 @@ pub struct ProjectorStatus {
     pub updated_at: DateTime<Utc>,
 }
 
+/// name, version, checkpoint (transaction id as text, position), state, open
+/// dead letters, events applied, last update.
+type CheckpointRow = (String, i32, String, i64, String, i64, i64, DateTime<Utc>);
+
 /// Every projector that has run against this database.
 pub async fn status(pool: &PgPool) -> Result<Vec<ProjectorStatus>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.name, c.version, c.global_position AS position,
-                (SELECT count(*) FROM events e
-                  WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)) AS lag_events,
-                COALESCE((SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 FROM events e
-                  WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)), 0) AS lag_seconds,
-                c.state,
+    let rows: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT c.name, c.version, c.transaction_id::text, c.global_position, c.state,
                 (SELECT count(*) FROM projector_dead_letters d
-                  WHERE d.projector = c.name AND d.resolution IS NULL) AS dead_letters,
+                  WHERE d.projector = c.name AND d.resolution IS NULL),
                 c.events_applied, c.updated_at
            FROM projector_checkpoints c
           ORDER BY c.name",
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    let mut statuses = Vec::with_capacity(rows.len());
+    for (name, version, transaction_id, position, state, dead_letters, applied, updated_at) in rows
+    {
+        let checkpoint = Checkpoint {
+            transaction_id: transaction_id
+                .parse()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            global_position: position,
+        };
+        let (lag_events, lag_seconds) = lookups::lag(pool, checkpoint).await?;
+        statuses.push(ProjectorStatus {
+            name,
+            version,
+            position,
+            lag_events,
+            lag_seconds,
+            state,
+            dead_letters,
+            events_applied: applied,
+            updated_at,
+        });
+    }
+    Ok(statuses)
 }
 
 /// Why an operator command did nothing.

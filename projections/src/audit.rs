@@ -1,13 +1,14 @@
 //! The audit trail: stored events as auditors read them (secrets redacted),
 //! and tamper evidence: the per-aggregate hash chain of the event store (see
-//! `migrations/*_event_hash_chain.sql` for what is hashed).
+//! [`crate::event_store::chain`] for what is hashed).
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+
+use crate::event_store::chain;
+use crate::event_store::lookups::{self, ChainRow};
 
 /// The first event whose stored hash does not match its content and its
 /// predecessor's hash.
@@ -26,51 +27,28 @@ pub struct Verification {
     pub first_broken: Option<BrokenLink>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    global_position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: String,
-    metadata: String,
-    recorded_micros: i64,
-    hash: Vec<u8>,
-}
-
 /// The link of one event, computed here independently of the database.
-fn link(prev: Option<&[u8]>, row: &Row) -> Vec<u8> {
-    let text = [
-        row.aggregate_type.as_str(),
-        row.aggregate_id.as_str(),
-        &row.sequence.to_string(),
-        row.event_type.as_str(),
-        row.event_version.as_str(),
-        row.payload.as_str(),
-        row.metadata.as_str(),
-        &row.recorded_micros.to_string(),
-    ]
-    .join("\u{1f}");
-    let mut hasher = Sha256::new();
-    hasher.update(prev.unwrap_or_default());
-    hasher.update(text.as_bytes());
-    hasher.finalize().to_vec()
+fn link(prev: Option<&[u8]>, row: &ChainRow) -> Vec<u8> {
+    chain::link(
+        prev,
+        &chain::Linked {
+            aggregate_type: &row.aggregate_type,
+            aggregate_id: &row.aggregate_id,
+            sequence: row.sequence,
+            event_type: &row.event_type,
+            event_version: &row.event_version,
+            payload: &row.payload,
+            metadata: &row.metadata,
+            recorded_micros: row.recorded_micros,
+        },
+    )
 }
 
 /// Walks every aggregate's events in sequence order, recomputing each link.
 /// A changed payload or metadata, a removed or inserted event, or a forged
 /// hash shows as the first event whose link does not match.
 pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
-    let mut rows = sqlx::query_as::<_, Row>(
-        "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload::text AS payload, metadata::text AS metadata,
-                (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_micros, hash
-           FROM events
-          ORDER BY aggregate_type, aggregate_id, sequence",
-    )
-    .fetch(pool);
+    let mut rows = lookups::chain_rows(pool);
     let mut checked = 0_u64;
     let mut previous: Option<(String, String, i64, Vec<u8>)> = None;
     while let Some(row) = rows.try_next().await? {
@@ -101,7 +79,7 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
     })
 }
 
-fn broken(checked: u64, row: &Row) -> Verification {
+fn broken(checked: u64, row: &ChainRow) -> Verification {
     Verification {
         events_checked: checked,
         first_broken: Some(BrokenLink {
@@ -113,31 +91,7 @@ fn broken(checked: u64, row: &Row) -> Verification {
     }
 }
 
-/// One event of the event store with its metadata, as auditors read it
-/// (secrets redacted).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AuditEvent {
-    /// The event's global position.
-    pub position: i64,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    /// The event's number within its aggregate, from 1.
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub recorded_at: DateTime<Utc>,
-    /// Who caused it, e.g. `admin:<uuid>` or `anonymous`.
-    pub actor: Option<String>,
-    /// The request that caused it (`X-Request-Id`).
-    pub correlation_id: Option<String>,
-    /// The command that caused it.
-    pub causation_id: Option<String>,
-    pub command: Option<String>,
-    /// The event's data (password hashes and payment tokens redacted).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: Value,
-}
+pub use crate::event_store::lookups::{AuditEvent, EventFilter};
 
 /// Keys whose values are secrets and never leave the server.
 const SECRET_KEYS: &[&str] = &["password_hash", "payment_token"];
@@ -159,45 +113,13 @@ pub fn redact(value: &mut Value) {
     }
 }
 
-/// The columns of [`AuditEvent`], for queries over `events`.
-const AUDIT_COLUMNS: &str = "global_position AS position, aggregate_type, aggregate_id, sequence,
-    event_type, event_version, recorded_at, metadata->>'actor' AS actor,
-    metadata->>'correlation_id' AS correlation_id, metadata->>'causation_id' AS causation_id,
-    metadata->>'command' AS command, payload::jsonb AS payload";
-
-/// Which events to read.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub correlation_id: Option<String>,
-    pub aggregate_type: Option<String>,
-    pub aggregate_id: Option<String>,
-    /// Only events after this global position.
-    pub after_position: i64,
-}
-
 /// Up to `limit` events matching `filter`, in global order, redacted.
 pub async fn events(
     pool: &PgPool,
     filter: &EventFilter,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {AUDIT_COLUMNS} FROM events
-          WHERE ($1::text IS NULL OR metadata->>'correlation_id' = $1)
-            AND ($2::text IS NULL OR aggregate_type = $2)
-            AND ($3::text IS NULL OR aggregate_id = $3)
-            AND global_position > $4
-          ORDER BY global_position
-          LIMIT $5"
-    );
-    let mut events: Vec<AuditEvent> = sqlx::query_as(&sql)
-        .bind(&filter.correlation_id)
-        .bind(&filter.aggregate_type)
-        .bind(&filter.aggregate_id)
-        .bind(filter.after_position)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let mut events = lookups::matching(pool, filter, limit).await?;
     events.iter_mut().for_each(|e| redact(&mut e.payload));
     Ok(events)
 }
@@ -208,16 +130,7 @@ pub async fn history(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {AUDIT_COLUMNS} FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence"
-    );
-    let mut events: Vec<AuditEvent> = sqlx::query_as(&sql)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(pool)
-        .await?;
+    let mut events = lookups::stream_history(pool, aggregate_type, aggregate_id).await?;
     events.iter_mut().for_each(|e| redact(&mut e.payload));
     Ok(events)
 }

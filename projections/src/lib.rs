@@ -1,11 +1,13 @@
 //! The event store and everything that reads it.
 //!
 //! # Layout
-//! - `event_store`: cqrs-es wired to PostgreSQL (`PostgresEventRepository` in a
-//!   `PersistedEventStore`), command execution with metadata on every event,
-//!   the global position of a command's last event, bounded conflict retries.
-//! - `log`: reads the global event log in commit order with the snapshot
-//!   horizon, so no projector ever skips an event whose transaction commits late.
+//! - `event_store`: the one module that names the `events` table: commands
+//!   executed on cqrs-es aggregates loaded from snapshots, appends with
+//!   metadata, hash links and keyed memory in one statement, the global
+//!   position of a command's last event, bounded conflict retries, waking the
+//!   projectors; `event_store::log` reads the global log in commit order with
+//!   the snapshot horizon, so no projector ever skips an event whose
+//!   transaction commits late; history and lookups for the other modules.
 //! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
 //!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
 //!   operator's commands; `read_models`: the projectors and their tables.
@@ -22,7 +24,6 @@
 pub mod admin;
 pub mod audit;
 pub mod event_store;
-pub mod log;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;

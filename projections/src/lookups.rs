@@ -3,17 +3,17 @@
 //! that lags behind.
 
 use async_trait::async_trait;
-use cqrs_es::{Aggregate, AggregateError};
 use domain::cart::{CouponInfo, CouponLookup, ProductCatalog, ProductInfo};
 use domain::category::{Category, CategoryLookup};
 use domain::coupon::{coupon_id_for, Coupon};
 use domain::lookup::LookupError;
 use domain::product::{CatalogLookup, Product};
 use domain::shop::Shop;
+use domain::stored::StoredAggregate;
 use domain::values::{CategoryId, ProductId, ShopId};
 use sqlx::PgPool;
 
-use crate::event_store::load_aggregate;
+use crate::event_store::streams;
 
 /// Lookups over the event store.
 #[derive(Clone)]
@@ -26,10 +26,12 @@ impl EventStoreLookups {
         Self { pool }
     }
 
-    async fn load<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LookupError> {
-        load_aggregate::<A>(&self.pool, id, None)
+    /// The aggregate as it is now (from its snapshot and later events).
+    async fn load<A: StoredAggregate>(&self, id: &str) -> Result<Option<A>, LookupError> {
+        let loaded = streams::load::<A>(&self.pool, id, &[])
             .await
-            .map_err(|e: AggregateError<A::Error>| LookupError(e.to_string()))
+            .map_err(|e| LookupError(e.to_string()))?;
+        Ok(loaded.exists().then_some(loaded.aggregate))
     }
 
     async fn category(&self, id: CategoryId) -> Result<Option<Category>, LookupError> {

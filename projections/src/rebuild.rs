@@ -32,7 +32,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::log::{read_after, Checkpoint, StoredEvent};
+use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
 use crate::runtime::{apply_events, PoisonPolicy, Projector};
 
 /// First key of the rebuild advisory locks ("shrb" in ASCII); the live
@@ -584,7 +584,7 @@ async fn prepare(conn: &mut PgConnection, projector: &dyn Projector) -> Result<b
     }
     sqlx::query(
         "INSERT INTO projector_rebuilds (name, job_id, version, total, state)
-         VALUES ($1, $2, $3, (SELECT count(*) FROM events), 'building')
+         VALUES ($1, $2, $3, $4, 'building')
          ON CONFLICT (name) DO UPDATE
             SET job_id = EXCLUDED.job_id, version = EXCLUDED.version,
                 transaction_id = '0', global_position = 0, processed = 0, applied = 0,
@@ -595,6 +595,7 @@ async fn prepare(conn: &mut PgConnection, projector: &dyn Projector) -> Result<b
     .bind(name)
     .bind(Uuid::new_v4())
     .bind(projector.version())
+    .bind(crate::event_store::lookups::count(&mut *tx).await?)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

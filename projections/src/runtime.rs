@@ -1,9 +1,10 @@
 //! The projector runtime.
 //!
-//! Each projector follows the event log in commit order (see [`crate::log`])
+//! Each projector follows the event log in commit order (see [`crate::event_store::log`])
 //! and applies a batch of events and its checkpoint in one transaction, so
-//! every event has its effect exactly once. It wakes on `LISTEN shop_events`
-//! with a poll interval as the fallback, and runs under a PostgreSQL advisory
+//! every event has its effect exactly once. It wakes when this process
+//! appends and on `LISTEN shop_events` for other processes' appends (see
+//! [`crate::event_store::wake`]), with a poll interval as the fallback, and runs under a PostgreSQL advisory
 //! lock held by the very connection that does its work: any number of `shop`
 //! processes can run the same projectors, exactly one runs each, and when its
 //! process dies the lock is released with the connection and another takes
@@ -24,10 +25,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{read_after, Checkpoint, StoredEvent};
+use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
 
-/// The channel the events table's trigger notifies.
-pub const EVENTS_CHANNEL: &str = "shop_events";
+/// The channel appending processes notify (see [`crate::event_store::wake`]).
+pub const EVENTS_CHANNEL: &str = crate::event_store::wake::CHANNEL;
+
+/// How long a batch in progress may go on after shutdown was asked for.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// First key of every projector's advisory lock ("shop" in ASCII).
 const LOCK_NAMESPACE: i32 = 0x73686f70;
@@ -167,9 +171,9 @@ impl ProjectorRuntime {
     /// Runs every projector (and the notification listener) until `shutdown`
     /// is cancelled; in-flight batches finish or roll back.
     pub async fn run(self, shutdown: CancellationToken) {
-        let wake = Arc::new(Notify::new());
+        let wake = crate::event_store::wake::signal();
         let mut tasks = JoinSet::new();
-        tasks.spawn(listen(self.pool.clone(), wake.clone(), shutdown.clone()));
+        tasks.spawn(listen(self.pool.clone(), wake, shutdown.clone()));
         for task in self.tasks {
             tasks.spawn(task.run(shutdown.clone()));
         }
@@ -185,7 +189,7 @@ impl ProjectorRuntime {
                 pool: self.pool.clone(),
                 projector,
                 config: self.config.clone(),
-                wake: wake.clone(),
+                wake,
                 shutdown: shutdown.clone(),
             };
             tasks.spawn(worker.run());
@@ -195,7 +199,7 @@ impl ProjectorRuntime {
 }
 
 /// Wakes the workers on every notification of the events channel.
-async fn listen(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn listen(pool: PgPool, wake: &'static Notify, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
@@ -230,7 +234,7 @@ struct Worker {
     pool: PgPool,
     projector: Arc<dyn Projector>,
     config: RuntimeConfig,
-    wake: Arc<Notify>,
+    wake: &'static Notify,
     shutdown: CancellationToken,
 }
 
@@ -285,7 +289,20 @@ impl Worker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let read = step(&mut conn, self.projector.as_ref(), self.config.batch_size).await?;
+            // At shutdown a batch in progress gets STOP_GRACE to finish; then
+            // it is abandoned: its transaction rolls back with the
+            // connection, and the next start applies it again (a workflow's
+            // commands are idempotent, so nothing happens twice).
+            let read = tokio::select! {
+                read = step(&mut conn, self.projector.as_ref(), self.config.batch_size) => read?,
+                _ = async {
+                    self.shutdown.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                } => {
+                    tracing::info!(projector = name, "stopping in the middle of a batch; it will be applied again");
+                    return Ok(());
+                }
+            };
             if read == 0 {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return Ok(()),

@@ -739,7 +739,7 @@ impl TestApp {
 
     /// The newest global position in the event store.
     pub async fn head_position(&self) -> i64 {
-        projections::log::head_position(&self.db.pool)
+        projections::event_store::log::head_position(&self.db.pool)
             .await
             .expect("read the head position")
     }

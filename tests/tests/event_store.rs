@@ -6,8 +6,8 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEve
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::metadata::{Actor, CommandMetadata, Role};
 use postgres_es::PostgresEventRepository;
+use projections::event_store::log::{read_after, Checkpoint, StoredEvent};
 use projections::event_store::CommandBus;
-use projections::log::{read_after, Checkpoint, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -307,3 +307,5 @@ impl Aggregate for Counter {
         self.value += by;
     }
 }
+
+impl domain::stored::StoredAggregate for Counter {}

@@ -12,7 +12,7 @@ use domain::metadata::{Actor, CommandMetadata, Role};
 use domain::product::ProductCommand;
 use domain::values::{CategoryId, Currency, Money, ProductId, Quantity, Sku};
 use projections::admin;
-use projections::log::StoredEvent;
+use projections::event_store::log::StoredEvent;
 use projections::read_models;
 use projections::runtime::{step, ApplyError, Projector, ProjectorRuntime, RuntimeConfig};
 use serde_json::Value;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::metadata::Role;
-use projections::log::StoredEvent;
+use projections::event_store::log::StoredEvent;
 use projections::read_models::{self, catalog::CatalogProjector};
 use projections::runtime::{ApplyError, Projector, ProjectorRuntime, RuntimeConfig};
 use reqwest::StatusCode;
@@ -432,7 +432,9 @@ fn runtime(pool: &PgPool, projectors: Vec<Arc<dyn Projector>>) -> ProjectorRunti
 async fn a_raised_projector_version_is_built_in_the_background_and_switched_in() {
     let db = fresh_database().await;
     seed::catalog(&db.pool, 2_000, 2).await.unwrap();
-    let head = projections::log::head_position(&db.pool).await.unwrap();
+    let head = projections::event_store::log::head_position(&db.pool)
+        .await
+        .unwrap();
 
     let stop = CancellationToken::new();
     let v1 = tokio::spawn(runtime(&db.pool, read_models::all()).run(stop.clone()));

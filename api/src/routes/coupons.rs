@@ -8,10 +8,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use domain::coupon::{coupon_id_for, Coupon, CouponCommand, CouponError, Discount};
 use domain::error::DomainError;
 use domain::metadata::REQUEST_HASH;
 use domain::values::Money;
+use projections::event_store::lookups;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -164,17 +166,10 @@ async fn create_coupon(
 /// The position of the coupon's creation when it was made by a request with
 /// this hash; `None` when there is no coupon or another request made it.
 async fn replay(state: &AppState, id: Uuid, hash: &str) -> Result<Option<i64>> {
-    let position: Option<i64> = sqlx::query_scalar(
-        "SELECT global_position FROM events
-          WHERE aggregate_type = 'Coupon' AND aggregate_id = $1 AND sequence = 1
-            AND metadata::jsonb->>$2 = $3",
-    )
-    .bind(id.to_string())
-    .bind(REQUEST_HASH)
-    .bind(hash)
-    .fetch_optional(&state.pool)
-    .await?;
-    Ok(position)
+    let first = lookups::first_event(&state.pool, Coupon::TYPE, &id.to_string()).await?;
+    Ok(first
+        .filter(|f| f.metadata.get(REQUEST_HASH).and_then(|v| v.as_str()) == Some(hash))
+        .map(|f| f.position))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

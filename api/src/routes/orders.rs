@@ -27,7 +27,7 @@ use domain::product::{Product, ProductError};
 use domain::shipping::ShipmentRequest;
 use domain::values::{CustomerId, Money, OrderId, ProductId, Quantity};
 use projections::audit::{self, AuditEvent};
-use projections::event_store::load_aggregate;
+use projections::event_store::{load_aggregate, streams};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -509,18 +509,8 @@ async fn load_order(
     as_of: Option<DateTime<Utc>>,
     version: Option<i64>,
 ) -> Result<(Order, i64)> {
-    let sequence: Option<i64> = sqlx::query_scalar(
-        "SELECT max(sequence) FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2
-            AND ($3::timestamptz IS NULL OR recorded_at <= $3)
-            AND ($4::bigint IS NULL OR sequence <= $4)",
-    )
-    .bind(Order::TYPE)
-    .bind(id.to_string())
-    .bind(as_of)
-    .bind(version)
-    .fetch_one(&state.pool)
-    .await?;
+    let sequence =
+        streams::sequence_at(&state.pool, Order::TYPE, &id.to_string(), as_of, version).await?;
     let not_found = || domain_error(&OrderError::NotFound);
     let sequence = sequence.ok_or_else(not_found)?;
     let order = load_aggregate::<Order>(&state.pool, &id.to_string(), Some(sequence))

@@ -26,7 +26,7 @@ use domain::order::{CancellationReason, Order, OrderEvent};
 use domain::values::{CustomerId, Money, OrderId};
 use sqlx::PgConnection;
 
-use crate::log::StoredEvent;
+use crate::event_store::log::StoredEvent;
 use crate::read_models::decode;
 use crate::runtime::{ApplyError, Projector};
 

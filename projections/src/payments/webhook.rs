@@ -93,15 +93,20 @@ pub async fn handle_callback(
     // order's: its placing request's correlation id), caused by this
     // callback.
     let correlation_id = match charge_for {
-        ChargeFor::Order(order_id) => sqlx::query_scalar::<_, Option<String>>(
-            "SELECT metadata->>'correlation_id' FROM events
-              WHERE aggregate_type = 'Order' AND aggregate_id = $1 AND sequence = 1",
+        ChargeFor::Order(order_id) => crate::event_store::lookups::first_event(
+            pool,
+            <Order as cqrs_es::Aggregate>::TYPE,
+            &order_id.to_string(),
         )
-        .bind(order_id.to_string())
-        .fetch_optional(pool)
         .await
         .map_err(unavailable)?
-        .flatten(),
+        .and_then(|first| {
+            first
+                .metadata
+                .get(domain::metadata::CORRELATION_ID)?
+                .as_str()
+                .map(str::to_string)
+        }),
         ChargeFor::TopUp { .. } => None,
     }
     .unwrap_or_else(|| callback.id.clone());

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::decode;
-use crate::log::StoredEvent;
+use crate::event_store::log::StoredEvent;
 use crate::runtime::{ApplyError, Projector};
 
 pub const NAME: &str = "catalog";

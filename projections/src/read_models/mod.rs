@@ -22,7 +22,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
 
 /// Decodes a stored event's payload into the aggregate's event type.
 pub(crate) fn decode<E: serde::de::DeserializeOwned>(
-    event: &crate::log::StoredEvent,
+    event: &crate::event_store::log::StoredEvent,
 ) -> Result<E, crate::runtime::ApplyError> {
     Ok(serde_json::from_value(event.payload.clone())?)
 }

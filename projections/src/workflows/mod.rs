@@ -32,7 +32,7 @@ use cqrs_es::AggregateError;
 use domain::metadata::{Actor, CommandMetadata, CORRELATION_ID};
 use sqlx::PgPool;
 
-use crate::log::StoredEvent;
+use crate::event_store::log::StoredEvent;
 use crate::runtime::{ApplyError, BackgroundTask, Projector};
 
 /// Durations of the workflows' time-based steps.

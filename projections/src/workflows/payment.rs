@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use cqrs_es::AggregateError;
+use cqrs_es::{Aggregate, AggregateError};
 use domain::order::{Order, OrderCommand, OrderEvent, PaymentMethodKind};
 use domain::payment::{ChargeRequest, GatewayError, PaymentGateway, RefundRequest};
 use domain::values::{Money, OrderId};
@@ -25,8 +25,8 @@ use sqlx::PgPool;
 
 use super::fulfilment::NAME;
 use super::{caused_by, infrastructure};
+use crate::event_store::log::StoredEvent;
 use crate::event_store::CommandBus;
-use crate::log::StoredEvent;
 use crate::payments::ChargeFor;
 use crate::runtime::ApplyError;
 
@@ -93,12 +93,12 @@ impl PaymentSteps {
     /// The card token the order was placed with (kept only in its
     /// `OrderPlaced` event).
     async fn card_token(&self, order_id: OrderId) -> Result<Option<String>, ApplyError> {
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload::jsonb FROM events
-              WHERE aggregate_type = 'Order' AND aggregate_id = $1 AND event_type = 'OrderPlaced'",
+        let payload = crate::event_store::lookups::first_payload_of_type(
+            &self.pool,
+            Order::TYPE,
+            &order_id.to_string(),
+            "OrderPlaced",
         )
-        .bind(order_id.to_string())
-        .fetch_optional(&self.pool)
         .await
         .map_err(ApplyError::Database)?;
         let Some(payload) = payload else {

@@ -123,3 +123,25 @@ pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sql
         .await?;
     Ok(head.unwrap_or(0))
 }
+
+/// Where the event at `global_position` stands in commit order; `None` when
+/// no committed event has that position.
+pub async fn commit_point_of<'e>(
+    executor: impl PgExecutor<'e>,
+    global_position: i64,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT transaction_id::text FROM events WHERE global_position = $1")
+            .bind(global_position)
+            .fetch_optional(executor)
+            .await?;
+    row.map(|(transaction_id,)| {
+        Ok(Checkpoint {
+            transaction_id: transaction_id
+                .parse()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            global_position,
+        })
+    })
+    .transpose()
+}
