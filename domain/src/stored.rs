@@ -28,6 +28,18 @@
 //! Keys are short stable strings (`committed:<uuid>`, `invoice:<uuid>`, ...),
 //! unique within one aggregate; each aggregate defines every key format in
 //! one function used by both `remembers` and `recall_keys`. Values are JSON.
+//! Uuids in keys are lower-case and hyphenated, as events serialize them.
+//!
+//! | aggregate          | key                      | value    | module docs            |
+//! |--------------------|--------------------------|----------|------------------------|
+//! | `InventoryItem`    | `committed:<owner id>`   | quantity | [`crate::inventory`]   |
+//! |                    | `decremented:<order id>` | quantity |                        |
+//! |                    | `returned:<order id>`    | quantity |                        |
+//! | `InvoiceNumbering` | `invoice:<order id>`     | number   | [`crate::invoice`]     |
+//! | `Coupon`           | `redeemed:<order id>`    | `true`   | [`crate::coupon`]      |
+//! | `Wallet`           | `reference:<reference>`  | `true`   | [`crate::wallet`]      |
+//!
+//! The other aggregates remember nothing by key.
 
 use std::collections::BTreeMap;
 
