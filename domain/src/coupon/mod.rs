@@ -9,6 +9,11 @@
 //! once, and an order cancelled before payment gives its redemption back.
 //! A coupon is valid from `valid_from` (inclusive) until `valid_until`
 //! (exclusive).
+//!
+//! The state counts the redemptions held (`times_used`); which orders hold
+//! one is remembered by key (see [`crate::stored`]): `redeemed:<order id>`
+//! (value `true`) is set by `CouponRedeemed` and forgotten by
+//! `CouponRedemptionReleased`; `Redeem` and `ReleaseRedemption` recall it.
 
 mod commands;
 mod error;
@@ -16,13 +21,13 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::stored::{KeyedMemory, StoredAggregate};
 use crate::values::{derived_id, CouponId, Money, OrderId, ValueError};
 
 pub use commands::CouponCommand;
@@ -120,8 +125,14 @@ pub fn used_up(usage_limit: Option<u32>, times_used: u32) -> bool {
     usage_limit.is_some_and(|limit| times_used >= limit)
 }
 
-/// A coupon's state. `coupon_id` is `None` until it is created.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The keyed-memory key of `order_id`'s redemption.
+pub fn redeemed_key(order_id: OrderId) -> String {
+    format!("redeemed:{}", order_id.as_uuid())
+}
+
+/// A coupon's state. `coupon_id` is `None` until it is created. Equality and
+/// the serialized form (the snapshot) leave the keyed memory out.
+#[derive(Debug, Clone, Default, Eq, Serialize, Deserialize)]
 pub struct Coupon {
     coupon_id: Option<CouponId>,
     code: String,
@@ -129,8 +140,33 @@ pub struct Coupon {
     valid_from: Option<DateTime<Utc>>,
     valid_until: Option<DateTime<Utc>>,
     usage_limit: Option<u32>,
-    /// The orders holding a redemption now.
-    redemptions: BTreeSet<OrderId>,
+    /// How many orders hold a redemption now.
+    times_used: u32,
+    /// The orders holding a redemption, by key.
+    #[serde(skip)]
+    memory: KeyedMemory,
+}
+
+impl PartialEq for Coupon {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            coupon_id,
+            code,
+            discount,
+            valid_from,
+            valid_until,
+            usage_limit,
+            times_used,
+            memory: _,
+        } = self;
+        *coupon_id == other.coupon_id
+            && *code == other.code
+            && *discount == other.discount
+            && *valid_from == other.valid_from
+            && *valid_until == other.valid_until
+            && *usage_limit == other.usage_limit
+            && *times_used == other.times_used
+    }
 }
 
 impl Coupon {
@@ -152,11 +188,16 @@ impl Coupon {
     pub fn usage_limit(&self) -> Option<u32> {
         self.usage_limit
     }
+    /// How many orders hold a redemption now.
     pub fn times_used(&self) -> u32 {
-        u32::try_from(self.redemptions.len()).unwrap_or(u32::MAX)
+        self.times_used
     }
+    /// Whether `order_id` holds a redemption. Read from keyed memory: a
+    /// coupon rebuilt from all its events knows every order; one loaded from
+    /// a snapshot knows only the orders recalled (`redeemed:<order>`) or
+    /// redeemed by the events after the snapshot.
     pub fn is_redeemed_by(&self, order_id: OrderId) -> bool {
-        self.redemptions.contains(&order_id)
+        self.memory.contains(&redeemed_key(order_id))
     }
 
     fn create(
@@ -268,6 +309,7 @@ impl Aggregate for Coupon {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.memory.write(Self::remembers(&event));
         match event {
             CouponEvent::CouponCreated {
                 coupon_id,
@@ -284,15 +326,38 @@ impl Aggregate for Coupon {
                 self.valid_until = Some(valid_until);
                 self.usage_limit = usage_limit;
             }
-            CouponEvent::CouponRedeemed { order_id, .. } => {
-                self.redemptions.insert(order_id);
-            }
-            CouponEvent::CouponRedemptionReleased { order_id, .. } => {
-                self.redemptions.remove(&order_id);
+            CouponEvent::CouponRedeemed { times_used, .. }
+            | CouponEvent::CouponRedemptionReleased { times_used, .. } => {
+                self.times_used = times_used;
             }
         }
     }
 }
 
-/// Loaded from a snapshot plus its later events; nothing recalled by key.
-impl crate::stored::StoredAggregate for Coupon {}
+/// Loaded from a snapshot plus its later events; the orders holding a
+/// redemption are recalled by key (`redeemed:<order id>`).
+impl StoredAggregate for Coupon {
+    fn remembers(event: &CouponEvent) -> Vec<(String, Option<Value>)> {
+        match event {
+            CouponEvent::CouponCreated { .. } => Vec::new(),
+            CouponEvent::CouponRedeemed { order_id, .. } => {
+                vec![(redeemed_key(*order_id), Some(Value::Bool(true)))]
+            }
+            CouponEvent::CouponRedemptionReleased { order_id, .. } => {
+                vec![(redeemed_key(*order_id), None)]
+            }
+        }
+    }
+
+    fn recall_keys(command: &CouponCommand) -> Vec<String> {
+        match command {
+            CouponCommand::Create { .. } => Vec::new(),
+            CouponCommand::Redeem { order_id, .. }
+            | CouponCommand::ReleaseRedemption { order_id } => vec![redeemed_key(*order_id)],
+        }
+    }
+
+    fn recall(&mut self, entries: Vec<(String, Value)>) {
+        self.memory.recall(entries);
+    }
+}

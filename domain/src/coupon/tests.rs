@@ -362,3 +362,119 @@ fn events_are_named_after_their_variant_at_version_one() {
         assert_eq!(serde_json::from_value::<CouponEvent>(json).unwrap(), event);
     }
 }
+
+// --- Keyed memory ----------------------------------------------------------
+
+use crate::stored::testing::{decide, loaded_for, rebuilt, stored_entries};
+use crate::stored::StoredAggregate;
+
+fn released(order_n: u128, times_used: u32) -> CouponEvent {
+    CouponEvent::CouponRedemptionReleased {
+        coupon_id: coupon_id(),
+        order_id: order(order_n),
+        times_used,
+    }
+}
+
+/// The state a snapshot holds after [`created`] and orders 1 and 2 redeemed
+/// (the limit of 2 reached), built without the redemptions' events.
+fn used_up_from_a_snapshot() -> Coupon {
+    let mut coupon = rebuilt::<Coupon>(&[created()]);
+    coupon.times_used = 2;
+    coupon
+}
+
+/// Decides `command` on `recalled` and on the coupon rebuilt from `history`,
+/// and answers the outcome after checking that both agree.
+fn decided_alike(
+    recalled: Coupon,
+    history: Vec<CouponEvent>,
+    command: CouponCommand,
+) -> Result<Vec<CouponEvent>, CouponError> {
+    let replayed = CouponTest::with(())
+        .given(history)
+        .when(command.clone())
+        .inspect_result();
+    let outcome = decide(recalled, command, &());
+    assert_eq!(outcome, replayed);
+    outcome
+}
+
+#[test]
+fn a_recalled_redemption_makes_redeeming_again_record_nothing_even_when_used_up() {
+    let mut coupon = used_up_from_a_snapshot();
+    coupon.recall(vec![(redeemed_key(order(1)), serde_json::json!(true))]);
+    let outcome = decided_alike(
+        coupon,
+        vec![created(), redeemed(1, 1), redeemed(2, 2)],
+        redeem(1, 10),
+    );
+    assert_eq!(outcome, Ok(vec![]));
+}
+
+#[test]
+fn an_order_with_no_recalled_redemption_finds_the_coupon_used_up() {
+    let outcome = decided_alike(
+        used_up_from_a_snapshot(),
+        vec![created(), redeemed(1, 1), redeemed(2, 2)],
+        redeem(3, 10),
+    );
+    assert_eq!(outcome, Err(CouponError::UsedUp));
+}
+
+#[test]
+fn a_recalled_redemption_can_be_released() {
+    let mut coupon = used_up_from_a_snapshot();
+    coupon.recall(vec![(redeemed_key(order(2)), serde_json::json!(true))]);
+    let outcome = decided_alike(
+        coupon,
+        vec![created(), redeemed(1, 1), redeemed(2, 2)],
+        CouponCommand::ReleaseRedemption { order_id: order(2) },
+    );
+    assert_eq!(outcome, Ok(vec![released(2, 1)]));
+}
+
+#[test]
+fn a_released_redemption_is_forgotten_so_the_order_may_redeem_again() {
+    let history = vec![created(), redeemed(1, 1), released(1, 0)];
+    assert!(stored_entries::<Coupon>(&history).is_empty());
+    let coupon = loaded_for::<Coupon>(&history, &redeem(1, 10));
+    assert_eq!(coupon.times_used(), 0);
+    assert!(!coupon.is_redeemed_by(order(1)));
+    assert_eq!(decide(coupon, redeem(1, 10), &()), Ok(vec![redeemed(1, 1)]));
+}
+
+#[test]
+fn redeeming_and_releasing_recall_the_order_s_redemption() {
+    let key = format!("redeemed:{}", order(1).as_uuid());
+    assert_eq!(Coupon::recall_keys(&redeem(1, 10)), vec![key.clone()]);
+    assert_eq!(
+        Coupon::recall_keys(&CouponCommand::ReleaseRedemption { order_id: order(1) }),
+        vec![key]
+    );
+    assert!(Coupon::recall_keys(&create("SUMMER10")).is_empty());
+}
+
+#[test]
+fn apply_remembers_exactly_what_remembers_says() {
+    let history = vec![created(), redeemed(1, 1), redeemed(2, 2), released(1, 1)];
+    let coupon = rebuilt::<Coupon>(&history);
+    let expected: std::collections::BTreeMap<String, serde_json::Value> =
+        [(redeemed_key(order(2)), serde_json::json!(true))]
+            .into_iter()
+            .collect();
+    assert_eq!(coupon.memory.entries(), &expected);
+    assert_eq!(stored_entries::<Coupon>(&history), expected);
+}
+
+#[test]
+fn the_serialized_state_counts_uses_and_holds_no_memory() {
+    let coupon = rebuilt::<Coupon>(&[created(), redeemed(1, 1), redeemed(2, 2)]);
+    let json = serde_json::to_value(&coupon).unwrap();
+    assert_eq!(json["times_used"], 2);
+    assert!(json.get("memory").is_none() && json.get("redemptions").is_none());
+    let from_snapshot: Coupon = serde_json::from_value(json).unwrap();
+    assert_eq!(from_snapshot.times_used(), 2);
+    assert!(!from_snapshot.is_redeemed_by(order(1)));
+    assert_eq!(from_snapshot, coupon);
+}

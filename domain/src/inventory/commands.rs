@@ -45,4 +45,33 @@ pub enum InventoryCommand {
     /// its decrement): the order was cancelled after it was paid. Nothing
     /// taken for that order, or already put back: no event.
     ReturnOrderStock { order_id: OrderId },
+    /// Many holds at once (many orders meeting at one product), decided one
+    /// after the other in the given order against the running state, with
+    /// the rules of `PlaceHold`: an owner that already holds or has
+    /// committed a hold is not placed again (whatever the quantity), a hold
+    /// that does not fit the available stock (after expiring due holds, as
+    /// `PlaceHold` does, with `HoldExpired` events first) or whose
+    /// `expires_at` is not after `now` is not placed. The holds placed are
+    /// one `HoldsPlaced` event; those not placed are simply not in it (no
+    /// error). None placed: no `HoldsPlaced`. Refused only when no stock was
+    /// ever received (`NotStocked`).
+    PlaceHolds {
+        holds: Vec<HoldRequest>,
+        now: DateTime<Utc>,
+    },
+    /// Commits the holds of many owners at once: one `HoldsCommitted` event
+    /// for the owners that hold stock now. An owner without an open hold is
+    /// skipped, whether it was committed before or never held (or its hold
+    /// was released or expired); the event does not tell the two apart, a
+    /// caller that must know sends `CommitHold` for that owner. None
+    /// committed: no event.
+    CommitHolds { owner_ids: Vec<Uuid> },
+}
+
+/// One hold asked for by [`InventoryCommand::PlaceHolds`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRequest {
+    pub owner_id: Uuid,
+    pub quantity: Quantity,
+    pub expires_at: Option<DateTime<Utc>>,
 }

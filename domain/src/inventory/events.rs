@@ -71,6 +71,37 @@ pub enum InventoryEvent {
         on_hand_after: i64,
         held_after: i64,
     },
+    /// Many holds placed by one `PlaceHolds`, as many `HoldPlaced` would;
+    /// the counts are those after all of them.
+    HoldsPlaced {
+        product_id: ProductId,
+        holds: Vec<PlacedHold>,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+    /// Many holds committed by one `CommitHolds`, as many `HoldCommitted`
+    /// would; the counts are those after all of them.
+    HoldsCommitted {
+        product_id: ProductId,
+        commits: Vec<CommittedHold>,
+        on_hand_after: i64,
+        held_after: i64,
+    },
+}
+
+/// One hold of a `HoldsPlaced` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedHold {
+    pub owner_id: Uuid,
+    pub quantity: Quantity,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One hold of a `HoldsCommitted` event: what left the stock for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedHold {
+    pub owner_id: Uuid,
+    pub quantity: Quantity,
 }
 
 impl DomainEvent for InventoryEvent {
@@ -84,6 +115,8 @@ impl DomainEvent for InventoryEvent {
             Self::HoldCommitted { .. } => "HoldCommitted",
             Self::StockDecremented { .. } => "StockDecremented",
             Self::OrderStockReturned { .. } => "OrderStockReturned",
+            Self::HoldsPlaced { .. } => "HoldsPlaced",
+            Self::HoldsCommitted { .. } => "HoldsCommitted",
         }
         .to_string()
     }

@@ -1,13 +1,28 @@
 //! The stock of one product. The aggregate id is the product id.
 //!
-//! `on_hand` is what is in the warehouse; `held` is the sum of the holds
+//! `on_hand` is what is in the warehouse; `held` is the sum of the open holds
 //! (reservations by owner, e.g. by order id); `available = on_hand - held`
 //! never goes below zero.
 //!
 //! A lock across several products is orchestrated outside this aggregate:
 //! the application places a hold per product with the order id as owner
 //! (checking [`InventoryItem::can_hold`] first if it likes) and releases the
-//! holds already placed when one of them is refused.
+//! holds already placed when one of them is refused. Many orders meeting at
+//! one product can be decided in one command (`PlaceHolds`, `CommitHolds`).
+//!
+//! # Keyed memory
+//! The state keeps only the open holds and the counts. What every order ever
+//! took is remembered by key (see [`crate::stored`]):
+//!
+//! | key                     | value             | set by                             |
+//! |-------------------------|-------------------|------------------------------------|
+//! | `committed:<owner id>`  | quantity (number) | `HoldCommitted`, `HoldsCommitted`  |
+//! | `decremented:<order id>`| quantity (number) | `StockDecremented`                 |
+//! | `returned:<order id>`   | quantity (number) | `OrderStockReturned`               |
+//!
+//! No event forgets an entry. `PlaceHold`, `PlaceHolds` and `CommitHold`
+//! recall `committed:`, `Decrement` recalls `decremented:`, and
+//! `ReturnOrderStock` recalls all three for its order.
 
 mod commands;
 mod error;
@@ -22,16 +37,37 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-pub use commands::InventoryCommand;
+pub use commands::{HoldRequest, InventoryCommand};
 pub use error::InventoryError;
-pub use events::InventoryEvent;
+pub use events::{CommittedHold, InventoryEvent, PlacedHold};
 
+use crate::stored::{KeyedMemory, StoredAggregate};
 use crate::values::{optional_text, required_text, OrderId, ProductId, Quantity, ValueError};
 
 /// Longest reason of a receipt or an adjustment, in characters.
 pub const REASON_MAX: usize = 500;
+
+/// The keyed-memory key of the hold `owner_id` committed.
+pub fn committed_key(owner_id: Uuid) -> String {
+    format!("committed:{owner_id}")
+}
+
+/// The keyed-memory key of the stock decremented for `order_id`.
+pub fn decremented_key(order_id: OrderId) -> String {
+    format!("decremented:{}", order_id.as_uuid())
+}
+
+/// The keyed-memory key of the stock put back for `order_id`.
+pub fn returned_key(order_id: OrderId) -> String {
+    format!("returned:{}", order_id.as_uuid())
+}
+
+fn quantity_value(quantity: Quantity) -> Option<Value> {
+    Some(Value::from(quantity.get()))
+}
 
 /// Stock reserved for one owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,18 +83,36 @@ impl Hold {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A product's stock. Equality and the serialized form (the snapshot) leave
+/// the keyed memory out.
+#[derive(Debug, Clone, Default, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
     /// Known from the first receipt on.
     product_id: Option<ProductId>,
     on_hand: i64,
+    /// The open holds (released, expired and committed ones are gone).
     holds: BTreeMap<Uuid, Hold>,
-    /// Owners whose hold was committed, with the committed quantity.
-    committed: BTreeMap<Uuid, Quantity>,
-    /// Orders decremented without a hold, with the quantity.
-    decremented_orders: BTreeMap<OrderId, Quantity>,
-    /// Orders whose taken stock was put back.
-    returned_orders: BTreeSet<OrderId>,
+    /// The sum of `holds`' quantities, kept as they change.
+    held: i64,
+    /// Committed, decremented and returned quantities, by key.
+    #[serde(skip)]
+    memory: KeyedMemory,
+}
+
+impl PartialEq for InventoryItem {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            product_id,
+            on_hand,
+            holds,
+            held,
+            memory: _,
+        } = self;
+        *product_id == other.product_id
+            && *on_hand == other.on_hand
+            && *holds == other.holds
+            && *held == other.held
+    }
 }
 
 impl InventoryItem {
@@ -68,16 +122,13 @@ impl InventoryItem {
     pub fn on_hand(&self) -> i64 {
         self.on_hand
     }
-    /// The sum of all holds.
+    /// The sum of the open holds.
     pub fn held(&self) -> i64 {
-        self.holds
-            .values()
-            .map(|h| i64::from(h.quantity.get()))
-            .sum()
+        self.held
     }
     /// `on_hand - held`: what a new hold or decrement may take.
     pub fn available(&self) -> i64 {
-        self.on_hand - self.held()
+        self.on_hand - self.held
     }
     /// Whether a hold of `quantity` would fit in the available stock now
     /// (ignoring holds that are due but not yet expired; see
@@ -88,31 +139,55 @@ impl InventoryItem {
     /// Like [`InventoryItem::can_hold`], counting holds due at `now` as free,
     /// as `PlaceHold` does.
     pub fn can_hold_at(&self, quantity: Quantity, now: DateTime<Utc>) -> bool {
-        i64::from(quantity.get()) <= self.available() + self.due_quantity(None, now)
+        i64::from(quantity.get()) <= self.available() + self.due_quantity(now)
     }
     pub fn hold(&self, owner_id: Uuid) -> Option<&Hold> {
         self.holds.get(&owner_id)
     }
+    /// The open holds.
     pub fn holds(&self) -> &BTreeMap<Uuid, Hold> {
         &self.holds
     }
+    /// Whether `owner_id`'s hold was committed. Read from keyed memory: an
+    /// item rebuilt from all its events knows every owner; one loaded from a
+    /// snapshot knows only the owners recalled (`committed:<owner>`) or
+    /// committed by the events after the snapshot.
     pub fn is_committed(&self, owner_id: Uuid) -> bool {
-        self.committed.contains_key(&owner_id)
+        self.memory.contains(&committed_key(owner_id))
     }
+    /// The quantity `owner_id` committed, if any (known as for
+    /// [`InventoryItem::is_committed`]).
+    pub fn committed_quantity(&self, owner_id: Uuid) -> Option<Quantity> {
+        self.remembered_quantity(&committed_key(owner_id))
+    }
+    /// Whether stock was decremented for `order_id` without a hold. Read
+    /// from keyed memory: after a snapshot load, only orders recalled
+    /// (`decremented:<order>`) or decremented by later events are known.
     pub fn is_decremented(&self, order_id: OrderId) -> bool {
-        self.decremented_orders.contains_key(&order_id)
+        self.memory.contains(&decremented_key(order_id))
+    }
+    /// Whether what `order_id` took was put back on hand. Read from keyed
+    /// memory: after a snapshot load, only orders recalled
+    /// (`returned:<order>`) or returned by later events are known.
+    pub fn is_returned(&self, order_id: OrderId) -> bool {
+        self.memory.contains(&returned_key(order_id))
+    }
+
+    fn remembered_quantity(&self, key: &str) -> Option<Quantity> {
+        let value = self.memory.get(key)?;
+        serde_json::from_value(value.clone()).ok()
     }
 
     fn tracked_product(&self) -> Result<ProductId, InventoryError> {
         self.product_id.ok_or(InventoryError::NotStocked)
     }
 
-    /// Total quantity of the holds due at `now`, except `owner`'s.
-    fn due_quantity(&self, except: Option<Uuid>, now: DateTime<Utc>) -> i64 {
+    /// Total quantity of the holds due at `now`.
+    fn due_quantity(&self, now: DateTime<Utc>) -> i64 {
         self.holds
-            .iter()
-            .filter(|(owner, hold)| Some(**owner) != except && hold.is_due(now))
-            .map(|(_, hold)| i64::from(hold.quantity.get()))
+            .values()
+            .filter(|hold| hold.is_due(now))
+            .map(|hold| i64::from(hold.quantity.get()))
             .sum()
     }
 
@@ -125,8 +200,36 @@ impl InventoryItem {
             quantity: hold.quantity,
             expires_at,
             on_hand_after: self.on_hand,
-            held_after: self.held() - i64::from(hold.quantity.get()),
+            held_after: self.held - i64::from(hold.quantity.get()),
         })
+    }
+
+    /// Expires every hold due at `now`, one `HoldExpired` each.
+    async fn expire_due(
+        &mut self,
+        product_id: ProductId,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) {
+        let due: Vec<Uuid> = self
+            .holds
+            .iter()
+            .filter(|(_, hold)| hold.is_due(now))
+            .map(|(owner, _)| *owner)
+            .collect();
+        for owner in due {
+            if let Some(event) = self.expired_event(product_id, owner) {
+                sink.write(event, self).await;
+            }
+        }
+    }
+
+    /// What `owner_id` holds or has committed.
+    fn existing_hold(&self, owner_id: Uuid) -> Option<Quantity> {
+        self.holds
+            .get(&owner_id)
+            .map(|h| h.quantity)
+            .or_else(|| self.committed_quantity(owner_id))
     }
 
     async fn place_hold(
@@ -137,12 +240,7 @@ impl InventoryItem {
         now: DateTime<Utc>,
         sink: &EventSink<Self>,
     ) -> Result<(), InventoryError> {
-        let existing = self
-            .holds
-            .get(&owner_id)
-            .map(|h| h.quantity)
-            .or_else(|| self.committed.get(&owner_id).copied());
-        if let Some(existing) = existing {
+        if let Some(existing) = self.existing_hold(owner_id) {
             if existing == quantity {
                 return Ok(());
             }
@@ -163,8 +261,9 @@ impl InventoryItem {
         let requested = i64::from(quantity.get());
         if requested > self.available() {
             // Holds whose time is up no longer block stock: expire them to
-            // make room, if that is enough.
-            let could_be_available = self.available() + self.due_quantity(Some(owner_id), now);
+            // make room, if that is enough. (The owner holds nothing, so
+            // none of them is its own.)
+            let could_be_available = self.available() + self.due_quantity(now);
             if requested > could_be_available {
                 return Err(InventoryError::InsufficientStock {
                     requested: quantity.get(),
@@ -172,17 +271,7 @@ impl InventoryItem {
                 });
             }
             let product_id = self.tracked_product()?;
-            let due: Vec<Uuid> = self
-                .holds
-                .iter()
-                .filter(|(owner, hold)| **owner != owner_id && hold.is_due(now))
-                .map(|(owner, _)| *owner)
-                .collect();
-            for owner in due {
-                if let Some(event) = self.expired_event(product_id, owner) {
-                    sink.write(event, self).await;
-                }
-            }
+            self.expire_due(product_id, now, sink).await;
         }
         let product_id = self.tracked_product()?;
         let event = InventoryEvent::HoldPlaced {
@@ -191,10 +280,114 @@ impl InventoryItem {
             quantity,
             expires_at,
             on_hand_after: self.on_hand,
-            held_after: self.held() + requested,
+            held_after: self.held + requested,
         };
         sink.write(event, self).await;
         Ok(())
+    }
+
+    /// `PlaceHolds`: see [`InventoryCommand::PlaceHolds`].
+    async fn place_holds(
+        &mut self,
+        requests: Vec<HoldRequest>,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), InventoryError> {
+        let product_id = self.tracked_product()?;
+        let mut placed: Vec<PlacedHold> = Vec::new();
+        let mut placed_owners: BTreeSet<Uuid> = BTreeSet::new();
+        let mut placed_total: i64 = 0;
+        // The quantity of the holds due at `now`, computed when first needed;
+        // none is due once they were expired (new holds end after `now`).
+        let mut due: Option<i64> = None;
+        for request in requests {
+            let HoldRequest {
+                owner_id,
+                quantity,
+                expires_at,
+            } = request;
+            if placed_owners.contains(&owner_id) || self.existing_hold(owner_id).is_some() {
+                continue;
+            }
+            if expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let requested = i64::from(quantity.get());
+            let available = self.available() - placed_total;
+            if requested > available {
+                let due_now = *due.get_or_insert_with(|| self.due_quantity(now));
+                if requested > available + due_now {
+                    continue;
+                }
+                self.expire_due(product_id, now, sink).await;
+                due = Some(0);
+            }
+            placed_owners.insert(owner_id);
+            placed_total += requested;
+            placed.push(PlacedHold {
+                owner_id,
+                quantity,
+                expires_at,
+            });
+        }
+        if placed.is_empty() {
+            return Ok(());
+        }
+        let event = InventoryEvent::HoldsPlaced {
+            product_id,
+            holds: placed,
+            on_hand_after: self.on_hand,
+            held_after: self.held + placed_total,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    /// `CommitHolds`: see [`InventoryCommand::CommitHolds`].
+    async fn commit_holds(
+        &mut self,
+        owner_ids: Vec<Uuid>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), InventoryError> {
+        let mut seen = BTreeSet::new();
+        let commits: Vec<CommittedHold> = owner_ids
+            .into_iter()
+            .filter(|owner_id| seen.insert(*owner_id))
+            .filter_map(|owner_id| {
+                self.holds.get(&owner_id).map(|hold| CommittedHold {
+                    owner_id,
+                    quantity: hold.quantity,
+                })
+            })
+            .collect();
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let total: i64 = commits.iter().map(|c| i64::from(c.quantity.get())).sum();
+        let event = InventoryEvent::HoldsCommitted {
+            product_id: self.tracked_product()?,
+            commits,
+            on_hand_after: self.on_hand - total,
+            held_after: self.held - total,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    /// Adds an open hold (replacing one of the same owner).
+    fn add_hold(&mut self, owner_id: Uuid, hold: Hold) {
+        let quantity = i64::from(hold.quantity.get());
+        if let Some(old) = self.holds.insert(owner_id, hold) {
+            self.held = self.held.saturating_sub(i64::from(old.quantity.get()));
+        }
+        self.held = self.held.saturating_add(quantity);
+    }
+
+    /// Drops `owner_id`'s open hold, if any.
+    fn drop_hold(&mut self, owner_id: Uuid) {
+        if let Some(old) = self.holds.remove(&owner_id) {
+            self.held = self.held.saturating_sub(i64::from(old.quantity.get()));
+        }
     }
 }
 
@@ -310,7 +503,7 @@ impl Aggregate for InventoryItem {
             }
             InventoryCommand::CommitHold { owner_id } => {
                 let Some(hold) = self.holds.get(&owner_id) else {
-                    if self.committed.contains_key(&owner_id) {
+                    if self.is_committed(owner_id) {
                         return Ok(());
                     }
                     return Err(InventoryError::NoSuchHold { owner_id });
@@ -326,7 +519,7 @@ impl Aggregate for InventoryItem {
                 sink.write(event, self).await;
             }
             InventoryCommand::Decrement { order_id, quantity } => {
-                if self.decremented_orders.contains_key(&order_id) {
+                if self.is_decremented(order_id) {
                     return Ok(());
                 }
                 let requested = i64::from(quantity.get());
@@ -346,14 +539,12 @@ impl Aggregate for InventoryItem {
                 sink.write(event, self).await;
             }
             InventoryCommand::ReturnOrderStock { order_id } => {
-                if self.returned_orders.contains(&order_id) {
+                if self.is_returned(order_id) {
                     return Ok(());
                 }
                 let taken = self
-                    .committed
-                    .get(&order_id.as_uuid())
-                    .or_else(|| self.decremented_orders.get(&order_id))
-                    .copied();
+                    .committed_quantity(order_id.as_uuid())
+                    .or_else(|| self.remembered_quantity(&decremented_key(order_id)));
                 let Some(quantity) = taken else {
                     return Ok(());
                 };
@@ -366,11 +557,18 @@ impl Aggregate for InventoryItem {
                 };
                 sink.write(event, self).await;
             }
+            InventoryCommand::PlaceHolds { holds, now } => {
+                self.place_holds(holds, now, sink).await?;
+            }
+            InventoryCommand::CommitHolds { owner_ids } => {
+                self.commit_holds(owner_ids, sink).await?;
+            }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.memory.write(Self::remembers(&event));
         match event {
             InventoryEvent::StockReceived {
                 product_id,
@@ -389,7 +587,7 @@ impl Aggregate for InventoryItem {
                 expires_at,
                 ..
             } => {
-                self.holds.insert(
+                self.add_hold(
                     owner_id,
                     Hold {
                         quantity,
@@ -397,32 +595,99 @@ impl Aggregate for InventoryItem {
                     },
                 );
             }
+            InventoryEvent::HoldsPlaced { holds, .. } => {
+                for PlacedHold {
+                    owner_id,
+                    quantity,
+                    expires_at,
+                } in holds
+                {
+                    self.add_hold(
+                        owner_id,
+                        Hold {
+                            quantity,
+                            expires_at,
+                        },
+                    );
+                }
+            }
             InventoryEvent::HoldReleased { owner_id, .. }
             | InventoryEvent::HoldExpired { owner_id, .. } => {
-                self.holds.remove(&owner_id);
+                self.drop_hold(owner_id);
             }
             InventoryEvent::HoldCommitted {
                 owner_id, quantity, ..
             } => {
-                self.holds.remove(&owner_id);
-                self.committed.insert(owner_id, quantity);
+                self.drop_hold(owner_id);
                 self.on_hand = self.on_hand.saturating_sub(i64::from(quantity.get()));
             }
-            InventoryEvent::StockDecremented {
-                order_id, quantity, ..
-            } => {
-                self.decremented_orders.insert(order_id, quantity);
+            InventoryEvent::HoldsCommitted { commits, .. } => {
+                for CommittedHold { owner_id, quantity } in commits {
+                    self.drop_hold(owner_id);
+                    self.on_hand = self.on_hand.saturating_sub(i64::from(quantity.get()));
+                }
+            }
+            InventoryEvent::StockDecremented { quantity, .. } => {
                 self.on_hand = self.on_hand.saturating_sub(i64::from(quantity.get()));
             }
-            InventoryEvent::OrderStockReturned {
-                order_id, quantity, ..
-            } => {
-                self.returned_orders.insert(order_id);
+            InventoryEvent::OrderStockReturned { quantity, .. } => {
                 self.on_hand = self.on_hand.saturating_add(i64::from(quantity.get()));
             }
         }
     }
 }
 
-/// Loaded from a snapshot plus its later events; nothing recalled by key.
-impl crate::stored::StoredAggregate for InventoryItem {}
+/// Loaded from a snapshot plus its later events; what orders took is
+/// recalled by key (see the module's "Keyed memory").
+impl StoredAggregate for InventoryItem {
+    fn remembers(event: &InventoryEvent) -> Vec<(String, Option<Value>)> {
+        match event {
+            InventoryEvent::HoldCommitted {
+                owner_id, quantity, ..
+            } => vec![(committed_key(*owner_id), quantity_value(*quantity))],
+            InventoryEvent::HoldsCommitted { commits, .. } => commits
+                .iter()
+                .map(|c| (committed_key(c.owner_id), quantity_value(c.quantity)))
+                .collect(),
+            InventoryEvent::StockDecremented {
+                order_id, quantity, ..
+            } => vec![(decremented_key(*order_id), quantity_value(*quantity))],
+            InventoryEvent::OrderStockReturned {
+                order_id, quantity, ..
+            } => vec![(returned_key(*order_id), quantity_value(*quantity))],
+            InventoryEvent::StockReceived { .. }
+            | InventoryEvent::StockAdjusted { .. }
+            | InventoryEvent::HoldPlaced { .. }
+            | InventoryEvent::HoldsPlaced { .. }
+            | InventoryEvent::HoldReleased { .. }
+            | InventoryEvent::HoldExpired { .. } => Vec::new(),
+        }
+    }
+
+    fn recall_keys(command: &InventoryCommand) -> Vec<String> {
+        match command {
+            InventoryCommand::PlaceHold { owner_id, .. }
+            | InventoryCommand::CommitHold { owner_id } => vec![committed_key(*owner_id)],
+            InventoryCommand::PlaceHolds { holds, .. } => {
+                let owners: BTreeSet<Uuid> = holds.iter().map(|h| h.owner_id).collect();
+                owners.into_iter().map(committed_key).collect()
+            }
+            InventoryCommand::Decrement { order_id, .. } => vec![decremented_key(*order_id)],
+            InventoryCommand::ReturnOrderStock { order_id } => vec![
+                returned_key(*order_id),
+                committed_key(order_id.as_uuid()),
+                decremented_key(*order_id),
+            ],
+            // Decided on the open holds and the counts alone.
+            InventoryCommand::Receive { .. }
+            | InventoryCommand::Adjust { .. }
+            | InventoryCommand::ReleaseHold { .. }
+            | InventoryCommand::ExpireHold { .. }
+            | InventoryCommand::CommitHolds { .. } => Vec::new(),
+        }
+    }
+
+    fn recall(&mut self, entries: Vec<(String, Value)>) {
+        self.memory.recall(entries);
+    }
+}

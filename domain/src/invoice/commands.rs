@@ -12,4 +12,13 @@ pub enum InvoiceNumberingCommand {
         order_id: OrderId,
         now: DateTime<Utc>,
     },
+    /// Gives the next numbers of `year`, in one event, to the orders of a
+    /// run (many orders paid together): `first + i` to the i-th order that
+    /// has no number yet. Orders that have one keep it and are left out; an
+    /// order named twice counts once. No order left: no event.
+    AllocateRun {
+        year: i32,
+        orders: Vec<OrderId>,
+        now: DateTime<Utc>,
+    },
 }

@@ -14,12 +14,37 @@ pub enum InvoiceNumberingEvent {
         order_id: OrderId,
         at: DateTime<Utc>,
     },
+    /// The i-th of `orders` got number `first + i` of `year` (printed with
+    /// [`super::format_invoice_number`]).
+    InvoiceNumbersAllocated {
+        year: i32,
+        first: u64,
+        orders: Vec<OrderId>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl InvoiceNumberingEvent {
+    /// Which order got which number in this event.
+    pub fn allocations(&self) -> Vec<(OrderId, u64)> {
+        match self {
+            InvoiceNumberingEvent::InvoiceNumberAllocated {
+                number, order_id, ..
+            } => vec![(*order_id, *number)],
+            InvoiceNumberingEvent::InvoiceNumbersAllocated { first, orders, .. } => orders
+                .iter()
+                .zip(*first..)
+                .map(|(order_id, number)| (*order_id, number))
+                .collect(),
+        }
+    }
 }
 
 impl DomainEvent for InvoiceNumberingEvent {
     fn event_type(&self) -> String {
         match self {
             InvoiceNumberingEvent::InvoiceNumberAllocated { .. } => "InvoiceNumberAllocated",
+            InvoiceNumberingEvent::InvoiceNumbersAllocated { .. } => "InvoiceNumbersAllocated",
         }
         .to_string()
     }

@@ -2,6 +2,11 @@
 //! from the customer id). Credited by card top-ups and refunds, debited by
 //! orders paid from it. The balance never goes negative, and every entry is
 //! applied once per reference.
+//!
+//! The references applied are remembered by key (see [`crate::stored`]):
+//! `reference:<reference>` (value `true`, the reference trimmed as the events
+//! carry it) is set by `WalletCredited` and `WalletDebited`, and recalled by
+//! `Credit` and `Debit`. No event forgets one.
 
 mod commands;
 mod error;
@@ -9,17 +14,17 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
-
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 pub use commands::WalletCommand;
 pub use error::WalletError;
 pub use events::WalletEvent;
 
+use crate::stored::{KeyedMemory, StoredAggregate};
 use crate::values::{derived_id, Currency, CustomerId, Money};
 
 /// The aggregate id of a customer's wallet.
@@ -27,14 +32,37 @@ pub fn wallet_id(customer_id: CustomerId) -> Uuid {
     derived_id("wallet", &customer_id.to_string())
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The keyed-memory key of the entry with `reference` (trimmed, as commands
+/// and events take it).
+pub fn reference_key(reference: &str) -> String {
+    format!("reference:{}", reference.trim())
+}
+
+/// A customer's wallet. Equality and the serialized form (the snapshot) leave
+/// the keyed memory out.
+#[derive(Debug, Default, Clone, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     customer_id: Option<CustomerId>,
     /// `None` until the first entry; then the currency of every entry.
     currency: Option<Currency>,
     balance: i64,
-    /// Every reference applied so far.
-    references: BTreeSet<String>,
+    /// The references applied, by key.
+    #[serde(skip)]
+    memory: KeyedMemory,
+}
+
+impl PartialEq for Wallet {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            customer_id,
+            currency,
+            balance,
+            memory: _,
+        } = self;
+        *customer_id == other.customer_id
+            && *currency == other.currency
+            && *balance == other.balance
+    }
 }
 
 impl Wallet {
@@ -45,9 +73,13 @@ impl Wallet {
     pub fn currency(&self) -> Option<&Currency> {
         self.currency.as_ref()
     }
-    /// Whether an entry with `reference` was applied.
+    /// Whether an entry with `reference` (trimmed) was applied. Read from
+    /// keyed memory: a wallet rebuilt from all its events knows every
+    /// reference; one loaded from a snapshot knows only the references
+    /// recalled (`reference:<reference>`) or applied by the events after the
+    /// snapshot.
     pub fn has_applied(&self, reference: &str) -> bool {
-        self.references.contains(reference)
+        self.memory.contains(&reference_key(reference))
     }
 
     /// The checks common to credits and debits; `None` when the reference
@@ -65,7 +97,7 @@ impl Wallet {
         if self.customer_id.is_some_and(|c| c != customer_id) {
             return Err(WalletError::WrongCustomer);
         }
-        if self.references.contains(reference) {
+        if self.has_applied(reference) {
             return Ok(None);
         }
         if amount.minor <= 0 {
@@ -152,27 +184,52 @@ impl Aggregate for Wallet {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.memory.write(Self::remembers(&event));
         match event {
             WalletEvent::WalletCredited {
                 customer_id,
-                reference,
                 balance,
                 ..
             }
             | WalletEvent::WalletDebited {
                 customer_id,
-                reference,
                 balance,
                 ..
             } => {
                 self.customer_id = Some(customer_id);
                 self.currency = Some(balance.currency);
                 self.balance = balance.minor;
-                self.references.insert(reference);
             }
         }
     }
 }
 
-/// Loaded from a snapshot plus its later events; nothing recalled by key.
-impl crate::stored::StoredAggregate for Wallet {}
+/// Loaded from a snapshot plus its later events; the references applied are
+/// recalled by key (`reference:<reference>`).
+impl StoredAggregate for Wallet {
+    fn remembers(event: &WalletEvent) -> Vec<(String, Option<Value>)> {
+        match event {
+            WalletEvent::WalletCredited { reference, .. }
+            | WalletEvent::WalletDebited { reference, .. } => {
+                vec![(reference_key(reference), Some(Value::Bool(true)))]
+            }
+        }
+    }
+
+    fn recall_keys(command: &WalletCommand) -> Vec<String> {
+        match command {
+            WalletCommand::Credit { reference, .. } | WalletCommand::Debit { reference, .. } => {
+                if reference.trim().is_empty() {
+                    // Refused without looking at any entry.
+                    Vec::new()
+                } else {
+                    vec![reference_key(reference)]
+                }
+            }
+        }
+    }
+
+    fn recall(&mut self, entries: Vec<(String, Value)>) {
+        self.memory.recall(entries);
+    }
+}

@@ -171,3 +171,91 @@ fn the_wallet_id_is_derived_from_the_customer() {
         wallet_id(CustomerId(Uuid::from_u128(2)))
     );
 }
+
+// --- Keyed memory ----------------------------------------------------------
+
+use crate::stored::testing::{decide, loaded_for, rebuilt, stored_entries};
+use crate::stored::StoredAggregate;
+
+/// The state a snapshot holds after `topup:1` (5000) and `order:1` (1200),
+/// built without their events.
+fn from_a_snapshot() -> Wallet {
+    Wallet {
+        customer_id: Some(alice()),
+        currency: Some(Currency::usd()),
+        balance: 3800,
+        ..Default::default()
+    }
+}
+
+fn history() -> Vec<WalletEvent> {
+    vec![
+        credited("topup:1", 5000, 5000),
+        debited("order:1", 1200, 3800),
+    ]
+}
+
+#[test]
+fn a_recalled_reference_makes_a_repeated_entry_count_once() {
+    for command in [credit("topup:1", usd(5000)), debit(" order:1 ", usd(1200))] {
+        let mut wallet = from_a_snapshot();
+        wallet.recall(
+            Wallet::recall_keys(&command)
+                .into_iter()
+                .map(|key| (key, serde_json::json!(true)))
+                .collect(),
+        );
+        let replayed = Given::with(())
+            .given(history())
+            .when(command.clone())
+            .inspect_result();
+        let outcome = decide(wallet, command, &());
+        assert_eq!(outcome, replayed);
+        assert_eq!(outcome, Ok(vec![]));
+    }
+}
+
+#[test]
+fn a_reference_not_recalled_is_a_new_entry() {
+    let command = credit("refund:order:1", usd(1200));
+    assert_eq!(
+        decide(loaded_for::<Wallet>(&history(), &command), command, &()),
+        Ok(vec![credited("refund:order:1", 1200, 5000)])
+    );
+}
+
+#[test]
+fn entries_recall_their_trimmed_reference() {
+    assert_eq!(
+        Wallet::recall_keys(&debit(" order:1 ", usd(1))),
+        vec!["reference:order:1".to_string()]
+    );
+    assert!(Wallet::recall_keys(&credit("  ", usd(1))).is_empty());
+}
+
+#[test]
+fn apply_remembers_exactly_what_remembers_says() {
+    let wallet = rebuilt::<Wallet>(&history());
+    let expected: std::collections::BTreeMap<String, serde_json::Value> = [
+        ("reference:order:1".to_string(), serde_json::json!(true)),
+        ("reference:topup:1".to_string(), serde_json::json!(true)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(wallet.memory.entries(), &expected);
+    assert_eq!(stored_entries::<Wallet>(&history()), expected);
+    assert!(wallet.has_applied("topup:1") && !wallet.has_applied("topup:2"));
+}
+
+#[test]
+fn the_serialized_state_holds_no_memory() {
+    let wallet = rebuilt::<Wallet>(&history());
+    let json = serde_json::to_value(&wallet).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"customer_id": alice(), "currency": "USD", "balance": 3800})
+    );
+    let from_snapshot: Wallet = serde_json::from_value(json).unwrap();
+    assert!(!from_snapshot.has_applied("topup:1"));
+    assert_eq!(from_snapshot, from_a_snapshot());
+}

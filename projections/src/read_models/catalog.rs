@@ -286,6 +286,18 @@ async fn availability(conn: &mut PgConnection, event: InventoryEvent) -> Result<
             on_hand_after,
             held_after,
             ..
+        }
+        | InventoryEvent::HoldsPlaced {
+            product_id,
+            on_hand_after,
+            held_after,
+            ..
+        }
+        | InventoryEvent::HoldsCommitted {
+            product_id,
+            on_hand_after,
+            held_after,
+            ..
         } => (*product_id, *on_hand_after, *held_after),
     };
     sqlx::query(
