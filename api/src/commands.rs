@@ -49,7 +49,7 @@ pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
             ApiError::nul_in_text()
         }
         AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+            Some(sqlx_error) if projections::event_store::is_connection_error(sqlx_error) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }

@@ -76,9 +76,21 @@ impl IntoResponse for ApiError {
             error: &self.code,
             message: &message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Something the request needs is down, not the request wrong:
+            // come back shortly.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
+
+/// What a 503 answer's `Retry-After` says, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// The message with control characters (say, from echoed input) written as
 /// `\u{..}` escapes.
@@ -101,10 +113,7 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => {
+            _ if projections::event_store::is_connection_error(&error) => {
                 tracing::warn!(error = %error, "database unavailable");
                 ApiError::unavailable()
             }

@@ -101,6 +101,21 @@ pub trait Projector: Send + Sync + 'static {
     fn handles(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the batch's transaction.
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+    /// Applies a whole batch: the events this projector handles, in commit
+    /// order, inside the batch's transaction. A projector that can do better
+    /// than one event at a time (group work, write set-based) overrides it.
+    /// When it fails with a poison event, the runtime rolls it back and
+    /// applies the batch one event at a time to find that event.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Timing of the runtime.
@@ -385,7 +400,24 @@ pub async fn apply_batch(
     let mut applied = 0_i64;
     let mut stop = false;
     let mut rest = events;
-    loop {
+    // The whole batch at once first; only a batch with a poison event is
+    // applied again event by event, each in a savepoint, to find it.
+    let handled: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| projector.handles(&e.aggregate_type))
+        .collect();
+    let mut whole = Acquire::begin(&mut *tx).await?;
+    match projector.apply_batch(&mut whole, &handled).await {
+        Ok(()) => {
+            whole.commit().await?;
+            applied = handled.len() as i64;
+            last = events.last().map_or(last, StoredEvent::checkpoint);
+            rest = &[];
+        }
+        Err(ApplyError::Database(e)) => return Err(e),
+        Err(ApplyError::Poison(_)) => whole.rollback().await?,
+    }
+    while !rest.is_empty() {
         let outcome = apply_events(&mut tx, projector, rest, true).await?;
         applied += outcome.applied;
         last = outcome.last.unwrap_or(last);

@@ -125,6 +125,20 @@ impl<A: StoredAggregate> CommandBus<A> {
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<Committed, AggregateError<A::Error>> {
+        self.execute_returning(aggregate_id, command, metadata)
+            .await
+            .map(|(committed, _)| committed)
+    }
+
+    /// Like [`CommandBus::execute`], also answering the aggregate's state
+    /// after the command (with the keyed-memory entries the command recalled
+    /// and those its events wrote).
+    pub async fn execute_returning(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<(Committed, A), AggregateError<A::Error>> {
         let result = self
             .decide_and_append(aggregate_id, command, metadata)
             .await;
@@ -144,17 +158,18 @@ impl<A: StoredAggregate> CommandBus<A> {
         aggregate_id: &str,
         command: A::Command,
         metadata: &CommandMetadata,
-    ) -> Result<Committed, AggregateError<A::Error>> {
+    ) -> Result<(Committed, A), AggregateError<A::Error>> {
         let recall = A::recall_keys(&command);
         let mut loaded = streams::load::<A>(&self.pool, aggregate_id, &recall)
             .await
             .map_err(aggregate_error)?;
         let (aggregate, events) = decide(&mut loaded, command, &self.services).await?;
         if events.is_empty() {
-            return Ok(Committed {
+            let committed = Committed {
                 position: loaded.position,
                 wrote_events: false,
-            });
+            };
+            return Ok((committed, aggregate));
         }
         let metadata: BTreeMap<String, String> = metadata.to_map().into_iter().collect();
         let new = NewEvents::of(aggregate_id, &loaded, &aggregate, &events, &metadata)
@@ -163,10 +178,11 @@ impl<A: StoredAggregate> CommandBus<A> {
             .await
             .map_err(aggregate_error)?;
         self.waker.appended();
-        Ok(Committed {
+        let committed = Committed {
             position: positions.last().copied().unwrap_or(loaded.position),
             wrote_events: true,
-        })
+        };
+        Ok((committed, aggregate))
     }
 
     /// Executes a command that is safe to decide again on fresh state: after a
@@ -181,9 +197,28 @@ impl<A: StoredAggregate> CommandBus<A> {
     where
         A::Command: Clone,
     {
+        self.execute_returning_with_retry(aggregate_id, command, metadata)
+            .await
+            .map(|(committed, _)| committed)
+    }
+
+    /// [`CommandBus::execute_with_retry`], also answering the state after the
+    /// command.
+    pub async fn execute_returning_with_retry(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<(Committed, A), AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
         let mut attempt = 0;
         loop {
-            match self.execute(aggregate_id, command.clone(), metadata).await {
+            match self
+                .execute_returning(aggregate_id, command.clone(), metadata)
+                .await
+            {
                 Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
                     metrics::counter!("command_retries_total", "aggregate" => A::TYPE).increment(1);

@@ -17,24 +17,38 @@
 //! Every step is safe to repeat: a hold of the same owner and quantity again,
 //! a release without a hold and a commit already made change nothing, and
 //! the order answers a repeated confirmation or cancellation with no event.
+//!
+//! Group commits: many buyers of one product meet at one inventory item, and
+//! every paid order meets the year's invoice numbering. So the workflow takes
+//! a batch's `OrderPlaced` events together: it decides every order's holds in
+//! event order on in-memory copies of the items (all lines or none, exactly
+//! as one order after the other would), then places each product's holds in
+//! one `PlaceHolds` command and one event. Likewise the batch's
+//! `PaymentCaptured` events commit each product's holds with one
+//! `CommitHolds` and get their invoice numbers with one `AllocateRun` per
+//! year. Any other event of an order waiting in a group first has the group
+//! handled, so each order's events are still acted on in order.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError};
-use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
+use domain::inventory::{HoldRequest, InventoryCommand, InventoryError, InventoryItem};
 use domain::invoice::{numbering_id, InvoiceNumbering, InvoiceNumberingCommand};
 use domain::order::{CancellationReason, Order, OrderCommand, OrderError, OrderEvent, OrderLine};
 use domain::payment::PaymentGateway;
 use domain::values::OrderId;
+use domain::values::ProductId;
 use sqlx::{PgConnection, PgPool};
 
 use super::deadlines::{self, PAYMENT_TIMEOUT};
 use super::payment::PaymentSteps;
 use super::{caused_by, infrastructure, WorkflowSettings};
 use crate::event_store::log::StoredEvent;
-use crate::event_store::CommandBus;
+use crate::event_store::{streams, CommandBus};
 use crate::payments::SimulatedGateway;
 use crate::read_models::decode;
 use crate::runtime::{ApplyError, Projector};
@@ -79,52 +93,148 @@ impl Fulfilment {
             .ok_or_else(|| ApplyError::Poison(format!("order {order_id} has no events")))
     }
 
-    /// Holds every line or none; then confirms the reservation or cancels
-    /// the order with `out_of_stock`.
-    async fn reserve(&self, event: &StoredEvent, order_id: OrderId) -> Result<(), ApplyError> {
-        let order = self.load_order(order_id).await?;
-        if order.status() != domain::order::OrderStatus::Pending || order.stock_reserved() {
-            // Seen before, or the order moved on (e.g. cancelled) meanwhile;
+    /// Holds every line of each placed order or none, deciding the orders
+    /// in the order they were placed; then confirms each reservation or
+    /// cancels the order with `out_of_stock`.
+    async fn reserve(&self, placed: &[(&StoredEvent, OrderId)]) -> Result<(), ApplyError> {
+        let mut orders = Vec::new();
+        for (event, order_id) in placed {
+            let order = self.load_order(*order_id).await?;
+            // Seen before, or the order moved on (e.g. cancelled) meanwhile:
             // its own events take care of the stock.
+            if order.status() == domain::order::OrderStatus::Pending && !order.stock_reserved() {
+                orders.push((*event, *order_id, order));
+            }
+        }
+        if orders.is_empty() {
             return Ok(());
         }
-        let lines = order.lines();
-        let mut short = None;
-        for line in lines {
-            let command = InventoryCommand::PlaceHold {
-                owner_id: order_id.as_uuid(),
-                quantity: line.quantity,
-                expires_at: None,
-                now: Utc::now(),
-            };
-            let meta = caused_by(NAME, event, "PlaceHold");
-            match self
-                .inventory
-                .execute_with_retry(&line.product_id.to_string(), command, &meta)
-                .await
-            {
-                Ok(_) => {}
-                Err(AggregateError::UserError(
-                    e @ (InventoryError::InsufficientStock { .. } | InventoryError::NotStocked),
-                )) => {
+        let now = Utc::now();
+        // Every item the orders need, once, knowing whether each of these
+        // owners already took stock from it.
+        let mut owners: BTreeMap<ProductId, Vec<String>> = BTreeMap::new();
+        for (_, order_id, order) in &orders {
+            for line in order.lines() {
+                owners
+                    .entry(line.product_id)
+                    .or_default()
+                    .push(domain::inventory::committed_key(order_id.as_uuid()));
+            }
+        }
+        let mut items: BTreeMap<ProductId, Option<InventoryItem>> = BTreeMap::new();
+        for (product_id, keys) in &owners {
+            let loaded = streams::load::<InventoryItem>(
+                self.inventory.pool(),
+                &product_id.to_string(),
+                keys,
+            )
+            .await
+            .map_err(|e| ApplyError::Database(sqlx::Error::Protocol(e.to_string())))?;
+            items.insert(*product_id, loaded.exists().then_some(loaded.aggregate));
+        }
+        // One order after the other, all lines or none, on copies.
+        let mut requests: BTreeMap<ProductId, Vec<HoldRequest>> = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for (event, order_id, order) in &orders {
+            let mut trial: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
+            let mut short = None;
+            for line in order.lines() {
+                let Some(Some(current)) = items.get(&line.product_id) else {
+                    short = Some((line.product_id, InventoryError::NotStocked));
+                    break;
+                };
+                let item = trial
+                    .entry(line.product_id)
+                    .or_insert_with(|| current.clone());
+                let command = InventoryCommand::PlaceHold {
+                    owner_id: order_id.as_uuid(),
+                    quantity: line.quantity,
+                    expires_at: None,
+                    now,
+                };
+                if let Err(e) = item.handle(command, &(), &EventSink::default()).await {
                     short = Some((line.product_id, e));
                     break;
                 }
+            }
+            if short.is_none() {
+                for (product_id, item) in trial {
+                    items.insert(product_id, Some(item));
+                }
+                for line in order.lines() {
+                    requests
+                        .entry(line.product_id)
+                        .or_default()
+                        .push(HoldRequest {
+                            owner_id: order_id.as_uuid(),
+                            quantity: line.quantity,
+                            expires_at: None,
+                        });
+                }
+            }
+            outcomes.push((*event, *order_id, order, short));
+        }
+        // Each product's holds in one command and one event.
+        let group: Vec<&StoredEvent> = orders.iter().map(|(event, ..)| *event).collect();
+        let mut held: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
+        for (product_id, mut holds) in requests {
+            // One request alone needs no group.
+            let (command, name) = if holds.len() == 1 {
+                let hold = holds.remove(0);
+                let command = InventoryCommand::PlaceHold {
+                    owner_id: hold.owner_id,
+                    quantity: hold.quantity,
+                    expires_at: hold.expires_at,
+                    now,
+                };
+                (command, "PlaceHold")
+            } else {
+                (InventoryCommand::PlaceHolds { holds, now }, "PlaceHolds")
+            };
+            let meta = caused_by_group(&group, name);
+            match self
+                .inventory
+                .execute_returning_with_retry(&product_id.to_string(), command, &meta)
+                .await
+            {
+                Ok((_, item)) => {
+                    held.insert(product_id, item);
+                }
+                // Taken meanwhile (the check below cancels the order).
+                Err(AggregateError::UserError(
+                    InventoryError::NotStocked | InventoryError::InsufficientStock { .. },
+                )) => {}
                 Err(e) => return Err(infrastructure(e)),
             }
         }
-        if let Some((product_id, reason)) = short {
-            tracing::info!(%order_id, %product_id, %reason, "cannot hold stock for the order; cancelling it");
-            self.release(event, order_id, lines).await?;
-            let command = OrderCommand::Cancel {
-                reason: CancellationReason::OutOfStock,
-                now: Utc::now(),
-            };
-            return self.order_command(event, order_id, command, "Cancel").await;
+        for (event, order_id, order, short) in outcomes {
+            // The item may have changed since it was read (a correction, say):
+            // what counts is what is held now.
+            let short = short.or_else(|| {
+                order.lines().iter().find_map(|line| {
+                    let holds = held.get(&line.product_id).is_some_and(|item| {
+                        item.hold(order_id.as_uuid()).is_some()
+                            || item.committed_quantity(order_id.as_uuid()).is_some()
+                    });
+                    (!holds).then_some((line.product_id, InventoryError::NotStocked))
+                })
+            });
+            if let Some((product_id, reason)) = short {
+                tracing::info!(%order_id, %product_id, %reason, "cannot hold stock for the order; cancelling it");
+                self.release(event, order_id, order.lines()).await?;
+                let command = OrderCommand::Cancel {
+                    reason: CancellationReason::OutOfStock,
+                    now: Utc::now(),
+                };
+                self.order_command(event, order_id, command, "Cancel")
+                    .await?;
+            } else {
+                let command = OrderCommand::ConfirmStockReserved { now: Utc::now() };
+                self.order_command(event, order_id, command, "ConfirmStockReserved")
+                    .await?;
+            }
         }
-        let command = OrderCommand::ConfirmStockReserved { now: Utc::now() };
-        self.order_command(event, order_id, command, "ConfirmStockReserved")
-            .await
+        Ok(())
     }
 
     /// Sends `command` to the order. A refusal because the order moved on
@@ -193,132 +303,179 @@ impl Fulfilment {
         Ok(())
     }
 
-    /// Commits the order's hold on every line. A line without a hold (never
-    /// reserved, e.g. an order placed before this workflow ran) is
-    /// decremented directly, once per order.
-    async fn commit(&self, event: &StoredEvent, order_id: OrderId) -> Result<(), ApplyError> {
-        let order = self.load_order(order_id).await?;
-        for line in order.lines() {
-            let product = line.product_id.to_string();
-            let command = InventoryCommand::CommitHold {
-                owner_id: order_id.as_uuid(),
+    /// For paid orders without an invoice yet: commits each order's hold on
+    /// every line (one `CommitHolds` per product), then gives each order the
+    /// next invoice number of the year its payment was captured in (UTC; one
+    /// `AllocateRun` per year) and issues its invoice.
+    ///
+    /// The numbering remembers which order got which number: allocating
+    /// again for an order (the event seen twice, or a crash between the
+    /// steps) answers the same number, and the order accepts `IssueInvoice`
+    /// for any captured payment, so a number once given always lands on its
+    /// order: no gap, no reuse.
+    async fn settle(
+        &self,
+        captured: &[(&StoredEvent, OrderId, DateTime<Utc>)],
+    ) -> Result<(), ApplyError> {
+        let mut orders = Vec::new();
+        for (event, order_id, captured_at) in captured {
+            let order = self.load_order(*order_id).await?;
+            if order.invoice_number().is_none() {
+                orders.push((*event, *order_id, *captured_at, order));
+            }
+        }
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let group: Vec<&StoredEvent> = orders.iter().map(|(event, ..)| *event).collect();
+        self.commit(&group, &orders).await?;
+        let mut years: BTreeMap<i32, Vec<OrderId>> = BTreeMap::new();
+        for (_, order_id, captured_at, _) in &orders {
+            years
+                .entry(chrono::Datelike::year(captured_at))
+                .or_default()
+                .push(*order_id);
+        }
+        let mut numbers: BTreeMap<OrderId, String> = BTreeMap::new();
+        for (year, order_ids) in years {
+            let command = match order_ids.as_slice() {
+                [order_id] => InvoiceNumberingCommand::Allocate {
+                    year,
+                    order_id: *order_id,
+                    now: Utc::now(),
+                },
+                _ => InvoiceNumberingCommand::AllocateRun {
+                    year,
+                    orders: order_ids.clone(),
+                    now: Utc::now(),
+                },
             };
-            let meta = caused_by(NAME, event, "CommitHold");
-            let result = match self
-                .inventory
-                .execute_with_retry(&product, command, &meta)
+            let meta = caused_by_group(&group, "AllocateInvoiceNumbers");
+            let (_, numbering) = self
+                .invoice_numbers
+                .execute_returning_with_retry(&numbering_id(year).to_string(), command, &meta)
                 .await
-            {
-                Err(AggregateError::UserError(InventoryError::NoSuchHold { .. })) => {
-                    let command = InventoryCommand::Decrement {
-                        order_id,
-                        quantity: line.quantity,
-                    };
-                    let meta = caused_by(NAME, event, "Decrement");
-                    self.inventory
-                        .execute_with_retry(&product, command, &meta)
-                        .await
-                }
-                other => other,
-            };
-            match result {
-                Ok(_) => {}
-                Err(AggregateError::UserError(e)) => {
-                    // Paid for but not in stock: an operator has to sort it
-                    // out; repeating the event would not help.
-                    tracing::error!(%order_id, product_id = %line.product_id, reason = %e, "cannot take the paid stock");
-                }
-                Err(e) => return Err(infrastructure(e)),
+                .map_err(infrastructure)?;
+            for order_id in order_ids {
+                let number = numbering.invoice_number_of(order_id).ok_or_else(|| {
+                    ApplyError::Poison(format!("no invoice number was recorded for {order_id}"))
+                })?;
+                numbers.insert(order_id, number);
+            }
+        }
+        for (event, order_id, ..) in &orders {
+            if let Some(invoice_number) = numbers.remove(order_id) {
+                let command = OrderCommand::IssueInvoice {
+                    invoice_number,
+                    now: Utc::now(),
+                };
+                self.order_command(event, *order_id, command, "IssueInvoice")
+                    .await?;
             }
         }
         Ok(())
     }
 
-    /// Issues the paid order's invoice with the next number of the year the
-    /// payment was captured in (UTC).
-    ///
-    /// The number comes from that year's [`InvoiceNumbering`], which records
-    /// the order it gave it to: allocating again for the same order (the
-    /// event seen twice, or a crash between the two steps) answers the same
-    /// number, and the order accepts `IssueInvoice` for any captured payment,
-    /// so a number once given always lands on its order: no gap, no reuse.
-    async fn invoice(
+    /// Commits the orders' holds: for each product, the owners holding stock
+    /// now in one `CommitHolds`. A line without a hold (committed before, or
+    /// never reserved, e.g. an order placed before this workflow ran) goes
+    /// through `CommitHold`, which knows a commit already made, and is
+    /// otherwise decremented directly, once per order.
+    async fn commit(
+        &self,
+        group: &[&StoredEvent],
+        orders: &[(&StoredEvent, OrderId, DateTime<Utc>, Order)],
+    ) -> Result<(), ApplyError> {
+        let mut lines: BTreeMap<ProductId, Vec<(&StoredEvent, OrderId, &OrderLine)>> =
+            BTreeMap::new();
+        for (event, order_id, _, order) in orders {
+            for line in order.lines() {
+                lines
+                    .entry(line.product_id)
+                    .or_default()
+                    .push((event, *order_id, line));
+            }
+        }
+        for (product_id, lines) in lines {
+            let product = product_id.to_string();
+            let item = self
+                .inventory
+                .load(&product)
+                .await
+                .map_err(infrastructure)?;
+            let (with_hold, without): (Vec<_>, Vec<_>) =
+                lines.into_iter().partition(|(_, o, _)| {
+                    item.as_ref()
+                        .is_some_and(|item| item.hold(o.as_uuid()).is_some())
+                });
+            if with_hold.len() > 1 {
+                let command = InventoryCommand::CommitHolds {
+                    owner_ids: with_hold.iter().map(|(_, o, _)| o.as_uuid()).collect(),
+                };
+                let meta = caused_by_group(group, "CommitHolds");
+                self.inventory
+                    .execute_with_retry(&product, command, &meta)
+                    .await
+                    .map_err(infrastructure)?;
+            }
+            // One line alone needs no group.
+            let single = (with_hold.len() == 1).then(|| with_hold[0]);
+            for (event, order_id, line) in single.into_iter().chain(without) {
+                self.commit_line(event, order_id, line).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits one line's hold, or decrements the stock for it when it has
+    /// none (once per order).
+    async fn commit_line(
         &self,
         event: &StoredEvent,
         order_id: OrderId,
-        captured_at: chrono::DateTime<Utc>,
+        line: &OrderLine,
     ) -> Result<(), ApplyError> {
-        let order = self.load_order(order_id).await?;
-        if order.invoice_number().is_some() {
-            return Ok(());
-        }
-        let year = chrono::Datelike::year(&captured_at);
-        let numbering = numbering_id(year).to_string();
-        let command = InvoiceNumberingCommand::Allocate {
-            year,
-            order_id,
-            now: Utc::now(),
+        let product = line.product_id.to_string();
+        let command = InventoryCommand::CommitHold {
+            owner_id: order_id.as_uuid(),
         };
-        let meta = caused_by(NAME, event, "AllocateInvoiceNumber");
-        self.invoice_numbers
-            .execute_with_retry(&numbering, command, &meta)
+        let meta = caused_by(NAME, event, "CommitHold");
+        let result = match self
+            .inventory
+            .execute_with_retry(&product, command, &meta)
             .await
-            .map_err(infrastructure)?;
-        let invoice_number = self
-            .invoice_numbers
-            .load(&numbering)
-            .await
-            .map_err(infrastructure)?
-            .and_then(|n| n.invoice_number_of(order_id))
-            .ok_or_else(|| {
-                ApplyError::Poison(format!("no invoice number was recorded for {order_id}"))
-            })?;
-        let command = OrderCommand::IssueInvoice {
-            invoice_number,
-            now: Utc::now(),
-        };
-        self.order_command(event, order_id, command, "IssueInvoice")
-            .await
-    }
-}
-
-#[async_trait]
-impl Projector for Fulfilment {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    /// A workflow keeps no read model: never rebuilt.
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Order::TYPE
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        let order_event: OrderEvent = decode(event)?;
-        match order_event {
-            OrderEvent::OrderPlaced {
-                order_id,
-                placed_at,
-                ..
-            } => {
-                let timeout = chrono::Duration::from_std(self.settings.payment_timeout)
-                    .unwrap_or(chrono::Duration::MAX);
-                let due_at = placed_at.checked_add_signed(timeout).unwrap_or(placed_at);
-                deadlines::schedule(
-                    conn,
-                    PAYMENT_TIMEOUT,
-                    &order_id.to_string(),
-                    due_at,
-                    &serde_json::json!({}),
-                )
-                .await
-                .map_err(ApplyError::Database)?;
-                self.reserve(event, order_id).await
+        {
+            Err(AggregateError::UserError(InventoryError::NoSuchHold { .. })) => {
+                let command = InventoryCommand::Decrement {
+                    order_id,
+                    quantity: line.quantity,
+                };
+                let meta = caused_by(NAME, event, "Decrement");
+                self.inventory
+                    .execute_with_retry(&product, command, &meta)
+                    .await
             }
+            other => other,
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(AggregateError::UserError(e)) => {
+                // Paid for but not in stock: an operator has to sort it out;
+                // repeating the event would not help.
+                tracing::error!(%order_id, product_id = %line.product_id, reason = %e, "cannot take the paid stock");
+                Ok(())
+            }
+            Err(e) => Err(infrastructure(e)),
+        }
+    }
+
+    /// Acts on one event that is not grouped.
+    async fn handle_one(
+        &self,
+        event: &StoredEvent,
+        order_event: OrderEvent,
+    ) -> Result<(), ApplyError> {
+        match order_event {
             OrderEvent::OrderCancelled {
                 order_id,
                 refund_due,
@@ -347,11 +504,138 @@ impl Projector for Fulfilment {
                     .give_back(event, &order, amount, &total_refunded)
                     .await
             }
-            OrderEvent::PaymentCaptured { order_id, at, .. } => {
-                self.commit(event, order_id).await?;
-                self.invoice(event, order_id, at).await
-            }
             _ => Ok(()),
         }
+    }
+
+    /// Schedules the payment timeout of a placed order (in the batch's
+    /// transaction).
+    async fn schedule_timeout(
+        &self,
+        conn: &mut PgConnection,
+        order_id: OrderId,
+        placed_at: DateTime<Utc>,
+    ) -> Result<(), ApplyError> {
+        let timeout = chrono::Duration::from_std(self.settings.payment_timeout)
+            .unwrap_or(chrono::Duration::MAX);
+        let due_at = placed_at.checked_add_signed(timeout).unwrap_or(placed_at);
+        deadlines::schedule(
+            conn,
+            PAYMENT_TIMEOUT,
+            &order_id.to_string(),
+            due_at,
+            &serde_json::json!({}),
+        )
+        .await
+        .map_err(ApplyError::Database)
+    }
+}
+
+/// Metadata of a command a workflow sends for a group of events: the first
+/// event's correlation, and the group's positions as the cause.
+fn caused_by_group(group: &[&StoredEvent], command: &str) -> domain::metadata::CommandMetadata {
+    match group {
+        [] => domain::metadata::CommandMetadata::new(
+            domain::metadata::Actor::System(NAME.to_string()),
+            format!("{NAME}-group"),
+            command,
+        ),
+        [one] => caused_by(NAME, one, command),
+        [first, .., last] => caused_by(NAME, first, command).caused_by(format!(
+            "events-{}..{} ({} orders)",
+            first.global_position,
+            last.global_position,
+            group.len()
+        )),
+    }
+}
+
+/// Events of a batch waiting to be acted on together.
+#[derive(Default)]
+struct Groups<'a> {
+    placed: Vec<(&'a StoredEvent, OrderId)>,
+    captured: Vec<(&'a StoredEvent, OrderId, DateTime<Utc>)>,
+}
+
+impl Groups<'_> {
+    fn waits_for(&self, order_id: OrderId) -> bool {
+        self.placed.iter().any(|(_, o)| *o == order_id)
+            || self.captured.iter().any(|(_, o, _)| *o == order_id)
+    }
+}
+
+#[async_trait]
+impl Projector for Fulfilment {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// A workflow keeps no read model: never rebuilt.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Order::TYPE
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+        self.apply_batch(conn, &[event]).await
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<(), ApplyError> {
+        let mut groups = Groups::default();
+        for event in events {
+            let order_event: OrderEvent = decode(event)?;
+            match order_event {
+                OrderEvent::OrderPlaced {
+                    order_id,
+                    placed_at,
+                    ..
+                } => {
+                    self.schedule_timeout(conn, order_id, placed_at).await?;
+                    groups.placed.push((event, order_id));
+                }
+                OrderEvent::PaymentCaptured { order_id, at, .. } => {
+                    groups.captured.push((event, order_id, at));
+                }
+                other => {
+                    if other_order(&other).is_some_and(|o| groups.waits_for(o)) {
+                        self.flush(&mut groups).await?;
+                    }
+                    self.handle_one(event, other).await?;
+                }
+            }
+        }
+        self.flush(&mut groups).await
+    }
+}
+
+/// The order an event is about, for the events handled one by one.
+fn other_order(event: &OrderEvent) -> Option<OrderId> {
+    match event {
+        OrderEvent::OrderCancelled { order_id, .. }
+        | OrderEvent::StockReserved { order_id, .. }
+        | OrderEvent::OrderRefunded { order_id, .. } => Some(*order_id),
+        _ => None,
+    }
+}
+
+impl Fulfilment {
+    /// Acts on the grouped events: reservations first, then settlements.
+    async fn flush(&self, groups: &mut Groups<'_>) -> Result<(), ApplyError> {
+        let placed = std::mem::take(&mut groups.placed);
+        let captured = std::mem::take(&mut groups.captured);
+        if !placed.is_empty() {
+            self.reserve(&placed).await?;
+        }
+        if !captured.is_empty() {
+            self.settle(&captured).await?;
+        }
+        Ok(())
     }
 }
