@@ -317,6 +317,36 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// SIGTERM, as an orchestrator stops a container; answers the exit
+    /// status and how long the process took to stop.
+    async fn terminate(&mut self) -> (std::process::ExitStatus, std::time::Duration) {
+        let pid = self.child.id().expect("shop serve is running");
+        let asked = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("send SIGTERM");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("shop serve stops at all")
+            .expect("reap shop serve");
+        (status, asked.elapsed())
+    }
+
+    /// Starts it again after it stopped.
+    fn restart(&mut self) {
+        self.child = Self::spawn_child(
+            &self.url,
+            self.port,
+            &self.jwt_secret,
+            &self.webhook_secret,
+            &self.data_dir,
+        );
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);
@@ -609,5 +639,93 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
     eprintln!(
         "{kills} kills; {ORDERS} orders: {paid} paid, {} cancelled out_of_stock",
         ORDERS as u64 - paid
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_the_workflow_is_far_behind_stops_within_ten_seconds_and_loses_nothing() {
+    use std::time::Duration;
+
+    const ORDERS: usize = 600;
+    const CLIENTS: usize = 8;
+
+    let db = testkit::fresh_database().await;
+    let mut server = ServerProcess::start(&db.url);
+    let address = server.address();
+    let mut config = api::startup::AppConfig::with_random_secret();
+    config.jwt_secret = server.jwt_secret.clone();
+    config.payment_webhook_secret = server.webhook_secret.clone();
+    let app = TestApp {
+        address: address.clone(),
+        client: reqwest::Client::new(),
+        state: api::startup::AppState::new(db.pool.clone(), config),
+        payment_callbacks: true,
+        db,
+    };
+    until_live(&app.client, &address).await;
+    let admin = app.bootstrap_admin().await;
+    let category = app.create_category(&admin.token, "Tea", None).await;
+    let product = stocked_product(&app, &admin, category, 0, 100_000).await;
+    let customers = customers(&app, CLIENTS).await;
+
+    // The workflow holds still while the orders pile up, then has them all
+    // to do at once.
+    projections::admin::pause(&app.db.pool, "fulfilment")
+        .await
+        .expect("pause the workflow");
+    let per_client = (0..CLIENTS).map(|c| {
+        let (client, address, token) = (&app.client, &address, &customers[c].token);
+        async move {
+            for n in (c..ORDERS).step_by(CLIENTS) {
+                let body = json!({
+                    "shipping_address": shipping_address(),
+                    "items": [{"product_id": product, "quantity": 1}],
+                    "payment": {"method": "card", "token": "tok_visa"},
+                });
+                place_until_answered(client, address, token, &body, &format!("stop-{n}")).await;
+            }
+        }
+    });
+    futures::future::join_all(per_client).await;
+    projections::admin::resume(&app.db.pool, "fulfilment")
+        .await
+        .expect("resume the workflow");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.events_of_type("StockReserved").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workflow did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (status, took) = server.terminate().await;
+    let invoiced_at_stop = app.events_of_type("InvoiceIssued").await;
+    assert!(status.success(), "shop serve exited with {status}");
+    assert!(
+        took < Duration::from_secs(10),
+        "shop serve took {took:?} to stop"
+    );
+    assert!(
+        invoiced_at_stop < ORDERS as i64,
+        "the workflow was still behind when it was stopped ({invoiced_at_stop} invoiced)"
+    );
+
+    // Started again, it finishes what was left: every order invoiced once.
+    server.restart();
+    until_live(&app.client, &address).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    while app.events_of_type("InvoiceIssued").await < ORDERS as i64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every order was invoiced after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_for_workflows().await;
+    assert_eq!(app.events_of_type("InvoiceIssued").await, ORDERS as i64);
+    assert_eq!(
+        app.availability(product).await,
+        (100_000 - ORDERS as i64, 0, 100_000 - ORDERS as i64)
     );
 }
