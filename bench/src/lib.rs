@@ -1,5 +1,6 @@
-//! What the benchmarks share: knobs from the environment, and a fresh
-//! database for the run (dropped at the end, or kept for inspection).
+//! What the benchmarks share: knobs from the environment, a fresh database
+//! for the run (dropped at the end, or kept for inspection), a small seeded
+//! random number generator and latency percentiles.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -19,6 +20,70 @@ pub fn env_number<T: FromStr>(name: &str, default: T) -> Result<T> {
             .parse()
             .map_err(|_| anyhow!("{name} must be a number, got {raw:?}")),
         Err(_) => Ok(default),
+    }
+}
+
+/// A small, fast pseudo-random generator (xorshift64*): the same seed gives
+/// the same sequence on every run. Not for anything secret.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator for `seed` (any value; mixed by splitmix64 so that nearby
+    /// seeds give unrelated sequences).
+    pub fn new(seed: u64) -> Self {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Self(if z == 0 { 1 } else { z })
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n` at least 1 and below 2^32).
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+}
+
+/// Latency figures of a set of timings, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub count: usize,
+    /// The median (mean of the middle two for an even count).
+    pub p50: f64,
+    /// Nearest-rank 99th percentile.
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// The figures of `samples` (at least one).
+    pub fn of(mut samples: Vec<Duration>) -> Latency {
+        assert!(!samples.is_empty(), "no timings");
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let n = samples.len();
+        let p50 = if n.is_multiple_of(2) {
+            (ms(samples[n / 2 - 1]) + ms(samples[n / 2])) / 2.0
+        } else {
+            ms(samples[n / 2])
+        };
+        let rank = ((n as f64) * 0.99).ceil() as usize;
+        Latency {
+            count: n,
+            p50,
+            p99: ms(samples[rank.clamp(1, n) - 1]),
+            max: ms(samples[n - 1]),
+        }
     }
 }
 
