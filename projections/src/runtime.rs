@@ -2,7 +2,9 @@
 //!
 //! Each projector follows the event log in commit order (see [`crate::event_store::log`])
 //! and applies a batch of events and its checkpoint in one transaction, so
-//! every event has its effect exactly once. It wakes when this process
+//! every event has its effect exactly once: event by event (each in a
+//! savepoint), or, for a projector that writes set-based
+//! ([`Projector::applies_batches`]), the batch's events in one call. It wakes when this process
 //! appends and on `LISTEN shop_events` for other processes' appends (see
 //! [`crate::event_store::wake`]), with a poll interval as the fallback, and runs under a PostgreSQL advisory
 //! lock held by the very connection that does its work: any number of `shop`
@@ -101,6 +103,34 @@ pub trait Projector: Send + Sync + 'static {
     fn handles(&self, aggregate_type: &str) -> bool;
     /// Applies one event inside the batch's transaction.
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+    /// Whether this projector applies a batch's events all at once, with
+    /// [`Projector::apply_batch`] (set-based: a few statements per batch
+    /// instead of some per event), rather than one by one with `apply`.
+    fn applies_batches(&self) -> bool {
+        false
+    }
+    /// Applies `events` (those of the batch it [`handles`](Projector::handles),
+    /// in commit order) inside the batch's transaction, when
+    /// [`Projector::applies_batches`]. Answers `None` when all were applied,
+    /// or the index of the first poison event and why: the events before it
+    /// must then be applied and it and those after it must leave no trace.
+    /// An error of a statement (`ApplyError::Poison` included) undoes the
+    /// whole call; after a poison error the runtime applies the same events
+    /// again one by one with `apply`, to find the event at fault.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<Option<(usize, String)>, ApplyError> {
+        for (index, event) in events.iter().enumerate() {
+            match self.apply(&mut *conn, event).await {
+                Ok(()) => {}
+                Err(ApplyError::Poison(error)) => return Ok(Some((index, error))),
+                Err(database) => return Err(database),
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Timing of the runtime.
@@ -438,13 +468,20 @@ pub(crate) struct Applied {
 /// to the first poison event. With `isolate`, each event runs in a
 /// savepoint, so a poison event's partial writes are undone alone and the
 /// transaction stays usable; without it (faster, for rebuilds) the caller
-/// must roll back the whole transaction after a poison event.
+/// must roll back the whole transaction after a poison event. A projector
+/// that [applies batches](Projector::applies_batches) gets them all at once,
+/// in one savepoint.
 pub(crate) async fn apply_events(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
     isolate: bool,
 ) -> Result<Applied, sqlx::Error> {
+    if projector.applies_batches() {
+        if let Some(outcome) = apply_at_once(conn, projector, events).await? {
+            return Ok(outcome);
+        }
+    }
     let mut outcome = Applied {
         last: None,
         applied: 0,
@@ -476,6 +513,51 @@ pub(crate) async fn apply_events(
         outcome.last = Some(event.checkpoint());
     }
     Ok(outcome)
+}
+
+/// Applies `events` with one [`Projector::apply_batch`] in a savepoint.
+/// `None`: a statement of the batch failed on the data as a whole (rolled
+/// back), so the caller applies the events one by one to find the culprit.
+async fn apply_at_once(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[StoredEvent],
+) -> Result<Option<Applied>, sqlx::Error> {
+    let (indices, wanted): (Vec<usize>, Vec<&StoredEvent>) = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| projector.handles(&event.aggregate_type))
+        .unzip();
+    let mut savepoint = Acquire::begin(&mut *conn).await?;
+    let poison = match projector.apply_batch(&mut savepoint, &wanted).await {
+        Ok(poison) => poison,
+        Err(ApplyError::Database(e)) => return Err(e),
+        Err(ApplyError::Poison(error)) => {
+            savepoint.rollback().await?;
+            tracing::debug!(projector = projector.name(), %error, "a batch failed as a whole; applying its events one by one");
+            return Ok(None);
+        }
+    };
+    // Back from the events of interest to the whole batch.
+    let (passed, applied, poison) = match poison {
+        None => (events.len(), wanted.len(), None),
+        Some((index, error)) => {
+            let Some(&at) = indices.get(index) else {
+                return Err(sqlx::Error::Protocol(format!(
+                    "{} named event {index} of {} as poison",
+                    projector.name(),
+                    wanted.len()
+                )));
+            };
+            (at, index, Some((at, error)))
+        }
+    };
+    savepoint.commit().await?;
+    Ok(Some(Applied {
+        last: passed.checked_sub(1).map(|i| events[i].checkpoint()),
+        applied: applied as i64,
+        poison,
+    }))
 }
 
 async fn load_checkpoint_for_update(
