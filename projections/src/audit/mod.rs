@@ -1,6 +1,9 @@
 //! The audit trail: stored events as auditors read them (secrets redacted),
 //! and tamper evidence: the per-aggregate hash chain of the event store (see
-//! [`crate::event_store::chain`] for what is hashed).
+//! [`crate::event_store::chain`] for what is hashed), and the audit seal (see
+//! [`seal`]).
+
+pub mod seal;
 
 use futures::TryStreamExt;
 use serde::Serialize;
