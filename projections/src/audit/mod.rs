@@ -273,3 +273,41 @@ pub async fn history(
     events.iter_mut().for_each(|e| redact(&mut e.payload));
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreached(last: i64, max: Option<i64>, missing: Option<i64>) -> BrokenSeal {
+        BrokenSeal::from(UnreachedSeal {
+            aggregate_type: "InventoryItem".to_string(),
+            aggregate_id: "3f2a".to_string(),
+            last_sequence: last,
+            max_present: max,
+            first_missing: missing,
+        })
+    }
+
+    #[test]
+    fn a_broken_seal_says_what_became_of_the_stream() {
+        let cut = unreached(5, Some(4), Some(5));
+        assert_eq!((cut.sequence, cut.kind), (5, SealBreak::Cut));
+        assert_eq!(
+            cut.to_string(),
+            "InventoryItem 3f2a: its event 5 (sealed) is missing: the log was cut"
+        );
+        let cut_more = unreached(5, Some(2), Some(3));
+        assert_eq!(
+            cut_more.to_string(),
+            "InventoryItem 3f2a: its events 3 to 5 (sealed) are missing: the log was cut"
+        );
+        let gone = unreached(2, None, Some(1));
+        assert_eq!((gone.sequence, gone.kind), (1, SealBreak::Cut));
+        let gap = unreached(5, Some(5), Some(2));
+        assert_eq!((gap.sequence, gap.kind), (2, SealBreak::Gap));
+        assert!(gap.to_string().contains("its event 2 is missing"));
+        let replaced = unreached(5, Some(5), None);
+        assert_eq!((replaced.sequence, replaced.kind), (5, SealBreak::Replaced));
+        assert!(replaced.to_string().contains("is not the one sealed"));
+    }
+}
