@@ -91,7 +91,8 @@ enum ProjectionsCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute every event's hash link; name the first broken one.
+    /// Recompute every event's hash link and name the first broken one;
+    /// name every sealed stream that no longer reaches its seal (cut).
     Verify,
     /// An order's timeline: every event, who caused it, in which request.
     Order {
@@ -518,20 +519,22 @@ async fn audit_verify(settings: DatabaseSettings) -> anyhow::Result<()> {
         let pool = startup::connect(&database.url, 2).await?;
         startup::migrate(&pool).await?;
         let report = projections::audit::verify(&pool).await?;
-        match report.first_broken {
-            None => {
-                println!("ok: {} events, every hash link holds", report.events_checked);
-                anyhow::Ok(())
-            }
-            Some(b) => anyhow::bail!(
-                "broken: the event at position {} ({} {} sequence {}) does not match its hash link; {} events before it hold",
-                b.position,
-                b.aggregate_type,
-                b.aggregate_id,
-                b.sequence,
-                report.events_checked
-            ),
+        if report.holds() {
+            println!(
+                "ok: {} events, every hash link holds; {} sealed streams reach their seals",
+                report.events_checked, report.streams_sealed
+            );
+            return anyhow::Ok(());
         }
+        let mut findings = Vec::new();
+        if let Some(b) = &report.first_broken {
+            findings.push(format!(
+                "broken: {b}; {} events before it hold",
+                report.events_checked
+            ));
+        }
+        findings.extend(report.broken_seals.iter().map(ToString::to_string));
+        anyhow::bail!("{}", findings.join("\n"))
     }
     .await;
     database.shutdown(false).await;

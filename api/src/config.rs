@@ -12,20 +12,26 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the database is.
+/// Where the database is. The flags are global, so they may also follow a
+/// subcommand (`shop audit verify --database-url ...`).
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL. Without it, a private cluster is started in
     /// the data folder from the installed PostgreSQL binaries.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
     /// Folder for the private PostgreSQL cluster and local secrets.
-    #[arg(long, env = "SHOP_DATA_DIR", default_value = ".data")]
+    #[arg(long, env = "SHOP_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
 
     /// Most connections the pool opens.
-    #[arg(long, env = "SHOP_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "SHOP_DB_MAX_CONNECTIONS",
+        default_value_t = 20,
+        global = true
+    )]
     pub db_max_connections: u32,
 }
 

@@ -25,6 +25,7 @@ use domain::sku::SkuClaim;
 use domain::values::Currency;
 use domain::wallet::Wallet;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use projections::audit::seal::AuditSeal;
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
 use projections::notifications::smtp::SmtpNotifier;
@@ -167,17 +168,18 @@ impl AppState {
 }
 
 /// Every projector a server runs: the read models, the notifications
-/// outbox, then the workflows.
+/// outbox, the audit seal, then the workflows.
 pub fn projectors(pool: &PgPool, workflows: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
     let mut projectors = projections::read_models::all();
     projectors.push(Arc::new(NotificationsProjector));
+    projectors.push(Arc::new(AuditSeal));
     projectors.extend(projections::workflows::all(pool, workflows));
     projectors
 }
 
 /// The projector runtime of `shop serve` and `shop projectors`: read models,
-/// the notifications outbox and workflows, with the outbox's delivery (to
-/// the log) and the workflows' deadline poller.
+/// the notifications outbox, the audit seal and workflows, with the outbox's
+/// delivery (to the log) and the workflows' deadline poller.
 ///
 /// Fails when the SMTP settings are unusable.
 pub fn projector_runtime(

@@ -13,7 +13,8 @@
 //!   operator's commands; `read_models`: the projectors and their tables.
 //! - `workflows`: process managers on the same runtime (they send commands
 //!   instead of writing rows) and the `deadlines` poller.
-//! - `audit`: the event log as auditors read it, and the hash chain check.
+//! - `audit`: the event log as auditors read it, the hash chain check, and
+//!   the `audit_seal` projector that makes a stream cut at its end visible.
 //! - `notifications`: the outbox of messages to customers and its delivery.
 //! - `shipping`: the simulated carrier.
 //! - `payments`: the simulated payment gateway, its signed callbacks and

@@ -1,9 +1,16 @@
-//! The audit trail of an order, read from the event store.
+//! The audit trail of an order, read from the event store, and the tamper
+//! evidence: the hash chain and the audit seal, each kind of tampering
+//! named by `shop audit verify`.
+
+use std::time::Duration;
 
 use domain::metadata::Role;
+use projections::audit::{BrokenSeal, SealBreak};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{expect_error, expect_json, spawn_app};
+use sqlx::PgPool;
+use testkit::{expect_error, expect_json, spawn_app, Session, TestApp, READ_MODEL_PATIENCE};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_auditors_only() {
@@ -104,58 +111,356 @@ async fn an_orders_history_lists_its_events_with_metadata_for_the_owner_and_audi
     .await;
 }
 
-#[tokio::test]
-async fn verification_passes_on_an_honest_store_and_names_an_altered_event() {
-    let app = spawn_app().await;
-    let admin = app.bootstrap_admin().await;
-    let tools = app.create_category(&admin.token, "Tools", None).await;
-    app.create_category(&admin.token, "Saws", Some(tools)).await;
-    let put = app
-        .put_json(
-            &format!("/v1/categories/{tools}"),
-            &json!({"name": "Hand tools"}),
-            Some(&admin.token),
-        )
-        .await;
-    assert_eq!(put.status(), StatusCode::OK);
-
-    let honest = projections::audit::verify(&app.db.pool).await.unwrap();
-    assert!(honest.first_broken.is_none(), "{honest:?}");
-    assert!(honest.events_checked >= 4);
-
-    // Someone with the database's keys rewrites history behind the triggers.
-    let (target,): (i64,) = sqlx::query_as(
-        "SELECT global_position FROM events WHERE aggregate_type = 'Category' AND sequence = 1
-          AND aggregate_id = $1",
-    )
-    .bind(tools.to_string())
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
-    let mut tx = app.db.pool.begin().await.unwrap();
+/// Runs `statements` behind the events table's triggers, as someone with
+/// the database's keys could.
+async fn behind_the_triggers(pool: &PgPool, statements: &[String]) {
+    let mut tx = pool.begin().await.unwrap();
     sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE events SET payload = replace(payload::text, 'Tools', 'Toys')::json
-          WHERE global_position = $1",
-    )
-    .bind(target)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    for statement in statements {
+        let done = sqlx::raw_sql(statement).execute(&mut *tx).await.unwrap();
+        assert!(done.rows_affected() > 0, "changed nothing: {statement}");
+    }
     sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
         .execute(&mut *tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// Waits until the workflows are done and the audit seal's checkpoint has
+/// reached the head of the log; answers the stream's sealed sequence.
+async fn sealed(app: &TestApp, aggregate_type: &str, aggregate_id: &str) -> i64 {
+    app.wait_for_workflows().await;
+    let head = app.head_position().await;
+    let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
+    // `wait_for` itself waits (a few seconds at most) for the checkpoint.
+    while api::read::wait_for(&app.db.pool, "audit_seal", Some(head))
+        .await
+        .unwrap()
+        .stale
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the audit seal did not reach position {head}"
+        );
+    }
+    let (sealed, last): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT (SELECT last_sequence FROM sealed_streams
+                  WHERE aggregate_type = $1 AND aggregate_id = $2),
+                (SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sealed,
+        Some(last),
+        "{aggregate_type} {aggregate_id} is sealed up to its last event"
+    );
+    last
+}
+
+/// The global position of one event.
+async fn position_of(
+    app: &TestApp,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> i64 {
+    sqlx::query_scalar(
+        "SELECT global_position FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(sequence)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+/// A category renamed twice by `admin`: a stream of three events. Answers
+/// its id.
+async fn category_with_three_events(app: &TestApp, admin: &Session) -> String {
+    let tools = app.create_category(&admin.token, "Tools", None).await;
+    for name in ["Hand tools", "Garden tools"] {
+        let put = app
+            .put_json(
+                &format!("/v1/categories/{tools}"),
+                &json!({"name": name}),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(put.status(), StatusCode::OK);
+    }
+    tools.to_string()
+}
+
+/// A product whose stock `admin` received three times; answers its id (the
+/// id of its InventoryItem stream).
+async fn product_received_three_times(app: &TestApp, admin: &Session) -> Uuid {
+    let category = app.create_category(&admin.token, "Hardware", None).await;
+    let product = app
+        .create_product(
+            &admin.token,
+            &json!({"name": "Hammer", "price": 2500, "sku": "HW-HAMMER", "category_id": category}),
+        )
+        .await;
+    for quantity in [5, 3, 2] {
+        expect_json(
+            app.receive(&admin.token, product, quantity).await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    product
+}
+
+#[tokio::test]
+async fn an_honest_store_passes_verification_with_every_stream_sealed() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let tools = category_with_three_events(&app, &admin).await;
+    let product = product_received_three_times(&app, &admin).await;
+    sealed(&app, "Category", &tools).await;
+    sealed(&app, "InventoryItem", &product.to_string()).await;
+
+    let honest = projections::audit::verify(&app.db.pool).await.unwrap();
+    assert!(honest.holds(), "{honest:?}");
+    assert!(honest.first_broken.is_none() && honest.broken_seals.is_empty());
+    assert_eq!(honest.events_checked as i64, app.event_count().await);
+    let streams: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT (aggregate_type, aggregate_id)) FROM events")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        honest.streams_sealed as i64, streams,
+        "every stream is sealed"
+    );
+}
+
+#[tokio::test]
+async fn verification_names_an_event_whose_payload_was_changed() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let tools = category_with_three_events(&app, &admin).await;
+    sealed(&app, "Category", &tools).await;
+    let target = position_of(&app, "Category", &tools, 1).await;
+
+    behind_the_triggers(
+        &app.db.pool,
+        &[format!(
+            "UPDATE events SET payload = replace(payload::text, 'Tools', 'Toys')::json
+              WHERE global_position = {target}"
+        )],
+    )
+    .await;
 
     let report = projections::audit::verify(&app.db.pool).await.unwrap();
-    let broken = report.first_broken.expect("the altered event is found");
+    let broken = report
+        .first_broken
+        .clone()
+        .expect("the altered event is found");
     assert_eq!(broken.position, target);
     assert_eq!(broken.aggregate_type, "Category");
+    assert_eq!(broken.aggregate_id, tools);
     assert_eq!(broken.sequence, 1);
+    // Its hash column was left alone, so the seal still matches.
+    assert!(report.broken_seals.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn verification_names_the_event_after_one_removed_from_the_middle_and_the_seal_the_missing_one(
+) {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let tools = category_with_three_events(&app, &admin).await;
+    assert_eq!(sealed(&app, "Category", &tools).await, 3);
+    let third = position_of(&app, "Category", &tools, 3).await;
+
+    behind_the_triggers(
+        &app.db.pool,
+        &[format!(
+            "DELETE FROM events
+              WHERE aggregate_type = 'Category' AND aggregate_id = '{tools}' AND sequence = 2"
+        )],
+    )
+    .await;
+
+    let report = projections::audit::verify(&app.db.pool).await.unwrap();
+    let broken = report.first_broken.clone().expect("the gap is found");
+    assert_eq!(
+        (broken.aggregate_type.as_str(), broken.aggregate_id.as_str()),
+        ("Category", tools.as_str())
+    );
+    assert_eq!(
+        broken.sequence, 3,
+        "the event after the gap no longer links"
+    );
+    assert_eq!(broken.position, third);
+    assert_eq!(
+        report.broken_seals,
+        [BrokenSeal {
+            aggregate_type: "Category".to_string(),
+            aggregate_id: tools.clone(),
+            sequence: 2,
+            sealed_sequence: 3,
+            kind: SealBreak::Gap,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn verification_names_the_first_of_two_events_swapped() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let tools = category_with_three_events(&app, &admin).await;
+    sealed(&app, "Category", &tools).await;
+    let third = position_of(&app, "Category", &tools, 3).await;
+
+    // Events 2 and 3 trade places (by way of a free sequence: the primary
+    // key is checked row by row).
+    let stream = format!("aggregate_type = 'Category' AND aggregate_id = '{tools}'");
+    behind_the_triggers(
+        &app.db.pool,
+        &[
+            format!("UPDATE events SET sequence = 1000 WHERE {stream} AND sequence = 2"),
+            format!("UPDATE events SET sequence = 2 WHERE {stream} AND sequence = 3"),
+            format!("UPDATE events SET sequence = 3 WHERE {stream} AND sequence = 1000"),
+        ],
+    )
+    .await;
+
+    let report = projections::audit::verify(&app.db.pool).await.unwrap();
+    let broken = report.first_broken.clone().expect("the swap is found");
+    assert_eq!(broken.aggregate_type, "Category");
+    assert_eq!(broken.aggregate_id, tools);
+    assert_eq!(broken.sequence, 2);
+    assert_eq!(
+        broken.position, third,
+        "the old third event now stands second"
+    );
+    // The event now at the sealed sequence is another one.
+    assert_eq!(
+        report
+            .broken_seals
+            .iter()
+            .map(|b| (b.aggregate_id.as_str(), b.sequence, b.kind))
+            .collect::<Vec<_>>(),
+        [(tools.as_str(), 3, SealBreak::Replaced)]
+    );
+}
+
+#[tokio::test]
+async fn verification_and_the_cli_name_a_sealed_last_event_that_was_removed() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let product = product_received_three_times(&app, &admin).await;
+    let id = product.to_string();
+    let last = sealed(&app, "InventoryItem", &id).await;
+    assert!(last >= 3);
+
+    behind_the_triggers(
+        &app.db.pool,
+        &[format!(
+            "DELETE FROM events
+              WHERE aggregate_type = 'InventoryItem' AND aggregate_id = '{id}' AND sequence = {last}"
+        )],
+    )
+    .await;
+
+    // The shorter chain still holds; the seal shows the cut.
+    let report = projections::audit::verify(&app.db.pool).await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(
+        report.broken_seals,
+        [BrokenSeal {
+            aggregate_type: "InventoryItem".to_string(),
+            aggregate_id: id.clone(),
+            sequence: last,
+            sealed_sequence: last,
+            kind: SealBreak::Cut,
+        }]
+    );
+    assert!(!report.holds());
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
+        .args(["audit", "verify", "--database-url", &app.db.url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .expect("run shop audit verify");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let sentence =
+        format!("InventoryItem {id}: its event {last} (sealed) is missing: the log was cut");
+    assert!(stderr.contains(&sentence), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_cut_stream_appended_to_again_halts_the_seal_and_readiness_names_it() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin().await;
+    let product = product_received_three_times(&app, &admin).await;
+    let id = product.to_string();
+    let last = sealed(&app, "InventoryItem", &id).await;
+    behind_the_triggers(
+        &app.db.pool,
+        &[format!(
+            "DELETE FROM events
+              WHERE aggregate_type = 'InventoryItem' AND aggregate_id = '{id}' AND sequence = {last}"
+        )],
+    )
+    .await;
+    // The next command writes a new event with the removed one's sequence.
+    expect_json(app.receive(&admin.token, product, 1).await, StatusCode::OK).await;
+
+    let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
+    let (sequence, error) = loop {
+        let dead: Option<(i64, String)> = sqlx::query_as(
+            "SELECT sequence, error FROM projector_dead_letters
+              WHERE projector = 'audit_seal' AND resolution IS NULL",
+        )
+        .fetch_optional(&app.db.pool)
+        .await
+        .unwrap();
+        if let Some(dead) = dead {
+            break dead;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the seal took the new event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sequence, last);
+    assert!(error.contains(&id), "{error}");
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"], "projector_halted");
+    assert!(
+        body["message"].as_str().unwrap().contains("audit_seal"),
+        "{body}"
+    );
+
+    // The seal stayed where it was: the event there now is another one.
+    let report = projections::audit::verify(&app.db.pool).await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(
+        report
+            .broken_seals
+            .iter()
+            .map(|b| (b.aggregate_id.as_str(), b.sequence, b.kind))
+            .collect::<Vec<_>>(),
+        [(id.as_str(), last, SealBreak::Replaced)]
+    );
 }
 
 #[tokio::test]

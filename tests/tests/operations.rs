@@ -87,8 +87,9 @@ async fn operators_see_every_projector_and_customers_may_not() {
             .json()
             .await
             .unwrap();
-        // The read models' projectors, the outbox and the fulfilment workflow.
-        if list.as_array().is_some_and(|l| l.len() == 4) {
+        // The read models' projectors, the outbox, the audit seal and the
+        // fulfilment workflow.
+        if list.as_array().is_some_and(|l| l.len() == 5) {
             break list;
         }
         assert!(tokio::time::Instant::now() < deadline, "{list}");
@@ -102,7 +103,13 @@ async fn operators_see_every_projector_and_customers_may_not() {
         .collect();
     assert_eq!(
         names,
-        vec!["catalog", "fulfilment", "notifications", "orders"]
+        vec![
+            "audit_seal",
+            "catalog",
+            "fulfilment",
+            "notifications",
+            "orders"
+        ]
     );
     for field in [
         "version",

@@ -718,7 +718,10 @@ async fn check_invoices(
             invoice_number,
             at,
             ..
-        } = event;
+        } = event
+        else {
+            anyhow::bail!("the seeded numbering holds another event: {event:?}");
+        };
         ensure!(
             *invoice_number == format_invoice_number(*year, *number)
                 && *year == s.year
@@ -784,7 +787,7 @@ where
 }
 
 /// Executes one command; answers how long it took. It must write an event.
-async fn timed<A: Aggregate>(
+async fn timed<A: domain::stored::StoredAggregate>(
     bus: &CommandBus<A>,
     id: &str,
     command: A::Command,

@@ -40,6 +40,8 @@ pub struct StoredEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// The event's hash link (see [`super::chain`]), as stored.
+    pub hash: Vec<u8>,
 }
 
 impl StoredEvent {
@@ -63,6 +65,7 @@ struct Row {
     payload: Value,
     metadata: Value,
     recorded_at: DateTime<Utc>,
+    hash: Vec<u8>,
 }
 
 /// Up to `limit` events after `after`, in commit order, that no still-running
@@ -78,7 +81,7 @@ pub async fn read_after<'e>(
         // ('100000' < '99999') instead of the xid8 column and its index.
         "SELECT global_position, transaction_id::text AS transaction_id_text, aggregate_type,
                 aggregate_id, sequence, event_type, event_version, payload::jsonb AS payload,
-                metadata::jsonb AS metadata, recorded_at
+                metadata::jsonb AS metadata, recorded_at, hash
            FROM events
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -112,6 +115,7 @@ impl TryFrom<Row> for StoredEvent {
             payload: row.payload,
             metadata: row.metadata,
             recorded_at: row.recorded_at,
+            hash: row.hash,
         })
     }
 }

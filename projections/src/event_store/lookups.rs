@@ -1,6 +1,7 @@
 //! The questions other modules ask of stored events, besides loading an
 //! aggregate and following the log: idempotent replays, what a stream's first
-//! event said, lag behind a checkpoint, and the auditors' view.
+//! event said, lag behind a checkpoint, the auditors' view, and whether the
+//! sealed streams still reach their seals.
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -118,6 +119,49 @@ pub fn chain_rows(pool: &PgPool) -> BoxStream<'_, Result<ChainRow, sqlx::Error>>
           ORDER BY aggregate_type, aggregate_id, sequence",
     )
     .fetch(pool)
+}
+
+/// A sealed stream (see `crate::audit::seal`) whose events no longer reach
+/// what was sealed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UnreachedSeal {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The last sequence sealed.
+    pub last_sequence: i64,
+    /// The highest sequence still there up to the sealed one (`None`: none).
+    pub max_present: Option<i64>,
+    /// The first sequence up to the sealed one that is missing, if any.
+    pub first_missing: Option<i64>,
+}
+
+/// Every sealed stream that misses an event up to its sealed sequence, or
+/// whose event at that sequence has another hash link than the one sealed;
+/// in one statement, so the seals and the events are read at one moment.
+pub async fn unreached_seals(pool: &PgPool) -> Result<Vec<UnreachedSeal>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.aggregate_type, s.aggregate_id, s.last_sequence, c.max_present,
+                CASE WHEN c.present < s.last_sequence THEN
+                    (SELECT min(g) FROM generate_series(1::bigint, s.last_sequence) AS g
+                      WHERE NOT EXISTS (SELECT 1 FROM events p
+                                         WHERE p.aggregate_type = s.aggregate_type
+                                           AND p.aggregate_id = s.aggregate_id
+                                           AND p.sequence = g))
+                END AS first_missing
+           FROM sealed_streams s
+          CROSS JOIN LATERAL (
+                SELECT count(*) AS present, max(p.sequence) AS max_present
+                  FROM events p
+                 WHERE p.aggregate_type = s.aggregate_type AND p.aggregate_id = s.aggregate_id
+                   AND p.sequence BETWEEN 1 AND s.last_sequence) c
+           LEFT JOIN events e
+             ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id
+            AND e.sequence = s.last_sequence
+          WHERE c.present < s.last_sequence OR e.hash IS DISTINCT FROM s.last_hash
+          ORDER BY s.aggregate_type, s.aggregate_id",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// One event of the event store with its metadata, as auditors read it.
