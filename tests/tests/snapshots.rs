@@ -1387,3 +1387,335 @@ async fn a_wallet_loaded_from_its_snapshot_equals_the_one_rebuilt_from_its_event
     let db = fresh_database().await;
     history_matches_events(&db.pool, wallet_scenario(), 11).await;
 }
+
+// ---- snapshots that cannot be used ----
+
+/// How a snapshot is spoiled.
+#[derive(Debug, Clone, Copy)]
+enum Spoiled {
+    /// JSON that is not the state's shape.
+    Garbage,
+    /// A state of the right shape, but of a version the code does not have.
+    OtherVersion,
+    /// A state of the right shape claiming events the stream does not have.
+    BeyondTheStream,
+}
+
+/// Receives `quantity` for `product`; answers the `on_hand_after` of the
+/// event written.
+async fn receive(bus: &CommandBus<InventoryItem>, product: ProductId, quantity: i64) -> i64 {
+    let pool = bus.pool().clone();
+    let id = product.to_string();
+    let before: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(sequence), 0) FROM events WHERE aggregate_type = 'InventoryItem' AND aggregate_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let command = InventoryCommand::Receive {
+        product_id: product,
+        quantity: Quantity::new(quantity).unwrap(),
+        reason: None,
+    };
+    let committed = bus.execute(&id, command, &meta()).await.expect("a receipt");
+    assert!(committed.wrote_events);
+    let written = events_after::<InventoryItem>(&pool, &id, before).await;
+    match written.as_slice() {
+        [(_, _, domain::inventory::InventoryEvent::StockReceived { on_hand_after, .. })] => {
+            *on_hand_after
+        }
+        other => panic!("a receipt wrote {other:?}"),
+    }
+}
+
+/// Notes in `failures` when `loaded` is not what the events say.
+fn same_as_events(
+    failures: &mut Vec<String>,
+    spoiled: Spoiled,
+    when: &str,
+    loaded: Option<InventoryItem>,
+    rebuilt: Option<InventoryItem>,
+) {
+    if json(&loaded) != json(&rebuilt) {
+        failures.push(format!(
+            "{spoiled:?}, {when}: loaded {} but the events say {}",
+            json(&loaded),
+            json(&rebuilt)
+        ));
+    }
+}
+
+/// An inventory item of 25 receipts (a snapshot after 20) whose snapshot is
+/// then spoiled: what went wrong, if anything.
+async fn spoiled_snapshot_case(pool: &PgPool, spoiled: Spoiled) -> Vec<String> {
+    let bus = CommandBus::<InventoryItem>::new(pool.clone(), ());
+    let product = ProductId::new();
+    let id = product.to_string();
+    let mut on_hand = 0;
+    for n in 1..=25 {
+        on_hand += n;
+        assert_eq!(receive(&bus, product, n).await, on_hand);
+    }
+    let (_, taken_at, payload) = snapshot_of(pool, "InventoryItem", &id)
+        .await
+        .expect("a snapshot");
+    assert_eq!(taken_at, 20);
+    // A state of the right shape that says something else.
+    let mut misleading = payload.clone();
+    misleading["on_hand"] = Value::from(999_999);
+    let spoil = match spoiled {
+        Spoiled::Garbage => sqlx::query(
+            "UPDATE snapshots SET payload = '{\"garbage\": [1, 2, 3]}'
+              WHERE aggregate_type = 'InventoryItem' AND aggregate_id = $1",
+        ),
+        Spoiled::OtherVersion => sqlx::query(
+            "UPDATE snapshots SET version = version + 1, payload = $2::text::json
+              WHERE aggregate_type = 'InventoryItem' AND aggregate_id = $1",
+        ),
+        Spoiled::BeyondTheStream => sqlx::query(
+            "UPDATE snapshots SET last_sequence = 28, payload = $2::text::json
+              WHERE aggregate_type = 'InventoryItem' AND aggregate_id = $1",
+        ),
+    };
+    let updated = spoil
+        .bind(&id)
+        .bind(misleading.to_string())
+        .execute(pool)
+        .await
+        .expect("spoil the snapshot")
+        .rows_affected();
+    assert_eq!(updated, 1);
+
+    let mut failures = Vec::new();
+    let rebuilt = load_aggregate::<InventoryItem>(pool, &id, None)
+        .await
+        .unwrap();
+    same_as_events(
+        &mut failures,
+        spoiled,
+        "after spoiling",
+        bus.load(&id).await.unwrap(),
+        rebuilt,
+    );
+
+    // The next command is decided on the state the events say, and (due, as
+    // the stream has more than SNAPSHOT_AFTER events past no usable
+    // snapshot) writes a good snapshot again.
+    on_hand += 7;
+    let answered = receive(&bus, product, 7).await;
+    if answered != on_hand {
+        failures.push(format!(
+            "{spoiled:?}: a receipt answered on hand {answered}, not {on_hand}"
+        ));
+    }
+    let replayed = json(
+        &load_aggregate::<InventoryItem>(pool, &id, Some(26))
+            .await
+            .unwrap(),
+    );
+    match snapshot_of(pool, "InventoryItem", &id).await {
+        Some((version, 26, payload)) if version == InventoryItem::SNAPSHOT_VERSION && payload == replayed => {}
+        other => failures.push(format!(
+            "{spoiled:?}: after the next command the snapshot is {other:?}, not version {} at 26: {replayed}",
+            InventoryItem::SNAPSHOT_VERSION
+        )),
+    }
+
+    // And the commands after it, past the sequence the spoiled snapshot
+    // claimed, are decided on the true state.
+    for n in 0..4 {
+        on_hand += 1;
+        let answered = receive(&bus, product, 1).await;
+        if answered != on_hand {
+            failures.push(format!(
+                "{spoiled:?}: receipt {} (event {}) answered on hand {answered}, not {on_hand}",
+                n + 2,
+                27 + n
+            ));
+        }
+    }
+    let rebuilt = load_aggregate::<InventoryItem>(pool, &id, None)
+        .await
+        .unwrap();
+    same_as_events(
+        &mut failures,
+        spoiled,
+        "four commands later",
+        bus.load(&id).await.unwrap(),
+        rebuilt,
+    );
+    failures
+}
+
+#[tokio::test]
+async fn a_corrupt_snapshot_is_ignored_and_the_aggregate_is_rebuilt_from_its_events() {
+    let db = fresh_database().await;
+    let mut failures = Vec::new();
+    for spoiled in [
+        Spoiled::Garbage,
+        Spoiled::OtherVersion,
+        Spoiled::BeyondTheStream,
+    ] {
+        failures.extend(spoiled_snapshot_case(&db.pool, spoiled).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Spoils the snapshot of every aggregate of a short history with JSON of
+/// another shape: what was not ignored.
+async fn garbage_snapshots<A>(pool: &PgPool, mut scenario: Scenario<A>, seed: u64) -> Vec<String>
+where
+    A: StoredAggregate + Clone,
+    A::Command: Clone + Serialize + Debug,
+    A::Services: Clone,
+{
+    let history = run_history(pool, &mut scenario, 400, seed).await;
+    let bus = CommandBus::<A>::new(pool.clone(), scenario.services.clone());
+    let mut failures = Vec::new();
+    let mut spoiled = 0;
+    for id in history.shadows.keys() {
+        let updated = sqlx::query(
+            "UPDATE snapshots SET payload = '{\"garbage\": [1, 2, 3]}'
+              WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected();
+        if updated == 0 {
+            continue;
+        }
+        spoiled += 1;
+        // The store reads a snapshot with `serde_json::from_str::<A>`: a
+        // state that takes this garbage is one the store takes for a
+        // snapshot.
+        let garbage = serde_json::json!({"garbage": [1, 2, 3]});
+        let decoded = serde_json::from_value::<A>(garbage)
+            .ok()
+            .map(|state| json(&state));
+        let loaded = json(&bus.load(id).await.unwrap());
+        let rebuilt = json(&load_aggregate::<A>(pool, id, None).await.unwrap());
+        if loaded != rebuilt {
+            failures.push(format!(
+                "{} {id}: a snapshot {{\"garbage\": [1, 2, 3]}} was read as {loaded}; the events say {rebuilt}",
+                A::TYPE
+            ));
+        } else if let Some(state) = decoded {
+            failures.push(format!(
+                "{} {id}: a snapshot {{\"garbage\": [1, 2, 3]}} decodes as the state {state}; \
+                 loaded as the events say only because they agree with it here",
+                A::TYPE
+            ));
+        }
+    }
+    assert!(spoiled > 0, "{}: no snapshot to spoil", A::TYPE);
+    failures
+}
+
+#[tokio::test]
+async fn a_snapshot_of_another_shape_is_ignored_for_every_aggregate_type() {
+    let db = fresh_database().await;
+    let pool = &db.pool;
+    let mut failures = Vec::new();
+    failures.extend(garbage_snapshots(pool, cart_scenario(pool).await, 21).await);
+    failures.extend(garbage_snapshots(pool, category_scenario(pool), 22).await);
+    failures.extend(garbage_snapshots(pool, coupon_scenario(), 23).await);
+    failures.extend(garbage_snapshots(pool, customer_scenario(), 24).await);
+    failures.extend(garbage_snapshots(pool, inventory_scenario(), 25).await);
+    failures.extend(garbage_snapshots(pool, invoice_scenario(), 26).await);
+    failures.extend(garbage_snapshots(pool, order_scenario(), 27).await);
+    failures.extend(garbage_snapshots(pool, product_scenario(pool).await, 28).await);
+    failures.extend(garbage_snapshots(pool, shop_scenario(), 29).await);
+    failures.extend(garbage_snapshots(pool, sku_scenario(), 30).await);
+    failures.extend(garbage_snapshots(pool, wallet_scenario(), 31).await);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---- keyed memory of events stored before it existed ----
+
+type MemoryRow = (String, String, String, Option<String>);
+
+async fn memory_rows(pool: &PgPool) -> Vec<MemoryRow> {
+    sqlx::query_as(
+        "SELECT aggregate_type, aggregate_id, key, value::text FROM aggregate_memory ORDER BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read the keyed memory")
+}
+
+/// Rows of `a` not in `b`, counted by aggregate type and key kind, with an
+/// example of each.
+fn missing_from(a: &[MemoryRow], b: &[MemoryRow]) -> BTreeMap<String, (usize, String)> {
+    let mut by_kind: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for row in a.iter().filter(|row| !b.contains(row)) {
+        let kind = format!("{} {}", row.0, row.2.split(':').next().unwrap_or_default());
+        let entry = by_kind
+            .entry(kind)
+            .or_insert_with(|| (0, format!("{row:?}")));
+        entry.0 += 1;
+    }
+    by_kind
+}
+
+#[tokio::test]
+async fn keyed_memory_backfilled_from_stored_events_equals_what_the_store_writes() {
+    let db = fresh_database().await;
+    let pool = &db.pool;
+    run_history(pool, &mut inventory_scenario(), 600, 41).await;
+    run_history(pool, &mut invoice_scenario(), 400, 42).await;
+    run_history(pool, &mut coupon_scenario(), 400, 43).await;
+    run_history(pool, &mut wallet_scenario(), 400, 44).await;
+    // Every event that remembers something is among them.
+    for event_type in [
+        "HoldCommitted",
+        "HoldsCommitted",
+        "StockDecremented",
+        "OrderStockReturned",
+        "InvoiceNumberAllocated",
+        "InvoiceNumbersAllocated",
+        "CouponRedeemed",
+        "CouponRedemptionReleased",
+        "WalletCredited",
+        "WalletDebited",
+    ] {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(count > 0, "no {event_type} event in the histories");
+    }
+    let written = memory_rows(pool).await;
+    assert!(
+        written.iter().any(|row| row.3.is_none()),
+        "a forgotten entry (a released coupon redemption) among the rows"
+    );
+
+    sqlx::query("DELETE FROM aggregate_memory")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../migrations/20261201000015_keyed_memory_backfill.sql"
+    ))
+    .execute(pool)
+    .await
+    .expect("run the backfill");
+    let backfilled = memory_rows(pool).await;
+
+    let missing = missing_from(&written, &backfilled);
+    let extra = missing_from(&backfilled, &written);
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} rows written by the store, {} backfilled;\n\
+         written but not backfilled (count, example) by kind: {missing:#?}\n\
+         backfilled but not written: {extra:#?}",
+        written.len(),
+        backfilled.len()
+    );
+    assert_eq!(backfilled, written);
+}
