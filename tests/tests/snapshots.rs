@@ -923,7 +923,7 @@ async fn product_scenario(pool: &PgPool) -> Scenario<Product> {
             let product_id = *rng.pick(&products);
             let id = product_id.to_string();
             let created = shadows.get(&id).is_some_and(Product::is_created);
-            let sku = |rng: &mut Rng| Sku::parse(*rng.pick(&skus)).unwrap();
+            let sku = |rng: &mut Rng| Sku::parse(rng.pick::<&str>(&skus)).unwrap();
             let command = if (!created && rng.below(2) == 0) || rng.one_in(30) {
                 ProductCommand::Create {
                     product_id,
