@@ -11,6 +11,11 @@ SELECT DISTINCT ON (aggregate_type, aggregate_id, key) aggregate_type, aggregate
            (payload -> 'HoldCommitted' -> 'quantity')::text::jsonb AS value
       FROM events WHERE aggregate_type = 'InventoryItem' AND event_type = 'HoldCommitted'
     UNION ALL
+    SELECT e.aggregate_type, e.aggregate_id, e.sequence,
+           'committed:' || (c.value ->> 'owner_id'), (c.value -> 'quantity')::text::jsonb
+      FROM events e, json_array_elements(e.payload -> 'HoldsCommitted' -> 'commits') AS c
+     WHERE e.aggregate_type = 'InventoryItem' AND e.event_type = 'HoldsCommitted'
+    UNION ALL
     SELECT aggregate_type, aggregate_id, sequence,
            'decremented:' || (payload -> 'StockDecremented' ->> 'order_id'),
            (payload -> 'StockDecremented' -> 'quantity')::text::jsonb
@@ -25,6 +30,14 @@ SELECT DISTINCT ON (aggregate_type, aggregate_id, key) aggregate_type, aggregate
            'invoice:' || (payload -> 'InvoiceNumberAllocated' ->> 'order_id'),
            (payload -> 'InvoiceNumberAllocated' -> 'number')::text::jsonb
       FROM events WHERE aggregate_type = 'InvoiceNumbering' AND event_type = 'InvoiceNumberAllocated'
+    UNION ALL
+    SELECT e.aggregate_type, e.aggregate_id, e.sequence,
+           'invoice:' || o.order_id,
+           to_jsonb((e.payload -> 'InvoiceNumbersAllocated' ->> 'first')::bigint + o.n - 1)
+      FROM events e,
+           json_array_elements_text(e.payload -> 'InvoiceNumbersAllocated' -> 'orders')
+               WITH ORDINALITY AS o(order_id, n)
+     WHERE e.aggregate_type = 'InvoiceNumbering' AND e.event_type = 'InvoiceNumbersAllocated'
     UNION ALL
     SELECT aggregate_type, aggregate_id, sequence,
            'redeemed:' || (payload -> 'CouponRedeemed' ->> 'order_id'), 'true'::jsonb

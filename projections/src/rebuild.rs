@@ -106,6 +106,7 @@ const STATUS_SQL: &str = "
            CASE WHEN state = 'building' AND NOT EXISTS (
                     SELECT 1 FROM pg_locks
                      WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                        AND classid = 1936224866::oid AND objid = hashtext(name)::oid)
                 THEN 'interrupted' ELSE state END AS state,
            processed, greatest(total, processed) AS total,
