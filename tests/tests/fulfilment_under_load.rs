@@ -353,6 +353,23 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The test kit's view of `server` (its secrets, the test database), once
+/// it answers.
+async fn app_of(server: &ServerProcess, db: testkit::TestDatabase) -> TestApp {
+    let mut config = api::startup::AppConfig::with_random_secret();
+    config.jwt_secret = server.jwt_secret.clone();
+    config.payment_webhook_secret = server.webhook_secret.clone();
+    let app = TestApp {
+        address: server.address(),
+        client: reqwest::Client::new(),
+        state: api::startup::AppState::new(db.pool.clone(), config),
+        payment_callbacks: true,
+        db,
+    };
+    until_live(&app.client, &app.address).await;
+    app
+}
+
 /// Waits (polling, with a deadline) until the server answers
 /// `/health/live`.
 async fn until_live(client: &reqwest::Client, address: &str) {
@@ -443,17 +460,7 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
     let db = testkit::fresh_database().await;
     let mut server = ServerProcess::start(&db.url);
     let address = server.address();
-    let mut config = api::startup::AppConfig::with_random_secret();
-    config.jwt_secret = server.jwt_secret.clone();
-    config.payment_webhook_secret = server.webhook_secret.clone();
-    let app = TestApp {
-        address: address.clone(),
-        client: reqwest::Client::new(),
-        state: api::startup::AppState::new(db.pool.clone(), config),
-        payment_callbacks: true,
-        db,
-    };
-    until_live(&app.client, &address).await;
+    let app = app_of(&server, db).await;
 
     // The catalog and the customers, before any kill.
     let admin = app.bootstrap_admin().await;
@@ -652,17 +659,7 @@ async fn sigterm_while_the_workflow_is_far_behind_stops_within_ten_seconds_and_l
     let db = testkit::fresh_database().await;
     let mut server = ServerProcess::start(&db.url);
     let address = server.address();
-    let mut config = api::startup::AppConfig::with_random_secret();
-    config.jwt_secret = server.jwt_secret.clone();
-    config.payment_webhook_secret = server.webhook_secret.clone();
-    let app = TestApp {
-        address: address.clone(),
-        client: reqwest::Client::new(),
-        state: api::startup::AppState::new(db.pool.clone(), config),
-        payment_callbacks: true,
-        db,
-    };
-    until_live(&app.client, &address).await;
+    let app = app_of(&server, db).await;
     let admin = app.bootstrap_admin().await;
     let category = app.create_category(&admin.token, "Tea", None).await;
     let product = stocked_product(&app, &admin, category, 0, 100_000).await;
