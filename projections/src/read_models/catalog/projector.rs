@@ -9,7 +9,7 @@ use domain::shop::{Shop, ShopEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::decode;
+use crate::read_models::decode;
 use crate::event_store::log::StoredEvent;
 use crate::runtime::{ApplyError, Projector};
 

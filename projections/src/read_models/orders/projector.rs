@@ -10,7 +10,7 @@ use domain::order::{Order, OrderEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::decode;
+use crate::read_models::decode;
 use crate::event_store::log::StoredEvent;
 use crate::runtime::{ApplyError, Projector};
 
