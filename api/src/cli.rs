@@ -74,11 +74,13 @@ enum ProjectionsCommand {
     Retry { name: String },
     /// Skip the event a projector halted on.
     Skip { name: String },
-    /// Rebuild a projector's read model from the whole log into new tables
-    /// while the live ones keep answering, then switch atomically. An
-    /// interrupted rebuild resumes where it stopped when started again.
+    /// Rebuild projectors' read models from the whole log into new tables
+    /// while the live ones keep answering, then switch atomically. Several
+    /// projectors named together read the log once. An interrupted rebuild
+    /// resumes where it stopped when started again.
     Rebuild {
-        name: String,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
         /// Events per transaction.
         #[arg(long, default_value_t = projections::rebuild::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
@@ -433,8 +435,8 @@ async fn projections_command(
                 let position = admin::skip(&pool, &name).await?;
                 println!("{name}: skipped the event at position {position}");
             }
-            ProjectionsCommand::Rebuild { name, batch_size } => {
-                rebuild_with_progress(&pool, &name, batch_size).await?;
+            ProjectionsCommand::Rebuild { names, batch_size } => {
+                rebuild_with_progress(&pool, &names, batch_size).await?;
             }
             ProjectionsCommand::Pause { name } => {
                 admin::pause(&pool, &name).await?;
@@ -452,34 +454,46 @@ async fn projections_command(
     result
 }
 
-/// Runs a rebuild in this process with a progress bar; Ctrl-C stops it
-/// between batches, to be resumed by the same command.
-async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> anyhow::Result<()> {
+/// Runs rebuilds in this process with a progress bar each; Ctrl-C stops
+/// them between batches, to be resumed by the same command.
+async fn rebuild_with_progress(
+    pool: &PgPool,
+    names: &[String],
+    batch_size: i64,
+) -> anyhow::Result<()> {
     use projections::rebuild::{self, Rebuild};
     let workflows = projections::workflows::WorkflowSettings::default();
-    let projector = rebuild::find(&startup::projectors(pool, &workflows), name)?;
+    let projectors = startup::projectors(pool, &workflows);
     let instance = format!("cli-{}", std::process::id());
-    let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
-    let status = job.status();
-    if job.resumed() {
-        println!(
-            "{name}: resuming the rebuild of version {} after {} events",
-            status.version, status.processed
-        );
-    } else {
-        println!(
-            "{name}: rebuilding version {} from the start",
-            status.version
-        );
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>14} {wide_bar} {human_pos}/{human_len} events  {msg}  {eta} left",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let mut jobs = Vec::new();
+    let mut progress = std::collections::HashMap::new();
+    for name in names {
+        let projector = rebuild::find(&projectors, name)?;
+        let job = Rebuild::start(pool, projector, batch_size, &instance).await?;
+        let status = job.status();
+        if job.resumed() {
+            println!(
+                "{name}: resuming the rebuild of version {} after {} events",
+                status.version, status.processed
+            );
+        } else {
+            println!(
+                "{name}: rebuilding version {} from the start",
+                status.version
+            );
+        }
+        let bar = bars.add(indicatif::ProgressBar::new(status.total.max(0) as u64));
+        bar.set_style(style.clone());
+        bar.set_prefix(name.clone());
+        bar.set_position(status.processed.max(0) as u64);
+        progress.insert(name.clone(), bar);
+        jobs.push(job);
     }
-    let bar = indicatif::ProgressBar::new(status.total.max(0) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{wide_bar} {human_pos}/{human_len} events  {msg}  {eta} left",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(status.processed.max(0) as u64);
     let cancel = CancellationToken::new();
     let on_signal = tokio::spawn({
         let cancel = cancel.clone();
@@ -490,26 +504,32 @@ async fn rebuild_with_progress(pool: &PgPool, name: &str, batch_size: i64) -> an
         }
     });
     let started = std::time::Instant::now();
-    let outcome = job
-        .run(
-            |s| {
+    let outcome = rebuild::run_together(
+        jobs,
+        |s| {
+            if let Some(bar) = progress.get(&s.name) {
                 bar.set_length(s.total.max(0) as u64);
                 bar.set_position(s.processed.max(0) as u64);
                 bar.set_message(format!("{:.0} events/s", s.events_per_second));
-            },
-            &cancel,
-        )
-        .await;
+            }
+        },
+        &cancel,
+    )
+    .await;
     on_signal.abort();
-    bar.finish_and_clear();
-    let done = outcome?;
-    println!(
-        "{name}: version {} switched in after {} events in {:.1} s, {:.0} events/s",
-        done.version,
-        done.processed,
-        started.elapsed().as_secs_f64(),
-        done.events_per_second
-    );
+    for bar in progress.values() {
+        bar.finish_and_clear();
+    }
+    for done in outcome? {
+        println!(
+            "{}: version {} switched in after {} events in {:.1} s, {:.0} events/s",
+            done.name,
+            done.version,
+            done.processed,
+            started.elapsed().as_secs_f64(),
+            done.events_per_second
+        );
+    }
     Ok(())
 }
 

@@ -94,7 +94,7 @@ pub struct ProjectorSettings {
     pub projector_poll_ms: u64,
 
     /// Events a projector applies per transaction.
-    #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = 500)]
+    #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = 2_000)]
     pub projector_batch: i64,
 
     /// How long a placed order may stay unpaid before the fulfilment

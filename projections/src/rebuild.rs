@@ -1,12 +1,16 @@
 //! Zero-downtime rebuilds of a projector's read model.
 //!
 //! A rebuild copies the shape of the projector's live tables (`CREATE TABLE
-//! ... (LIKE ... INCLUDING ALL)`) into the schema `shop_rebuild_<name>` and
-//! replays the whole log into those shadow tables in large batches, with the
-//! shadow schema first on the `search_path`, so the projector's own SQL
-//! writes there while the live tables keep answering queries. Each batch and
-//! the rebuild's checkpoint (`projector_rebuilds`) commit together, so a
-//! rebuild interrupted by a crash resumes where it stopped.
+//! ... (LIKE ... EXCLUDING INDEXES)` plus the primary key) into the schema
+//! `shop_rebuild_<name>` and replays the whole log into those shadow tables
+//! in large chunks, with the shadow schema first on the `search_path`, so the
+//! projector's own batch code writes there (one set-based statement per
+//! table per chunk) while the live tables keep answering queries. Each chunk
+//! and the rebuild's checkpoint (`projector_rebuilds`) commit together, so a
+//! rebuild interrupted by a crash resumes where it stopped. Near the head the
+//! shadow tables get the live tables' other indexes, built once over the
+//! loaded rows, and fresh statistics (`ANALYZE`). Several projectors rebuilt
+//! together ([`run_together`]) read the log once.
 //!
 //! Near the head it switches, in one transaction: it locks the live
 //! checkpoint row (the live projector waits), applies what is left, moves the
@@ -33,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::runtime::{apply_events, PoisonPolicy, Projector};
+use crate::runtime::{apply_chunk, PoisonPolicy, Projector};
 
 /// First key of the rebuild advisory locks ("shrb" in ASCII); the live
 /// projectors' locks use another namespace. (`STATUS_SQL` spells it in
@@ -41,7 +45,7 @@ use crate::runtime::{apply_events, PoisonPolicy, Projector};
 const LOCK_NAMESPACE: i32 = 0x73687262;
 
 /// Events per batch while building.
-pub const DEFAULT_BATCH_SIZE: i64 = 5_000;
+pub const DEFAULT_BATCH_SIZE: i64 = 20_000;
 
 /// How long the switch waits for the live projector's batch in progress.
 const CHECKPOINT_LOCK_TIMEOUT: &str = "10s";
@@ -149,6 +153,51 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Runs several started rebuilds to the head, reading the log once for all
+/// of them: each chunk read goes to every rebuild that has not passed it
+/// (a resumed one may stand further along), and each switches in when it
+/// reaches the head. `progress` is called after every chunk, per rebuild.
+/// Answers the rebuilds' final status, in the order they switched in.
+pub async fn run_together(
+    mut rebuilds: Vec<Rebuild>,
+    mut progress: impl FnMut(&RebuildStatus),
+    cancel: &CancellationToken,
+) -> Result<Vec<RebuildStatus>, RebuildError> {
+    for rebuild in &rebuilds {
+        tracing::info!(
+            projector = rebuild.projector.name(),
+            version = rebuild.status.version,
+            from = rebuild.checkpoint.global_position,
+            resumed = rebuild.resumed,
+            "rebuilding"
+        );
+    }
+    let batch_size = rebuilds.iter().map(|r| r.batch_size).max().unwrap_or(1);
+    let mut switched = Vec::new();
+    while let Some(from) = rebuilds.iter().map(|r| r.checkpoint).min() {
+        if cancel.is_cancelled() {
+            return Err(RebuildError::Interrupted);
+        }
+        let chunk = read_after(&mut rebuilds[0].conn, from, batch_size).await?;
+        let near_head = (chunk.len() as i64) < batch_size;
+        let mut index = 0;
+        while index < rebuilds.len() {
+            match rebuilds[index].take(&chunk, near_head, cancel).await? {
+                Some(status) => {
+                    progress(&status);
+                    switched.push(status);
+                    rebuilds.remove(index);
+                }
+                None => {
+                    progress(&rebuilds[index].status);
+                    index += 1;
+                }
+            }
+        }
+    }
+    Ok(switched)
+}
+
 /// A started rebuild: it holds the projector's rebuild lock until it ends.
 pub struct Rebuild {
     conn: PgConnection,
@@ -157,6 +206,8 @@ pub struct Rebuild {
     checkpoint: Checkpoint,
     status: RebuildStatus,
     resumed: bool,
+    /// Whether the shadow tables have their indexes and statistics.
+    finished_tables: bool,
 }
 
 impl Rebuild {
@@ -210,6 +261,7 @@ impl Rebuild {
             checkpoint,
             status,
             resumed,
+            finished_tables: false,
         })
     }
 
@@ -227,57 +279,63 @@ impl Rebuild {
     /// batch. Cancelling stops between batches ([`RebuildError::Interrupted`]);
     /// the work done so far is kept for the next start.
     pub async fn run(
-        mut self,
-        mut progress: impl FnMut(&RebuildStatus),
+        self,
+        progress: impl FnMut(&RebuildStatus),
         cancel: &CancellationToken,
     ) -> Result<RebuildStatus, RebuildError> {
+        let mut done = run_together(vec![self], progress, cancel).await?;
+        done.pop().ok_or(RebuildError::Interrupted)
+    }
+
+    /// Applies the events of a chunk read from the log that come after this
+    /// rebuild's checkpoint. Near the head, it then builds the shadow
+    /// tables' indexes and tries to switch: `Some` once switched in.
+    async fn take(
+        &mut self,
+        chunk: &[StoredEvent],
+        near_head: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Option<RebuildStatus>, RebuildError> {
         let name = self.projector.name();
-        tracing::info!(
-            projector = name,
-            version = self.status.version,
-            from = self.checkpoint.global_position,
-            resumed = self.resumed,
-            "rebuilding"
-        );
-        loop {
-            if cancel.is_cancelled() {
-                return Err(RebuildError::Interrupted);
-            }
-            let events = read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
-            if (events.len() as i64) < self.batch_size {
-                match self.switch().await {
-                    Ok(true) => {
-                        self.refresh().await?;
-                        progress(&self.status);
-                        tracing::info!(
-                            projector = name,
-                            version = self.status.version,
-                            events = self.status.processed,
-                            "rebuild switched in"
-                        );
-                        return Ok(self.status);
-                    }
-                    Ok(false) => {
-                        // Poison near the head: the batch path records it.
-                        let events =
-                            read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
-                        self.apply_batch(&events).await?;
-                    }
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
-                        tracing::warn!(projector = name, "the switch waited too long for queries on the live tables; trying again");
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Err(RebuildError::Interrupted),
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                self.apply_batch(&events).await?;
-            }
-            self.refresh().await?;
-            progress(&self.status);
+        let start = chunk.partition_point(|e| e.checkpoint() <= self.checkpoint);
+        let mine = &chunk[start..];
+        if !mine.is_empty() {
+            self.apply_batch(mine).await?;
         }
+        if near_head {
+            self.finish_tables().await?;
+            match self.switch().await {
+                Ok(true) => {
+                    self.refresh().await?;
+                    tracing::info!(
+                        projector = name,
+                        version = self.status.version,
+                        events = self.status.processed,
+                        "rebuild switched in"
+                    );
+                    return Ok(Some(self.status.clone()));
+                }
+                Ok(false) => {
+                    // Poison near the head: the batch path records it.
+                    let events =
+                        read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
+                    self.apply_batch(&events).await?;
+                }
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                    tracing::warn!(
+                        projector = name,
+                        "the switch waited too long for queries on the live tables; trying again"
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(RebuildError::Interrupted),
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.refresh().await?;
+        Ok(None)
     }
 
     async fn refresh(&mut self) -> Result<(), sqlx::Error> {
@@ -297,7 +355,7 @@ impl Rebuild {
         let name = projector.name();
         let mut tx = Connection::begin(&mut self.conn).await?;
         use_shadow(&mut tx, name).await?;
-        let outcome = apply_events(&mut tx, projector.as_ref(), events, false).await?;
+        let outcome = apply_chunk(&mut tx, projector.as_ref(), events).await?;
         let Some((index, error)) = outcome.poison else {
             let to = newest.checkpoint();
             advance(&mut tx, name, to, events.len() as i64, outcome.applied).await?;
@@ -305,25 +363,10 @@ impl Rebuild {
             self.checkpoint = to;
             return Ok(());
         };
-        tx.rollback().await?;
-
-        // Apply the events before the poison one, then deal with it.
+        // The events before the poison one are applied; deal with it.
         let poison = &events[index];
-        let before = &events[..index];
-        let mut tx = Connection::begin(&mut self.conn).await?;
-        use_shadow(&mut tx, name).await?;
-        let outcome = apply_events(&mut tx, projector.as_ref(), before, false).await?;
-        if outcome.poison.is_some() {
-            return Err(sqlx::Error::Protocol(format!(
-                "events before position {} applied differently on a second try",
-                poison.global_position
-            ))
-            .into());
-        }
-        let mut to = before
-            .last()
-            .map_or(self.checkpoint, StoredEvent::checkpoint);
-        let mut read = before.len() as i64;
+        let mut to = outcome.last.unwrap_or(self.checkpoint);
+        let mut read = index as i64;
         tracing::error!(projector = name, position = poison.global_position, event_type = %poison.event_type, %error, "poison event during a rebuild");
         let halt = projector.poison_policy() == PoisonPolicy::Stop;
         if !halt {
@@ -349,6 +392,58 @@ impl Rebuild {
                 error,
             });
         }
+        Ok(())
+    }
+
+    /// Gives the shadow tables the live tables' secondary indexes (the
+    /// shadow tables are loaded with their primary keys alone: building an
+    /// index once over the loaded rows is much cheaper than keeping it up
+    /// to date row by row) and fresh planner statistics. Indexes already
+    /// built (a resumed rebuild, a switch tried again) are kept.
+    async fn finish_tables(&mut self) -> Result<(), sqlx::Error> {
+        if self.finished_tables {
+            return Ok(());
+        }
+        let name = self.projector.name();
+        let shadow = shadow_schema(name);
+        sqlx::query("SET maintenance_work_mem = '256MB'")
+            .execute(&mut self.conn)
+            .await?;
+        for table in self.projector.tables() {
+            let wanted: Vec<(String, String)> = sqlx::query_as(
+                "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
+                   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                  WHERE i.indrelid = to_regclass(format('public.%I', $1::text)) AND NOT i.indisprimary
+                  ORDER BY c.relname",
+            )
+            .bind(table)
+            .fetch_all(&mut self.conn)
+            .await?;
+            let built: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text
+                   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                  WHERE i.indrelid = to_regclass(format('%I.%I', $1::text, $2::text))",
+            )
+            .bind(&shadow)
+            .bind(table)
+            .fetch_all(&mut self.conn)
+            .await?;
+            for (index, definition) in wanted {
+                if built.contains(&index) {
+                    continue;
+                }
+                let definition =
+                    definition.replacen(" ON public.", &format!(" ON {}.", ident(&shadow)), 1);
+                sqlx::query(&definition).execute(&mut self.conn).await?;
+            }
+            sqlx::query(&format!("ANALYZE {}.{}", ident(&shadow), ident(table)))
+                .execute(&mut self.conn)
+                .await?;
+        }
+        sqlx::query("RESET maintenance_work_mem")
+            .execute(&mut self.conn)
+            .await?;
+        self.finished_tables = true;
         Ok(())
     }
 
@@ -385,7 +480,7 @@ impl Rebuild {
             let Some(newest) = events.last() else {
                 break;
             };
-            let outcome = apply_events(&mut tx, projector.as_ref(), &events, false).await?;
+            let outcome = apply_chunk(&mut tx, projector.as_ref(), &events).await?;
             if outcome.poison.is_some() {
                 tx.rollback().await?;
                 return Ok(false);
@@ -575,13 +670,28 @@ async fn prepare(conn: &mut PgConnection, projector: &dyn Projector) -> Result<b
     sqlx::query(&format!("CREATE SCHEMA {shadow}"))
         .execute(&mut *tx)
         .await?;
+    // Shaped like the live tables, with their primary keys (the projector's
+    // upserts need them) but no other index until the rows are in (see
+    // `Rebuild::finish_tables`).
     for table in projector.tables() {
+        let primary_key: Option<String> = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+              WHERE conrelid = to_regclass(format('public.%I', $1::text)) AND contype = 'p'",
+        )
+        .bind(table)
+        .fetch_optional(&mut *tx)
+        .await?;
         let table = ident(table);
         sqlx::query(&format!(
-            "CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL)"
+            "CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
         ))
         .execute(&mut *tx)
         .await?;
+        if let Some(primary_key) = primary_key {
+            sqlx::query(&format!("ALTER TABLE {shadow}.{table} ADD {primary_key}"))
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     sqlx::query(
         "INSERT INTO projector_rebuilds (name, job_id, version, total, state)

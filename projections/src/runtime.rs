@@ -15,6 +15,7 @@
 //! poison event) is recorded in `projector_dead_letters`; the projector then
 //! stops (the default) or skips it, per projector, while the others go on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,7 +138,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 2_000,
             poll_interval: Duration::from_secs(1),
             lock_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
@@ -400,25 +401,8 @@ pub async fn apply_batch(
     let mut applied = 0_i64;
     let mut stop = false;
     let mut rest = events;
-    // The whole batch at once first; only a batch with a poison event is
-    // applied again event by event, each in a savepoint, to find it.
-    let handled: Vec<&StoredEvent> = events
-        .iter()
-        .filter(|e| projector.handles(&e.aggregate_type))
-        .collect();
-    let mut whole = Acquire::begin(&mut *tx).await?;
-    match projector.apply_batch(&mut whole, &handled).await {
-        Ok(()) => {
-            whole.commit().await?;
-            applied = handled.len() as i64;
-            last = events.last().map_or(last, StoredEvent::checkpoint);
-            rest = &[];
-        }
-        Err(ApplyError::Database(e)) => return Err(e),
-        Err(ApplyError::Poison(_)) => whole.rollback().await?,
-    }
     while !rest.is_empty() {
-        let outcome = apply_events(&mut tx, projector, rest, true).await?;
+        let outcome = apply_chunk(&mut tx, projector, rest).await?;
         applied += outcome.applied;
         last = outcome.last.unwrap_or(last);
         let Some((index, error)) = outcome.poison else {
@@ -456,6 +440,78 @@ pub async fn apply_batch(
     tx.commit().await
 }
 
+/// Applies `events` in order on `conn` (inside the caller's transaction) up
+/// to the first poison event, which it names and does not apply.
+///
+/// The events the projector handles go to it as one batch, in a savepoint;
+/// only when the batch has a poison event is it rolled back and applied
+/// again event by event, each in a savepoint, to find that event and keep
+/// the ones before it. An event whose aggregate's sequence steps back
+/// (see [`first_step_back`]) is poison too: the batch ends before it.
+pub(crate) async fn apply_chunk(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[StoredEvent],
+) -> Result<Applied, sqlx::Error> {
+    let step_back = first_step_back(projector, events);
+    let clean = match &step_back {
+        Some((index, _)) => &events[..*index],
+        None => events,
+    };
+    let handled: Vec<&StoredEvent> = clean
+        .iter()
+        .filter(|e| projector.handles(&e.aggregate_type))
+        .collect();
+    let mut whole = Acquire::begin(&mut *conn).await?;
+    match projector.apply_batch(&mut whole, &handled).await {
+        Ok(()) => {
+            whole.commit().await?;
+            Ok(Applied {
+                last: clean.last().map(StoredEvent::checkpoint),
+                applied: handled.len() as i64,
+                poison: step_back,
+            })
+        }
+        Err(ApplyError::Database(e)) => Err(e),
+        Err(ApplyError::Poison(_)) => {
+            whole.rollback().await?;
+            let outcome = apply_events(conn, projector, clean).await?;
+            Ok(Applied {
+                poison: outcome.poison.or(step_back),
+                ..outcome
+            })
+        }
+    }
+}
+
+/// The first event of `events` this projector handles whose aggregate's
+/// sequence does not grow past an earlier event of the same aggregate in
+/// `events`: its index, and why it is poison.
+pub(crate) fn first_step_back(
+    projector: &dyn Projector,
+    events: &[StoredEvent],
+) -> Option<(usize, String)> {
+    let mut last: HashMap<(&str, &str), i64> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        if !projector.handles(&event.aggregate_type) {
+            continue;
+        }
+        let key = (event.aggregate_type.as_str(), event.aggregate_id.as_str());
+        if let Some(before) = last.insert(key, event.sequence) {
+            if event.sequence <= before {
+                return Some((
+                    index,
+                    format!(
+                        "{} {}: sequence {} comes after {before} in commit order",
+                        event.aggregate_type, event.aggregate_id, event.sequence
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// What applying a run of events came to.
 pub(crate) struct Applied {
     /// The last event passed (applied, or not of interest), if any.
@@ -466,16 +522,13 @@ pub(crate) struct Applied {
     pub poison: Option<(usize, String)>,
 }
 
-/// Applies `events` in order on `conn` (inside the caller's transaction) up
-/// to the first poison event. With `isolate`, each event runs in a
-/// savepoint, so a poison event's partial writes are undone alone and the
-/// transaction stays usable; without it (faster, for rebuilds) the caller
-/// must roll back the whole transaction after a poison event.
-pub(crate) async fn apply_events(
+/// Applies `events` one at a time, each in a savepoint, up to the first
+/// poison event: its partial writes are undone alone and the transaction
+/// stays usable.
+async fn apply_events(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
-    isolate: bool,
 ) -> Result<Applied, sqlx::Error> {
     let mut outcome = Applied {
         last: None,
@@ -484,18 +537,13 @@ pub(crate) async fn apply_events(
     };
     for (index, event) in events.iter().enumerate() {
         if projector.handles(&event.aggregate_type) {
-            let result = if isolate {
-                let mut savepoint = Acquire::begin(&mut *conn).await?;
-                let result = projector.apply(&mut savepoint, event).await;
-                if result.is_ok() {
-                    savepoint.commit().await?;
-                } else {
-                    savepoint.rollback().await?;
-                }
-                result
+            let mut savepoint = Acquire::begin(&mut *conn).await?;
+            let result = projector.apply(&mut savepoint, event).await;
+            if result.is_ok() {
+                savepoint.commit().await?;
             } else {
-                projector.apply(&mut *conn, event).await
-            };
+                savepoint.rollback().await?;
+            }
             match result {
                 Ok(()) => outcome.applied += 1,
                 Err(ApplyError::Database(e)) => return Err(e),

@@ -80,8 +80,8 @@ pub async fn read_after<'e>(
         // output column `transaction_id` would make ORDER BY sort the text
         // ('100000' < '99999') instead of the xid8 column and its index.
         "SELECT global_position, transaction_id::text AS transaction_id_text, aggregate_type,
-                aggregate_id, sequence, event_type, event_version, payload::jsonb AS payload,
-                metadata::jsonb AS metadata, recorded_at, hash
+                aggregate_id, sequence, event_type, event_version, payload, metadata,
+                recorded_at, hash
            FROM events
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -1,9 +1,12 @@
 //! Read models: plain SQL tables (schema in `migrations/`), each written by
 //! exactly one projector.
 //!
-//! - `catalog`: categories (with their ancestor paths), shops, product
+//! - `catalog/`: categories (with their ancestor paths), shops, product
 //!   listings (full-text searchable) and availability.
-//! - `orders`: order history, per customer and per order.
+//! - `orders/`: order history, per customer and per order.
+//!
+//! Each folder holds the projector that writes its tables (`projector.rs`)
+//! and the queries that read them (`queries.rs`).
 
 pub mod catalog;
 pub mod orders;
@@ -21,8 +24,10 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
 }
 
 /// Decodes a stored event's payload into the aggregate's event type.
+/// Decodes a stored event's payload into the aggregate's event type (from
+/// the payload in place: no copy of it).
 pub(crate) fn decode<E: serde::de::DeserializeOwned>(
     event: &crate::event_store::log::StoredEvent,
 ) -> Result<E, crate::runtime::ApplyError> {
-    Ok(serde_json::from_value(event.payload.clone())?)
+    Ok(E::deserialize(&event.payload)?)
 }
