@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod seed;
+pub mod server_process;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -360,6 +361,34 @@ impl TestApp {
         self.sign_in(username, PASSWORD).await
     }
 
+    /// `count` customers (`customer0`, `customer1`, ...), registered at once
+    /// through POST /v1/register. Their tokens are issued as a sign-in would
+    /// issue them: signing in many times from one address would meet the
+    /// sign-in rate limit.
+    pub async fn register_customers(&self, count: usize) -> Vec<Session> {
+        let register = |i: usize| async move {
+            let username = format!("customer{i}");
+            let body = expect_json(
+                self.register(&customer_body(&username)).await,
+                StatusCode::CREATED,
+            )
+            .await;
+            let id = uuid_field(&body, "customer_id");
+            let (token, _) = self
+                .state
+                .tokens
+                .issue(id, Role::Customer)
+                .expect("issue a token");
+            Session {
+                id,
+                token,
+                username,
+                password: PASSWORD.to_string(),
+            }
+        };
+        futures::future::join_all((0..count).map(register)).await
+    }
+
     // ---- catalog ----
 
     /// POST /v1/categories; answers the new id.
@@ -649,6 +678,18 @@ impl TestApp {
     pub async fn stock(&self, product: Uuid) -> (i64, i64) {
         let (on_hand, held, _) = self.availability(product).await;
         (on_hand, held)
+    }
+
+    /// How many events of `event_type` the aggregate `id` has.
+    pub async fn events_of(&self, id: Uuid, event_type: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2",
+        )
+        .bind(id.to_string())
+        .bind(event_type)
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count events")
     }
 
     /// How many events of `event_type` are stored.
