@@ -521,14 +521,37 @@ impl TestApp {
         }
     }
 
-    /// How many charges of the simulated gateway have not been answered.
+    /// How many charges of the simulated gateway have an answer on its way:
+    /// not delivered yet, and not held back for ever (see
+    /// [`TestApp::withhold_payment_answer`]).
     pub async fn undelivered_payment_callbacks(&self) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM gateway_charges WHERE callback_delivered_at IS NULL",
+            "SELECT count(*) FROM gateway_charges
+              WHERE callback_delivered_at IS NULL AND callback_next_at < 'infinity'",
         )
         .fetch_one(&self.db.pool)
         .await
         .expect("count undelivered payment callbacks")
+    }
+
+    /// Makes the simulated gateway accept the card charge of `order` (for
+    /// `amount`, minor units) but never answer it, as a provider that goes
+    /// quiet: the charge is recorded under the order's reference with its
+    /// callback due at `infinity`, so the workflow's charge finds it made
+    /// and no callback is ever sent. Call it before the workflow charges
+    /// the order (e.g. while it is paused).
+    pub async fn withhold_payment_answer(&self, order: Uuid, amount: i64) {
+        sqlx::query(
+            "INSERT INTO gateway_charges
+                 (id, reference, token, amount, currency, outcome, callback_next_at)
+             VALUES ($1, $2, 'tok_visa', $3, 'USD', 'succeeded', 'infinity')",
+        )
+        .bind(format!("ch_withheld_{}", order.simple()))
+        .bind(format!("order:{order}"))
+        .bind(amount)
+        .execute(&self.db.pool)
+        .await
+        .expect("record a charge the gateway will not answer");
     }
 
     /// The customer's wallet balance (`GET /v1/wallet`).
