@@ -9,8 +9,8 @@ use domain::shop::{Shop, ShopEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::read_models::decode;
 use crate::event_store::log::StoredEvent;
+use crate::read_models::decode;
 use crate::runtime::{ApplyError, Projector};
 
 pub const NAME: &str = "catalog";

@@ -10,8 +10,8 @@ use domain::order::{Order, OrderEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::read_models::decode;
 use crate::event_store::log::StoredEvent;
+use crate::read_models::decode;
 use crate::runtime::{ApplyError, Projector};
 
 pub const NAME: &str = "orders";
