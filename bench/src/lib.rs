@@ -96,13 +96,58 @@ where
     F: FnOnce(TestDatabase) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    // Whether the private test cluster is ours to stop at the end.
-    let pid_file = testkit::test_data_dir()
-        .join("postgres")
-        .join("postmaster.pid");
-    let private_cluster = std::env::var_os("DATABASE_URL").is_none();
-    let cluster_was_running = pid_file.exists();
+    let cluster = ClusterAtStart::note();
+    let outcome = on_fresh_database(kind, run).await;
+    cluster.stop_if_started_here().await?;
+    outcome
+}
 
+/// Whether the private test cluster was running when a benchmark started,
+/// so that a run that takes several fresh databases in a row (each with
+/// [`on_fresh_database`]) stops it once at the end if the run started it.
+#[derive(Debug)]
+pub struct ClusterAtStart {
+    pid_file: std::path::PathBuf,
+    private_cluster: bool,
+    was_running: bool,
+}
+
+impl ClusterAtStart {
+    pub fn note() -> Self {
+        let pid_file = testkit::test_data_dir()
+            .join("postgres")
+            .join("postmaster.pid");
+        Self {
+            private_cluster: std::env::var_os("DATABASE_URL").is_none(),
+            was_running: pid_file.exists(),
+            pid_file,
+        }
+    }
+
+    /// Stops the private test cluster if this run started it (not when
+    /// `BENCH_KEEP_DB` keeps a database on it).
+    pub async fn stop_if_started_here(&self) -> Result<()> {
+        if self.private_cluster
+            && !self.was_running
+            && self.pid_file.exists()
+            && std::env::var_os("BENCH_KEEP_DB").is_none()
+        {
+            api::postgres_cluster::stop(&testkit::test_data_dir())
+                .await
+                .context("stop the private test cluster")?;
+            println!("stopped the private test cluster this run started");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `run` on a fresh, migrated database as [`with_fresh_database`] does,
+/// but leaves the private test cluster running (see [`ClusterAtStart`]).
+pub async fn on_fresh_database<F, Fut>(kind: &str, run: F) -> Result<()>
+where
+    F: FnOnce(TestDatabase) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     let db = testkit::fresh_database().await;
     println!("database {} (fresh, migrated)", db.name);
 
@@ -118,12 +163,6 @@ where
         return outcome;
     }
     drop_database(&db).await;
-    if private_cluster && !cluster_was_running && pid_file.exists() {
-        api::postgres_cluster::stop(&testkit::test_data_dir())
-            .await
-            .context("stop the private test cluster")?;
-        println!("stopped the private test cluster this run started");
-    }
     outcome
 }
 

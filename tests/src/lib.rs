@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod seed;
+pub mod server_process;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -360,6 +361,34 @@ impl TestApp {
         self.sign_in(username, PASSWORD).await
     }
 
+    /// `count` customers (`customer0`, `customer1`, ...), registered at once
+    /// through POST /v1/register. Their tokens are issued as a sign-in would
+    /// issue them: signing in many times from one address would meet the
+    /// sign-in rate limit.
+    pub async fn register_customers(&self, count: usize) -> Vec<Session> {
+        let register = |i: usize| async move {
+            let username = format!("customer{i}");
+            let body = expect_json(
+                self.register(&customer_body(&username)).await,
+                StatusCode::CREATED,
+            )
+            .await;
+            let id = uuid_field(&body, "customer_id");
+            let (token, _) = self
+                .state
+                .tokens
+                .issue(id, Role::Customer)
+                .expect("issue a token");
+            Session {
+                id,
+                token,
+                username,
+                password: PASSWORD.to_string(),
+            }
+        };
+        futures::future::join_all((0..count).map(register)).await
+    }
+
     // ---- catalog ----
 
     /// POST /v1/categories; answers the new id.
@@ -492,14 +521,37 @@ impl TestApp {
         }
     }
 
-    /// How many charges of the simulated gateway have not been answered.
+    /// How many charges of the simulated gateway have an answer on its way:
+    /// not delivered yet, and not held back for ever (see
+    /// [`TestApp::withhold_payment_answer`]).
     pub async fn undelivered_payment_callbacks(&self) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM gateway_charges WHERE callback_delivered_at IS NULL",
+            "SELECT count(*) FROM gateway_charges
+              WHERE callback_delivered_at IS NULL AND callback_next_at < 'infinity'",
         )
         .fetch_one(&self.db.pool)
         .await
         .expect("count undelivered payment callbacks")
+    }
+
+    /// Makes the simulated gateway accept the card charge of `order` (for
+    /// `amount`, minor units) but never answer it, as a provider that goes
+    /// quiet: the charge is recorded under the order's reference with its
+    /// callback due at `infinity`, so the workflow's charge finds it made
+    /// and no callback is ever sent. Call it before the workflow charges
+    /// the order (e.g. while it is paused).
+    pub async fn withhold_payment_answer(&self, order: Uuid, amount: i64) {
+        sqlx::query(
+            "INSERT INTO gateway_charges
+                 (id, reference, token, amount, currency, outcome, callback_next_at)
+             VALUES ($1, $2, 'tok_visa', $3, 'USD', 'succeeded', 'infinity')",
+        )
+        .bind(format!("ch_withheld_{}", order.simple()))
+        .bind(format!("order:{order}"))
+        .bind(amount)
+        .execute(&self.db.pool)
+        .await
+        .expect("record a charge the gateway will not answer");
     }
 
     /// The customer's wallet balance (`GET /v1/wallet`).
@@ -649,6 +701,18 @@ impl TestApp {
     pub async fn stock(&self, product: Uuid) -> (i64, i64) {
         let (on_hand, held, _) = self.availability(product).await;
         (on_hand, held)
+    }
+
+    /// How many events of `event_type` the aggregate `id` has.
+    pub async fn events_of(&self, id: Uuid, event_type: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2",
+        )
+        .bind(id.to_string())
+        .bind(event_type)
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("count events")
     }
 
     /// How many events of `event_type` are stored.

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use domain::cart::{cart_id_for, Cart};
 use domain::inventory::InventoryItem;
-use domain::metadata::Role;
 use domain::values::{CustomerId, ProductId};
 use projections::event_store::load_aggregate;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{customer_body, expect_json, uuid_field, TestApp};
+use testkit::server_process::{app_of, until_live, ServerProcess};
+use testkit::{expect_json, uuid_field};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -31,102 +31,6 @@ const INITIAL_STOCK: i64 = 100;
 /// A number below `n`, at random.
 fn random_below(n: u64) -> u64 {
     (Uuid::new_v4().as_u128() % u128::from(n.max(1))) as u64
-}
-
-/// A `shop serve` process on a fixed port of the test database; started
-/// again with the same secrets after it was killed.
-struct ServerProcess {
-    url: String,
-    port: u16,
-    jwt_secret: String,
-    webhook_secret: String,
-    data_dir: std::path::PathBuf,
-    child: Option<tokio::process::Child>,
-}
-
-impl ServerProcess {
-    fn spawn_child(&self) -> tokio::process::Child {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .env("DATABASE_URL", &self.url)
-            .env("SHOP_DATA_DIR", &self.data_dir)
-            .env("SHOP_JWT_SECRET", &self.jwt_secret)
-            .env("SHOP_PAYMENT_WEBHOOK_SECRET", &self.webhook_secret)
-            .env("SHOP_PROJECTOR_POLL_MS", "50")
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start shop serve")
-    }
-
-    fn start(url: &str) -> Self {
-        // A free port below the ephemeral range, so that no outgoing
-        // connection takes it while the server is down.
-        let port = (0..1000)
-            .map(|_| 20_000 + random_below(12_000) as u16)
-            .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-            .expect("a free port");
-        let data_dir = std::env::temp_dir().join(format!("shop-crash-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&data_dir).expect("a data folder");
-        let mut server = Self {
-            url: url.to_string(),
-            port,
-            jwt_secret: format!("jwt-{}", Uuid::new_v4().simple()),
-            webhook_secret: format!("webhook-{}", Uuid::new_v4().simple()),
-            data_dir,
-            child: None,
-        };
-        server.child = Some(server.spawn_child());
-        server
-    }
-
-    fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// kill -9, and wait until the process is gone.
-    async fn kill(&mut self) {
-        let mut child = self.child.take().expect("a running server");
-        child.start_kill().expect("kill -9 shop serve");
-        let status = child.wait().await.expect("reap shop serve");
-        assert!(!status.success(), "shop serve was killed: {status:?}");
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "the server is still running");
-        self.child = Some(self.spawn_child());
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// Waits (polling, with a deadline) until the server answers `/health/live`.
-async fn until_live(client: &reqwest::Client, address: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let live = client
-            .get(format!("{address}/health/live"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if live {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "shop serve did not come up in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// What a client asked for.
@@ -184,19 +88,9 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 async fn no_acknowledged_command_is_lost_when_the_server_is_killed() {
     let started = std::time::Instant::now();
     let db = testkit::fresh_database().await;
-    let mut server = ServerProcess::start(&db.url);
+    let mut server = ServerProcess::start(env!("CARGO_BIN_EXE_shop-under-test"), &db.url);
     let address = server.address();
-    let mut config = api::startup::AppConfig::with_random_secret();
-    config.jwt_secret = server.jwt_secret.clone();
-    config.payment_webhook_secret = server.webhook_secret.clone();
-    let app = TestApp {
-        address: address.clone(),
-        client: reqwest::Client::new(),
-        state: api::startup::AppState::new(db.pool.clone(), config),
-        payment_callbacks: false,
-        db,
-    };
-    until_live(&app.client, &address).await;
+    let app = app_of(&server, db).await;
 
     // The catalog, its stock and the customers, before any kill.
     let admin = app.bootstrap_admin().await;
@@ -218,21 +112,12 @@ async fn no_acknowledged_command_is_lost_when_the_server_is_killed() {
         .await;
         products.push(product);
     }
-    let register = |i: usize| {
-        let app = &app;
-        async move {
-            let body = expect_json(
-                app.register(&customer_body(&format!("customer{i}"))).await,
-                StatusCode::CREATED,
-            )
-            .await;
-            let id = uuid_field(&body, "customer_id");
-            let (token, _) = app.state.tokens.issue(id, Role::Customer).expect("a token");
-            (id, token)
-        }
-    };
-    let customers: Vec<(Uuid, String)> =
-        futures::future::join_all((0..CUSTOMERS).map(register)).await;
+    let customers: Vec<(Uuid, String)> = app
+        .register_customers(CUSTOMERS)
+        .await
+        .into_iter()
+        .map(|customer| (customer.id, customer.token))
+        .collect();
 
     // The clients: each sends one command after the other, whatever the
     // server's state, and writes down every answer.

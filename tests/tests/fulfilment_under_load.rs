@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
-use domain::metadata::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{customer_body, expect_json, spawn_app, uuid_field, Session, TestApp, PASSWORD};
+use testkit::server_process::{app_of, until_live, ServerProcess};
+use testkit::{expect_json, spawn_app, uuid_field, Session, TestApp};
 use uuid::Uuid;
 
 fn shipping_address() -> Value {
@@ -29,33 +29,6 @@ fn order_body(product: Uuid, quantity: i64) -> Value {
         "items": [{"product_id": product, "quantity": quantity}],
         "payment": {"method": "card", "token": "tok_visa"},
     })
-}
-
-/// `count` customers, registered through POST /v1/register. Their tokens
-/// are issued as a sign-in would issue them: signing in 50 times from one
-/// address would meet the sign-in rate limit, which is not under test here.
-async fn customers(app: &TestApp, count: usize) -> Vec<Session> {
-    let register = |i: usize| async move {
-        let username = format!("customer{i}");
-        let body = expect_json(
-            app.register(&customer_body(&username)).await,
-            StatusCode::CREATED,
-        )
-        .await;
-        let id = uuid_field(&body, "customer_id");
-        let (token, _) = app
-            .state
-            .tokens
-            .issue(id, Role::Customer)
-            .expect("issue a token");
-        Session {
-            id,
-            token,
-            username,
-            password: PASSWORD.to_string(),
-        }
-    };
-    futures::future::join_all((0..count).map(register)).await
 }
 
 /// A new product of the category with `stock` received.
@@ -112,16 +85,6 @@ async fn views(app: &TestApp, customers: &[Session], orders: &[(usize, Uuid)]) -
     futures::future::join_all(reading).await
 }
 
-/// How many events of `event_type` the aggregate `id` has.
-async fn events_of(app: &TestApp, id: Uuid, event_type: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2")
-        .bind(id.to_string())
-        .bind(event_type)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("count events")
-}
-
 #[tokio::test]
 async fn fifty_customers_racing_for_ten_in_stock_never_oversell_in_twenty_rounds() {
     const ROUNDS: usize = 20;
@@ -130,7 +93,7 @@ async fn fifty_customers_racing_for_ten_in_stock_never_oversell_in_twenty_rounds
     let app = spawn_app().await;
     let admin = app.bootstrap_admin().await;
     let category = app.create_category(&admin.token, "Tea", None).await;
-    let customers = customers(&app, CUSTOMERS).await;
+    let customers = app.register_customers(CUSTOMERS).await;
 
     for round in 0..ROUNDS {
         let product = stocked_product(&app, &admin, category, round, STOCK).await;
@@ -165,7 +128,7 @@ async fn fifty_customers_racing_for_ten_in_stock_never_oversell_in_twenty_rounds
         );
         // Paid orders were captured once; cancelled ones never charged.
         for ((_, order), view) in orders.iter().zip(&views) {
-            let captured = events_of(&app, *order, "PaymentCaptured").await;
+            let captured = app.events_of(*order, "PaymentCaptured").await;
             let expected = i64::from(view["status"] == "paid");
             assert_eq!(captured, expected, "round {round}: {view}");
         }
@@ -180,7 +143,7 @@ async fn a_hundred_orders_paid_at_the_same_moment_get_invoice_numbers_one_to_a_h
     let admin = app.bootstrap_admin().await;
     let category = app.create_category(&admin.token, "Tea", None).await;
     let product = stocked_product(&app, &admin, category, 0, 1000).await;
-    let customers = customers(&app, CUSTOMERS).await;
+    let customers = app.register_customers(CUSTOMERS).await;
 
     // Five orders per customer, all placed (and so charged, and called back)
     // at the same moment.
@@ -239,158 +202,6 @@ async fn a_hundred_orders_paid_at_the_same_moment_get_invoice_numbers_one_to_a_h
 }
 
 // ---- crash safety: the real `shop serve` process, killed and restarted ----
-
-/// A `shop serve` process on a fixed port of the test database, started
-/// again after each kill with the same secrets.
-struct ServerProcess {
-    url: String,
-    port: u16,
-    jwt_secret: String,
-    webhook_secret: String,
-    data_dir: std::path::PathBuf,
-    child: tokio::process::Child,
-}
-
-impl ServerProcess {
-    fn spawn_child(
-        url: &str,
-        port: u16,
-        jwt_secret: &str,
-        webhook_secret: &str,
-        data_dir: &std::path::Path,
-    ) -> tokio::process::Child {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", url)
-            .env("SHOP_DATA_DIR", data_dir)
-            .env("SHOP_JWT_SECRET", jwt_secret)
-            .env("SHOP_PAYMENT_WEBHOOK_SECRET", webhook_secret)
-            .env("SHOP_PROJECTOR_POLL_MS", "50")
-            .env("SHOP_DEADLINE_POLL_MS", "50")
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start shop serve")
-    }
-
-    fn start(url: &str) -> Self {
-        // A free port below the ephemeral range, so that no outgoing
-        // connection takes it while the server is down between restarts.
-        let port = (0..1000)
-            .map(|_| 20_000 + random_below(12_000) as u16)
-            .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-            .expect("a free port");
-        let jwt_secret = format!("jwt-{}", Uuid::new_v4().simple());
-        let webhook_secret = format!("webhook-{}", Uuid::new_v4().simple());
-        let data_dir = std::env::temp_dir().join(format!("shop-crash-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&data_dir).expect("a data folder");
-        let child = Self::spawn_child(url, port, &jwt_secret, &webhook_secret, &data_dir);
-        Self {
-            url: url.to_string(),
-            port,
-            jwt_secret,
-            webhook_secret,
-            data_dir,
-            child,
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// kill -9, then start it again.
-    async fn kill_and_restart(&mut self) {
-        self.child.start_kill().expect("kill -9 shop serve");
-        self.child.wait().await.expect("reap shop serve");
-        self.child = Self::spawn_child(
-            &self.url,
-            self.port,
-            &self.jwt_secret,
-            &self.webhook_secret,
-            &self.data_dir,
-        );
-    }
-}
-
-impl ServerProcess {
-    /// SIGTERM, as an orchestrator stops a container; answers the exit
-    /// status and how long the process took to stop.
-    async fn terminate(&mut self) -> (std::process::ExitStatus, std::time::Duration) {
-        let pid = self.child.id().expect("shop serve is running");
-        let asked = std::time::Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("send SIGTERM");
-        let status = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("shop serve stops at all")
-            .expect("reap shop serve");
-        (status, asked.elapsed())
-    }
-
-    /// Starts it again after it stopped.
-    fn restart(&mut self) {
-        self.child = Self::spawn_child(
-            &self.url,
-            self.port,
-            &self.jwt_secret,
-            &self.webhook_secret,
-            &self.data_dir,
-        );
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// The test kit's view of `server` (its secrets, the test database), once
-/// it answers.
-async fn app_of(server: &ServerProcess, db: testkit::TestDatabase) -> TestApp {
-    let mut config = api::startup::AppConfig::with_random_secret();
-    config.jwt_secret = server.jwt_secret.clone();
-    config.payment_webhook_secret = server.webhook_secret.clone();
-    let app = TestApp {
-        address: server.address(),
-        client: reqwest::Client::new(),
-        state: api::startup::AppState::new(db.pool.clone(), config),
-        payment_callbacks: true,
-        db,
-    };
-    until_live(&app.client, &app.address).await;
-    app
-}
-
-/// Waits (polling, with a deadline) until the server answers
-/// `/health/live`.
-async fn until_live(client: &reqwest::Client, address: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let live = client
-            .get(format!("{address}/health/live"))
-            .timeout(std::time::Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if live {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "shop serve did not come up in 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
 
 async fn order_count(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar(
@@ -458,7 +269,7 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
     const KILLS: usize = 6;
 
     let db = testkit::fresh_database().await;
-    let mut server = ServerProcess::start(&db.url);
+    let mut server = ServerProcess::start(env!("CARGO_BIN_EXE_shop-under-test"), &db.url);
     let address = server.address();
     let app = app_of(&server, db).await;
 
@@ -469,7 +280,7 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
     for n in 0..PRODUCTS {
         products.push(stocked_product(&app, &admin, category, n, STOCK).await);
     }
-    let customers = customers(&app, CLIENTS).await;
+    let customers = app.register_customers(CLIENTS).await;
 
     // What each intended order asks for: one or two products, 1 to 3 each.
     let intended: Vec<Vec<(Uuid, i64)>> = (0..ORDERS)
@@ -570,7 +381,7 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
             StatusCode::OK,
         )
         .await;
-        let captured = events_of(&app, *id, "PaymentCaptured").await;
+        let captured = app.events_of(*id, "PaymentCaptured").await;
         let charges: Vec<(String, i64)> =
             sqlx::query_as("SELECT outcome, amount FROM gateway_charges WHERE reference = $1")
                 .bind(format!("order:{id}"))
@@ -591,7 +402,7 @@ async fn killing_the_server_while_two_hundred_orders_flow_charges_and_takes_stoc
                     )],
                     "order {n}: the gateway's charges"
                 );
-                assert_eq!(events_of(&app, *id, "InvoiceIssued").await, 1, "order {n}");
+                assert_eq!(app.events_of(*id, "InvoiceIssued").await, 1, "order {n}");
                 for (product, quantity) in &intended[*n] {
                     let p = products
                         .iter()
@@ -657,13 +468,13 @@ async fn sigterm_while_the_workflow_is_far_behind_stops_within_ten_seconds_and_l
     const CLIENTS: usize = 8;
 
     let db = testkit::fresh_database().await;
-    let mut server = ServerProcess::start(&db.url);
+    let mut server = ServerProcess::start(env!("CARGO_BIN_EXE_shop-under-test"), &db.url);
     let address = server.address();
     let app = app_of(&server, db).await;
     let admin = app.bootstrap_admin().await;
     let category = app.create_category(&admin.token, "Tea", None).await;
     let product = stocked_product(&app, &admin, category, 0, 100_000).await;
-    let customers = customers(&app, CLIENTS).await;
+    let customers = app.register_customers(CLIENTS).await;
 
     // The workflow holds still while the orders pile up, then has them all
     // to do at once.
