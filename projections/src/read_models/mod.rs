@@ -26,3 +26,18 @@ pub(crate) fn decode<E: serde::de::DeserializeOwned>(
 ) -> Result<E, crate::runtime::ApplyError> {
     Ok(serde_json::from_value(event.payload.clone())?)
 }
+
+/// Keyset paging: `rows` were fetched with `LIMIT limit + 1`. When the extra
+/// row came, it is dropped and `key` of the page's last row is the way on;
+/// otherwise this is the last page (`None`).
+pub(crate) fn next_page<T, K>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl FnOnce(&T) -> K,
+) -> Option<K> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(limit.max(0) as usize);
+    rows.last().map(key)
+}
