@@ -1,5 +1,6 @@
 //! Read models: plain SQL tables (schema in `migrations/`), each written by
-//! exactly one projector.
+//! exactly one projector and read only by the queries next to it, so the
+//! API calls functions and never names a read-model table or column.
 //!
 //! - `catalog`: categories (with their ancestor paths), shops, product
 //!   listings (full-text searchable) and availability.
