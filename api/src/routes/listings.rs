@@ -1,6 +1,10 @@
 //! Catalog queries, answered from the `catalog` read model: product listings
 //! (full-text search, category subtree, shop, price range, in stock, sort,
 //! keyset pagination), categories (flat, tree, search) and shops.
+//!
+//! The SQL is the read model's own (`projections::read_models::catalog::
+//! queries`); a handler here checks the request, waits for freshness, calls
+//! a query and shapes its rows into the answer.
 
 use std::collections::HashMap;
 
@@ -9,9 +13,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use projections::read_models::catalog::queries::{
+    self as catalog, CategoryName, CategoryRow, ListingError, ProductCursor, ProductRow,
+    ProductSearch, ProductSort, ShopCursor, ShopRow, StockRow,
+};
 use projections::read_models::catalog::NAME as CATALOG;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -19,8 +26,7 @@ use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
 use crate::openapi::ErrorBody;
 use crate::read::{
-    answer, cursor_not_found, decode_cursor, encode_cursor, limit, min_position, next_page,
-    wait_for,
+    answer, cursor_not_found, decode_cursor, encode_cursor, limit, min_position, wait_for,
 };
 use crate::startup::AppState;
 
@@ -81,7 +87,9 @@ struct ProductQuery {
     min_position: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+// The `sort` parameter as the API documents it (a `///` comment here would
+// enter the document); the query's own order is `ProductSort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 enum Sort {
     #[serde(rename = "name")]
     Name,
@@ -107,32 +115,25 @@ impl Sort {
     }
 }
 
-/// Where the previous page ended.
-#[derive(Debug, Serialize, Deserialize)]
-struct ProductCursor {
-    sort: Sort,
-    name: Option<String>,
-    price: Option<i64>,
-    position: Option<i64>,
-    rank: Option<f32>,
-    id: Uuid,
+impl From<Sort> for ProductSort {
+    fn from(sort: Sort) -> Self {
+        match sort {
+            Sort::Name => ProductSort::Name,
+            Sort::Price => ProductSort::Price,
+            Sort::PriceDesc => ProductSort::PriceDesc,
+            Sort::Newest => ProductSort::Newest,
+            Sort::Relevance => ProductSort::Relevance,
+        }
+    }
 }
 
-#[derive(Debug, FromRow)]
-struct ProductRow {
-    id: Uuid,
-    name: String,
-    description: String,
-    price: i64,
-    currency: String,
-    sku: String,
-    image_url: Option<String>,
-    category_id: Uuid,
-    shop_id: Option<Uuid>,
-    available: i64,
-    discontinued: bool,
-    created_position: i64,
-    rank: f32,
+impl From<ListingError> for ApiError {
+    fn from(error: ListingError) -> Self {
+        match error {
+            ListingError::CursorNotFound => cursor_not_found(),
+            ListingError::Database(e) => e.into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -151,16 +152,16 @@ struct ProductItem {
     discontinued: bool,
 }
 
-impl From<&ProductRow> for ProductItem {
-    fn from(r: &ProductRow) -> Self {
+impl From<ProductRow> for ProductItem {
+    fn from(r: ProductRow) -> Self {
         ProductItem {
             id: r.id,
-            name: r.name.clone(),
-            description: r.description.clone(),
+            name: r.name,
+            description: r.description,
             price: r.price,
-            currency: r.currency.clone(),
-            sku: r.sku.clone(),
-            image_url: r.image_url.clone(),
+            currency: r.currency,
+            sku: r.sku,
+            image_url: r.image_url,
             category_id: r.category_id,
             shop_id: r.shop_id,
             available: r.available,
@@ -174,9 +175,6 @@ struct ProductPage {
     products: Vec<ProductItem>,
     next_cursor: Option<String>,
 }
-
-const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.currency, p.sku, p.image_url,
-    p.category_id, p.shop_id, COALESCE(a.available, 0) AS available, p.discontinued, p.created_position";
 
 #[utoipa::path(
     get,
@@ -237,117 +235,30 @@ async fn products(
     let search = search
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
-    let sort = Sort::parse(query.sort, search.is_some());
+    let sort = ProductSort::from(Sort::parse(query.sort, search.is_some()));
     let limit = limit(query.limit)?;
     let cursor: Option<ProductCursor> = decode_cursor(query.cursor.as_deref())?;
-    if cursor.as_ref().is_some_and(|c| c.sort != sort) {
+    if cursor.as_ref().is_some_and(|c| c.sort() != sort) {
         return Err(cursor_not_found());
     }
     let freshness = catalog_freshness(state, headers, query.min_position).await?;
-
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new("SELECT ");
-    sql.push(PRODUCT_COLUMNS);
-    match &search {
-        Some(words) => {
-            sql.push(", ts_rank(p.search, websearch_to_tsquery('english', ")
-                .push_bind(words.clone())
-                .push("))::real AS rank");
-        }
-        None => {
-            sql.push(", 0::real AS rank");
-        }
-    }
-    sql.push(" FROM rm_products p LEFT JOIN rm_availability a ON a.product_id = p.id WHERE NOT p.discontinued");
-    if let Some(words) = &search {
-        sql.push(" AND p.search @@ websearch_to_tsquery('english', ")
-            .push_bind(words.clone())
-            .push(")");
-    }
-    if let Some(category) = query.category_id {
-        sql.push(" AND p.category_id IN (SELECT id FROM rm_categories WHERE ")
-            .push_bind(category)
-            .push(" = ANY(path))");
-    }
-    if let Some(shop) = query.shop_id {
-        sql.push(" AND p.shop_id = ").push_bind(shop);
-    }
-    if let Some(min) = query.min_price {
-        sql.push(" AND p.price >= ").push_bind(min);
-    }
-    if let Some(max) = query.max_price {
-        sql.push(" AND p.price <= ").push_bind(max);
-    }
-    if query.in_stock == Some(true) {
-        sql.push(" AND COALESCE(a.available, 0) > 0");
-    } else if query.in_stock == Some(false) {
-        sql.push(" AND COALESCE(a.available, 0) <= 0");
-    }
-    if let Some(c) = &cursor {
-        let missing = cursor_not_found;
-        match sort {
-            Sort::Name => {
-                sql.push(" AND (p.name, p.id) > (")
-                    .push_bind(c.name.clone().ok_or_else(missing)?)
-                    .push(", ")
-                    .push_bind(c.id)
-                    .push(")");
-            }
-            Sort::Price => {
-                sql.push(" AND (p.price, p.id) > (")
-                    .push_bind(c.price.ok_or_else(missing)?)
-                    .push(", ")
-                    .push_bind(c.id)
-                    .push(")");
-            }
-            Sort::PriceDesc => {
-                sql.push(" AND (p.price, p.id) < (")
-                    .push_bind(c.price.ok_or_else(missing)?)
-                    .push(", ")
-                    .push_bind(c.id)
-                    .push(")");
-            }
-            Sort::Newest => {
-                sql.push(" AND p.created_position < ")
-                    .push_bind(c.position.ok_or_else(missing)?);
-            }
-            Sort::Relevance => {
-                let rank = c.rank.ok_or_else(missing)?;
-                let words = search.clone().unwrap_or_default();
-                sql.push(" AND (ts_rank(p.search, websearch_to_tsquery('english', ")
-                    .push_bind(words)
-                    .push("))::real, p.id) < (")
-                    .push_bind(rank)
-                    .push(", ")
-                    .push_bind(c.id)
-                    .push(")");
-            }
-        }
-    }
-    sql.push(match sort {
-        Sort::Name => " ORDER BY p.name, p.id",
-        Sort::Price => " ORDER BY p.price, p.id",
-        Sort::PriceDesc => " ORDER BY p.price DESC, p.id DESC",
-        Sort::Newest => " ORDER BY p.created_position DESC",
-        Sort::Relevance => " ORDER BY rank DESC, p.id DESC",
-    });
-    sql.push(" LIMIT ").push_bind(limit + 1);
-
-    let mut rows: Vec<ProductRow> = sql.build_query_as().fetch_all(&state.pool).await?;
-    let next_cursor = next_page(&mut rows, limit, |last| {
-        encode_cursor(&ProductCursor {
-            sort,
-            name: Some(last.name.clone()),
-            price: Some(last.price),
-            position: Some(last.created_position),
-            rank: Some(last.rank),
-            id: last.id,
-        })
-    });
+    let search = ProductSearch {
+        words: search,
+        category_id: query.category_id,
+        shop_id: query.shop_id,
+        min_price: query.min_price,
+        max_price: query.max_price,
+        in_stock: query.in_stock,
+        sort,
+        after: cursor,
+        limit,
+    };
+    let page = catalog::search_products(&state.pool, &search).await?;
     Ok(answer(
         freshness,
         ProductPage {
-            products: rows.iter().map(ProductItem::from).collect(),
-            next_cursor,
+            products: page.products.into_iter().map(ProductItem::from).collect(),
+            next_cursor: page.next.as_ref().map(encode_cursor),
         },
     ))
 }
@@ -380,25 +291,29 @@ async fn get_product(
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let sql = format!(
-        "SELECT {PRODUCT_COLUMNS}, 0::real AS rank
-           FROM rm_products p LEFT JOIN rm_availability a ON a.product_id = p.id
-          WHERE p.id = $1"
-    );
-    let row: ProductRow = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&state.pool)
+    let row = catalog::product(&state.pool, id)
         .await?
         .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
-    Ok(answer(freshness, ProductItem::from(&row)))
+    Ok(answer(freshness, ProductItem::from(row)))
 }
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AvailabilityRow {
     product_id: Uuid,
     on_hand: i64,
     held: i64,
     available: i64,
+}
+
+impl From<StockRow> for AvailabilityRow {
+    fn from(r: StockRow) -> Self {
+        AvailabilityRow {
+            product_id: r.product_id,
+            on_hand: r.on_hand,
+            held: r.held,
+            available: r.available,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -421,28 +336,13 @@ async fn availability(
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let row: AvailabilityRow = sqlx::query_as(
-        "SELECT p.id AS product_id, COALESCE(a.on_hand, 0) AS on_hand, COALESCE(a.held, 0) AS held,
-                COALESCE(a.available, 0) AS available
-           FROM rm_products p LEFT JOIN rm_availability a ON a.product_id = p.id
-          WHERE p.id = $1",
-    )
-    .bind(product_id)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
-    Ok(answer(freshness, row))
+    let row = catalog::stock(&state.pool, product_id)
+        .await?
+        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
+    Ok(answer(freshness, AvailabilityRow::from(row)))
 }
 
 // ---- categories ----
-
-#[derive(Debug, Clone, FromRow)]
-struct CategoryRow {
-    id: Uuid,
-    name: String,
-    parent_id: Option<Uuid>,
-    path: Vec<Uuid>,
-}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 struct CategoryItem {
@@ -488,14 +388,6 @@ struct CategorySearch {
     min_position: Option<i64>,
 }
 
-async fn all_categories(state: &AppState) -> Result<Vec<CategoryRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, parent_id, path FROM rm_categories ORDER BY lower(name), id",
-    )
-    .fetch_all(&state.pool)
-    .await?)
-}
-
 fn nest(
     parent: Option<Uuid>,
     by_parent: &HashMap<Option<Uuid>, Vec<&CategoryRow>>,
@@ -530,7 +422,7 @@ async fn list_categories(
     AppQuery(query): AppQuery<CategoryQuery>,
 ) -> Result<Response> {
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let rows = all_categories(&state).await?;
+    let rows = catalog::all_categories(&state.pool).await?;
     if query.tree == Some(true) {
         let mut by_parent: HashMap<Option<Uuid>, Vec<&CategoryRow>> = HashMap::new();
         for row in &rows {
@@ -568,20 +460,7 @@ async fn search_categories(
     }
     let words = words.trim();
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let pattern = format!(
-        "%{}%",
-        words
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let rows: Vec<CategoryRow> = sqlx::query_as(
-        "SELECT id, name, parent_id, path FROM rm_categories WHERE name ILIKE $1
-          ORDER BY lower(name), id LIMIT 100",
-    )
-    .bind(pattern)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = catalog::search_categories(&state.pool, words).await?;
     let found: Vec<CategoryItem> = rows.iter().map(CategoryItem::from).collect();
     Ok(answer(freshness, found))
 }
@@ -590,6 +469,15 @@ async fn search_categories(
 struct Named {
     id: Uuid,
     name: String,
+}
+
+impl From<CategoryName> for Named {
+    fn from(c: CategoryName) -> Self {
+        Named {
+            id: c.id,
+            name: c.name,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -622,55 +510,40 @@ async fn get_category(
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let row: CategoryRow =
-        sqlx::query_as("SELECT id, name, parent_id, path FROM rm_categories WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such category.")))?;
-    let ancestors: Vec<Uuid> = row.path.iter().copied().filter(|a| *a != id).collect();
-    let named: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT id, name FROM rm_categories WHERE id = ANY($1)")
-            .bind(&ancestors)
-            .fetch_all(&state.pool)
-            .await?;
-    let names: HashMap<Uuid, String> = named.into_iter().collect();
-    let path = ancestors
-        .iter()
-        .map(|a| Named {
-            id: *a,
-            name: names.get(a).cloned().unwrap_or_default(),
-        })
-        .collect();
-    let children: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, name FROM rm_categories WHERE parent_id = $1 ORDER BY lower(name), id",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    let detail = catalog::category(&state.pool, id)
+        .await?
+        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such category.")))?;
     Ok(answer(
         freshness,
         CategoryDetail {
             id,
-            name: row.name,
-            parent_category_id: row.parent_id,
-            path,
-            children: children
-                .into_iter()
-                .map(|(id, name)| Named { id, name })
-                .collect(),
+            name: detail.category.name,
+            parent_category_id: detail.category.parent_id,
+            path: detail.ancestors.into_iter().map(Named::from).collect(),
+            children: detail.children.into_iter().map(Named::from).collect(),
         },
     ))
 }
 
 // ---- shops ----
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ShopItem {
     id: Uuid,
     name: String,
     description: Option<String>,
     address: Option<String>,
+}
+
+impl From<ShopRow> for ShopItem {
+    fn from(r: ShopRow) -> Self {
+        ShopItem {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            address: r.address,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -684,12 +557,6 @@ struct ShopQuery {
     cursor: Option<String>,
     /// Wait (bounded) until the read model has processed this global position.
     min_position: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ShopCursor {
-    name: String,
-    id: Uuid,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -717,27 +584,12 @@ async fn list_shops(
     let limit = limit(query.limit)?;
     let cursor: Option<ShopCursor> = decode_cursor(query.cursor.as_deref())?;
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let mut rows: Vec<ShopItem> = sqlx::query_as(
-        "SELECT id, name, description, address FROM rm_shops
-          WHERE $1::text IS NULL OR (lower(name), id) > (lower($1), $2)
-          ORDER BY lower(name), id LIMIT $3",
-    )
-    .bind(cursor.as_ref().map(|c| c.name.clone()))
-    .bind(cursor.as_ref().map(|c| c.id))
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let next_cursor = next_page(&mut rows, limit, |s| {
-        encode_cursor(&ShopCursor {
-            name: s.name.clone(),
-            id: s.id,
-        })
-    });
+    let page = catalog::list_shops(&state.pool, cursor.as_ref(), limit).await?;
     Ok(answer(
         freshness,
         ShopPage {
-            shops: rows,
-            next_cursor,
+            shops: page.shops.into_iter().map(ShopItem::from).collect(),
+            next_cursor: page.next.as_ref().map(encode_cursor),
         },
     ))
 }
@@ -762,11 +614,8 @@ async fn get_shop(
     AppQuery(query): AppQuery<Fresh>,
 ) -> Result<Response> {
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
-    let shop: ShopItem =
-        sqlx::query_as("SELECT id, name, description, address FROM rm_shops WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such shop.")))?;
-    Ok(answer(freshness, shop))
+    let shop = catalog::shop(&state.pool, id)
+        .await?
+        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such shop.")))?;
+    Ok(answer(freshness, ShopItem::from(shop)))
 }

@@ -40,11 +40,10 @@ use crate::commands::{
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::openapi::ErrorBody;
-use crate::read::{
-    answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for, Freshness,
-};
+use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
 use crate::routes::cart::load_cart;
 use crate::startup::AppState;
+use projections::read_models::orders::queries::{self as history, OrderCursor, OrderFilter};
 use projections::read_models::orders::NAME as ORDERS;
 
 pub fn router() -> Router<AppState> {
@@ -561,15 +560,6 @@ struct OrderRead {
     version: i64,
 }
 
-/// One order of the `orders` read model.
-#[derive(Debug, sqlx::FromRow)]
-struct OrderRow {
-    customer_id: Uuid,
-    view: sqlx::types::Json<OrderView>,
-    last_sequence: i64,
-    placed_position: i64,
-}
-
 /// The order now (from the order history read model), or as it was
 /// (`as_of`, `version`: rebuilt from its events in the event store).
 #[utoipa::path(
@@ -623,20 +613,15 @@ async fn get_order(
         min_position(query.min_position, &headers)?,
     )
     .await?;
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT customer_id, view, last_sequence, placed_position FROM rm_orders WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let row = row
+    let row = history::order(&state.pool, id)
+        .await?
         .filter(|r| r.customer_id == user.id || READERS.contains(&user.role))
         .ok_or_else(|| freshness.missing(domain_error(&OrderError::NotFound)))?;
     Ok(answer(
         freshness,
         OrderRead {
-            order: row.view.0,
-            version: row.last_sequence,
+            order: row.view,
+            version: row.version,
         },
     ))
 }
@@ -723,33 +708,25 @@ async fn list_orders(
         Some(user.id)
     };
     let limit = limit(query.limit)?;
-    let before: Option<i64> = decode_cursor(query.cursor.as_deref())?;
+    let after: Option<OrderCursor> = decode_cursor(query.cursor.as_deref())?;
     let freshness = wait_for(
         &state.pool,
         ORDERS,
         min_position(query.min_position, &headers)?,
     )
     .await?;
-    let mut rows: Vec<OrderRow> = sqlx::query_as(
-        "SELECT customer_id, view, last_sequence, placed_position FROM rm_orders
-          WHERE ($1::uuid IS NULL OR customer_id = $1)
-            AND ($2::text IS NULL OR status = $2)
-            AND ($3::bigint IS NULL OR placed_position < $3)
-          ORDER BY placed_position DESC
-          LIMIT $4",
-    )
-    .bind(customer)
-    .bind(query.status.map(|s| s.as_str()))
-    .bind(before)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let next_cursor = next_page(&mut rows, limit, |r| encode_cursor(&r.placed_position));
+    let filter = OrderFilter {
+        customer_id: customer,
+        status: query.status,
+        after,
+        limit,
+    };
+    let page = history::list_orders(&state.pool, &filter).await?;
     Ok(answer(
         freshness,
         OrderList {
-            orders: rows.into_iter().map(|r| r.view.0).collect(),
-            next_cursor,
+            orders: page.orders.into_iter().map(|r| r.view).collect(),
+            next_cursor: page.next.as_ref().map(encode_cursor),
         },
     ))
 }

@@ -1,5 +1,6 @@
 //! Read models: plain SQL tables (schema in `migrations/`), each written by
-//! exactly one projector.
+//! exactly one projector and read only by the queries next to it, so the
+//! API calls functions and never names a read-model table or column.
 //!
 //! - `catalog/`: categories (with their ancestor paths), shops, product
 //!   listings (full-text searchable) and availability.
@@ -30,4 +31,19 @@ pub(crate) fn decode<E: serde::de::DeserializeOwned>(
     event: &crate::event_store::log::StoredEvent,
 ) -> Result<E, crate::runtime::ApplyError> {
     Ok(E::deserialize(&event.payload)?)
+}
+
+/// Keyset paging: `rows` were fetched with `LIMIT limit + 1`. When the extra
+/// row came, it is dropped and `key` of the page's last row is the way on;
+/// otherwise this is the last page (`None`).
+pub(crate) fn next_page<T, K>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl FnOnce(&T) -> K,
+) -> Option<K> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(limit.max(0) as usize);
+    rows.last().map(key)
 }
