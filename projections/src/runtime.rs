@@ -15,7 +15,6 @@
 //! poison event) is recorded in `projector_dead_letters`; the projector then
 //! stops (the default) or skips it, per projector, while the others go on.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -446,19 +445,15 @@ pub async fn apply_batch(
 /// The events the projector handles go to it as one batch, in a savepoint;
 /// only when the batch has a poison event is it rolled back and applied
 /// again event by event, each in a savepoint, to find that event and keep
-/// the ones before it. An event whose aggregate's sequence steps back
-/// (see [`first_step_back`]) is poison too: the batch ends before it.
+/// the ones before it. Whatever the batch boundaries, the outcome is the
+/// same: a projector that folds state (`orders`) checks each aggregate's
+/// sequence against the one its row keeps.
 pub(crate) async fn apply_chunk(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
 ) -> Result<Applied, sqlx::Error> {
-    let step_back = first_step_back(projector, events);
-    let clean = match &step_back {
-        Some((index, _)) => &events[..*index],
-        None => events,
-    };
-    let handled: Vec<&StoredEvent> = clean
+    let handled: Vec<&StoredEvent> = events
         .iter()
         .filter(|e| projector.handles(&e.aggregate_type))
         .collect();
@@ -467,49 +462,17 @@ pub(crate) async fn apply_chunk(
         Ok(()) => {
             whole.commit().await?;
             Ok(Applied {
-                last: clean.last().map(StoredEvent::checkpoint),
+                last: events.last().map(StoredEvent::checkpoint),
                 applied: handled.len() as i64,
-                poison: step_back,
+                poison: None,
             })
         }
         Err(ApplyError::Database(e)) => Err(e),
         Err(ApplyError::Poison(_)) => {
             whole.rollback().await?;
-            let outcome = apply_events(conn, projector, clean).await?;
-            Ok(Applied {
-                poison: outcome.poison.or(step_back),
-                ..outcome
-            })
+            apply_events(conn, projector, events).await
         }
     }
-}
-
-/// The first event of `events` this projector handles whose aggregate's
-/// sequence does not grow past an earlier event of the same aggregate in
-/// `events`: its index, and why it is poison.
-pub(crate) fn first_step_back(
-    projector: &dyn Projector,
-    events: &[StoredEvent],
-) -> Option<(usize, String)> {
-    let mut last: HashMap<(&str, &str), i64> = HashMap::new();
-    for (index, event) in events.iter().enumerate() {
-        if !projector.handles(&event.aggregate_type) {
-            continue;
-        }
-        let key = (event.aggregate_type.as_str(), event.aggregate_id.as_str());
-        if let Some(before) = last.insert(key, event.sequence) {
-            if event.sequence <= before {
-                return Some((
-                    index,
-                    format!(
-                        "{} {}: sequence {} comes after {before} in commit order",
-                        event.aggregate_type, event.aggregate_id, event.sequence
-                    ),
-                ));
-            }
-        }
-    }
-    None
 }
 
 /// What applying a run of events came to.

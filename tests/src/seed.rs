@@ -1,17 +1,26 @@
 //! Seeding the event store straight with SQL, for tests and benchmarks that
 //! need many events fast: a catalog of categories, products and stock whose
 //! events have the domain's exact shape (checked by decoding them back into
-//! the domain's types).
+//! the domain's types), and orders moved through their life, whose events
+//! the domain's own order decides.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::category::{Category, CategoryEvent};
 use domain::inventory::{InventoryEvent, InventoryItem};
+use domain::order::{
+    CancellationReason, Order, OrderCommand, OrderCoupon, OrderEvent, OrderLine, PaymentMethod,
+    ShippingAddress,
+};
 use domain::product::{Product, ProductEvent};
-use domain::values::{CategoryId, Currency, Money, ProductId, Quantity, Sku};
+use domain::values::{
+    CategoryId, CouponId, Currency, CustomerId, Money, OrderId, ProductId, Quantity, Sku,
+};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -337,6 +346,356 @@ where
         );
     }
     Ok(())
+}
+
+/// What [`orders`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeededOrders {
+    pub orders: i64,
+    pub events: i64,
+}
+
+/// Where an order's life ends, per 100 orders (see [`orders`]).
+const ORDER_FATES: [(u64, Fate); 10] = [
+    (55, Fate::Delivered),
+    (10, Fate::Shipped),
+    (10, Fate::Processing),
+    (5, Fate::Paid),
+    (4, Fate::RefundedAfterDelivery),
+    (2, Fate::PartlyRefundedAfterDelivery),
+    (3, Fate::CancelledAfterPayment),
+    (4, Fate::PaymentFailed),
+    (4, Fate::PaymentTimedOut),
+    (3, Fate::AwaitingPayment),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Delivered,
+    Shipped,
+    Processing,
+    Paid,
+    RefundedAfterDelivery,
+    PartlyRefundedAfterDelivery,
+    CancelledAfterPayment,
+    PaymentFailed,
+    PaymentTimedOut,
+    AwaitingPayment,
+}
+
+/// splitmix64 over a counter: the same numbers for the same order on
+/// every run.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    fn between(&mut self, low: i64, high: i64) -> i64 {
+        low + (self.next() % (high - low + 1) as u64) as i64
+    }
+}
+
+/// One order event, when it happens (seconds after the first order).
+struct Timed {
+    at: i64,
+    order: i64,
+    sequence: i64,
+    event: OrderEvent,
+}
+
+/// Lets `order` decide `command` and records its events at `at`.
+async fn decide(
+    order: &mut Order,
+    command: OrderCommand,
+    index: i64,
+    at: i64,
+    out: &mut Vec<Timed>,
+) -> Result<()> {
+    let sink = EventSink::default();
+    order
+        .handle(command, &(), &sink)
+        .await
+        .map_err(|e| anyhow!("seeded order {index} was refused: {e}"))?;
+    for event in sink.collect().await {
+        let sequence = out
+            .last()
+            .filter(|t| t.order == index)
+            .map_or(0, |t| t.sequence)
+            + 1;
+        out.push(Timed {
+            at,
+            order: index,
+            sequence,
+            event,
+        });
+    }
+    Ok(())
+}
+
+/// The life of seeded order `index`: its events, decided by the domain's
+/// order from the commands the shop would send.
+async fn order_life(
+    index: i64,
+    products: &[(ProductId, String, i64)],
+    currency: &Currency,
+    out: &mut Vec<Timed>,
+) -> Result<()> {
+    let mut n = Numbers(index as u64 ^ 0x0D0E_5EED);
+    let order_id = OrderId(Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("bench-order-{index}").as_bytes(),
+    ));
+    let customer_id = CustomerId(Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("bench-customer-{}", n.next() % 10_000).as_bytes(),
+    ));
+    let mut lines: Vec<OrderLine> = Vec::new();
+    for _ in 0..n.between(1, 3) {
+        let (product_id, name, price) = &products[(n.next() % products.len() as u64) as usize];
+        if lines.iter().any(|l| l.product_id == *product_id) {
+            continue;
+        }
+        let quantity = Quantity::new(n.between(1, 3))?;
+        let unit_price = Money::new(*price, currency.clone())?;
+        lines.push(OrderLine {
+            product_id: *product_id,
+            name: name.clone(),
+            line_total: unit_price.checked_mul(quantity)?,
+            unit_price,
+            quantity,
+        });
+    }
+    let subtotal: i64 = lines.iter().map(|l| l.line_total.minor).sum();
+    let coupon = match n.next() % 10 {
+        0 => Some(OrderCoupon {
+            coupon_id: CouponId(Uuid::new_v5(&Uuid::NAMESPACE_OID, b"bench-coupon")),
+            code: "WELCOME10".to_string(),
+            discount: Money::new(subtotal / 10, currency.clone())?,
+        }),
+        _ => None,
+    };
+    let card = !n.next().is_multiple_of(5);
+    let payment = match card {
+        true => PaymentMethod::Card {
+            token: "tok_visa".to_string(),
+        },
+        false => PaymentMethod::Wallet,
+    };
+    let mut roll = n.next() % 100;
+    let fate = ORDER_FATES
+        .iter()
+        .find(|(share, _)| {
+            let here = roll < *share;
+            roll = roll.saturating_sub(*share);
+            here
+        })
+        .map_or(Fate::Delivered, |(_, fate)| *fate);
+
+    let start: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap();
+    let mut at = index * 2;
+    let now = |at: i64| start + Span::seconds(at);
+    let mut order = Order::default();
+    let place = OrderCommand::Place {
+        order_id,
+        customer_id,
+        lines,
+        coupon,
+        shipping_address: ShippingAddress {
+            name: "Ada Lovelace".to_string(),
+            line1: format!("{} St James's Square", 1 + index % 200),
+            line2: None,
+            city: "London".to_string(),
+            postal_code: "SW1Y 4JH".to_string(),
+            country: "GB".to_string(),
+        },
+        payment,
+        expected_total: None,
+        currency: currency.clone(),
+        now: now(at),
+    };
+    decide(&mut order, place, index, at, out).await?;
+    // Stock, payment and invoice follow within seconds (the workflow);
+    // processing, shipping and delivery come hours and days later.
+    at += n.between(1, 3);
+    let command = OrderCommand::ConfirmStockReserved { now: now(at) };
+    decide(&mut order, command, index, at, out).await?;
+    let total = order.total().clone();
+    let payment_id = format!("pay_{order_id}");
+    match fate {
+        Fate::AwaitingPayment => return Ok(()),
+        Fate::PaymentTimedOut => {
+            at += 900;
+            let command = OrderCommand::Expire { now: now(at) };
+            return decide(&mut order, command, index, at, out).await;
+        }
+        Fate::PaymentFailed => {
+            at += n.between(1, 5);
+            let command = OrderCommand::FailPayment {
+                reason: "card declined".to_string(),
+                now: now(at),
+            };
+            return decide(&mut order, command, index, at, out).await;
+        }
+        _ => {}
+    }
+    if card {
+        at += n.between(1, 4);
+        let command = OrderCommand::AuthorizePayment {
+            payment_id: payment_id.clone(),
+            amount: total.clone(),
+            now: now(at),
+        };
+        decide(&mut order, command, index, at, out).await?;
+    }
+    at += n.between(1, 4);
+    let command = OrderCommand::CapturePayment {
+        payment_id,
+        amount: total.clone(),
+        now: now(at),
+    };
+    decide(&mut order, command, index, at, out).await?;
+    at += n.between(1, 3);
+    let command = OrderCommand::IssueInvoice {
+        invoice_number: format!("INV-2026-{:07}", index + 1),
+        now: now(at),
+    };
+    decide(&mut order, command, index, at, out).await?;
+    let refund = |amount: Option<Money>, at: i64| OrderCommand::Refund {
+        amount,
+        reason: "returned".to_string(),
+        now: now(at),
+    };
+    match fate {
+        Fate::Paid => return Ok(()),
+        Fate::CancelledAfterPayment => {
+            at += n.between(600, 7_200);
+            let command = OrderCommand::Cancel {
+                reason: CancellationReason::CustomerRequest,
+                now: now(at),
+            };
+            decide(&mut order, command, index, at, out).await?;
+            at += n.between(60, 600);
+            return decide(&mut order, refund(None, at), index, at, out).await;
+        }
+        _ => {}
+    }
+    at += n.between(600, 3_600);
+    let command = OrderCommand::StartProcessing { now: now(at) };
+    decide(&mut order, command, index, at, out).await?;
+    if fate == Fate::Processing {
+        return Ok(());
+    }
+    at += n.between(3_600, 86_400);
+    let command = OrderCommand::Ship {
+        tracking_number: format!("TRK{:09}", index + 1),
+        carrier: Some("DHL".to_string()),
+        now: now(at),
+    };
+    decide(&mut order, command, index, at, out).await?;
+    if fate == Fate::Shipped {
+        return Ok(());
+    }
+    at += n.between(86_400, 259_200);
+    let command = OrderCommand::Deliver { now: now(at) };
+    decide(&mut order, command, index, at, out).await?;
+    at += n.between(86_400, 604_800);
+    match fate {
+        Fate::RefundedAfterDelivery => decide(&mut order, refund(None, at), index, at, out).await,
+        Fate::PartlyRefundedAfterDelivery => {
+            let half = Money::new((total.minor / 2).max(1), currency.clone())?;
+            decide(&mut order, refund(Some(half), at), index, at, out).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Inserts, in one transaction, orders moved through their life until the
+/// store holds at least `events` more events. Each order has 1 to 3 lines of
+/// products taken from the store's first 1,000 `ProductCreated` events (seed
+/// a catalog first), one in ten a coupon, four in five a card payment (the
+/// others a wallet). Per 100 orders: 55 delivered, 10 shipped, 10
+/// processing, 5 paid and invoiced, 4 refunded after delivery, 2 partly
+/// refunded after delivery, 3 cancelled after payment and refunded, 4
+/// failed payments, 4 payment timeouts, 3 awaiting payment; about 7 events
+/// per order. The events are the domain's: each order decides the commands
+/// the shop would send it. One order is placed every 2 seconds; its stock,
+/// payment and invoice follow within seconds, processing, shipping and
+/// delivery hours and days later, and the log holds the events of all
+/// orders in that time order, so the orders' lives interleave.
+pub async fn orders(pool: &PgPool, events: i64) -> Result<SeededOrders> {
+    let currency = Currency::usd();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, payload::jsonb -> 'ProductCreated' ->> 'name',
+                (payload::jsonb -> 'ProductCreated' -> 'price' ->> 'minor')::bigint
+           FROM events WHERE aggregate_type = $1 AND event_type = 'ProductCreated'
+          ORDER BY global_position LIMIT 1000",
+    )
+    .bind(Product::TYPE)
+    .fetch_all(pool)
+    .await
+    .context("read products to order")?;
+    ensure!(
+        !rows.is_empty(),
+        "no products to order: seed a catalog first"
+    );
+    let products = rows
+        .into_iter()
+        .map(|(id, name, price)| Ok((ProductId(id.parse()?), name, price)))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut timed = Vec::new();
+    let mut orders = 0;
+    while (timed.len() as i64) < events {
+        order_life(orders, &products, &currency, &mut timed).await?;
+        orders += 1;
+    }
+    timed.sort_by_key(|t| (t.at, t.order, t.sequence));
+
+    let mut tx = pool.begin().await?;
+    for chunk in timed.chunks(5_000) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut sequences = Vec::with_capacity(chunk.len());
+        let mut types = Vec::with_capacity(chunk.len());
+        let mut versions = Vec::with_capacity(chunk.len());
+        let mut payloads = Vec::with_capacity(chunk.len());
+        for t in chunk {
+            ids.push(t.event.order_id().to_string());
+            sequences.push(t.sequence);
+            types.push(t.event.event_type());
+            versions.push(t.event.event_version());
+            payloads.push(serde_json::to_string(&t.event)?);
+        }
+        sqlx::query(
+            "INSERT INTO events
+                 (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT $1, i, s, t, v, p::json, '{}'
+               FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS u(i, s, t, v, p, n)
+              ORDER BY n",
+        )
+        .bind(Order::TYPE)
+        .bind(&ids)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .execute(&mut *tx)
+        .await
+        .context("insert the order events")?;
+    }
+    tx.commit().await?;
+    check_round_trip::<OrderEvent>(pool, Order::TYPE).await?;
+    Ok(SeededOrders {
+        orders,
+        events: timed.len() as i64,
+    })
 }
 
 /// Waits until the projector's checkpoint reaches `head`, printing progress
