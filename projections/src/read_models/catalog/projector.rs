@@ -105,6 +105,15 @@ struct Categories {
     changed: Vec<Uuid>,
 }
 
+#[derive(sqlx::FromRow)]
+struct StoredCategory {
+    id: Uuid,
+    name: String,
+    parent_id: Option<Uuid>,
+    path: Vec<Uuid>,
+    position: i64,
+}
+
 #[derive(Clone)]
 struct CategoryRow {
     name: String,
@@ -156,21 +165,21 @@ struct ProductPatch {
 
 impl Categories {
     async fn load(conn: &mut PgConnection) -> Result<Self, ApplyError> {
-        let rows: Vec<(Uuid, String, Option<Uuid>, Vec<Uuid>, i64)> =
+        let rows: Vec<StoredCategory> =
             sqlx::query_as("SELECT id, name, parent_id, path, position FROM rm_categories")
                 .fetch_all(conn)
                 .await?;
         Ok(Self {
             rows: rows
                 .into_iter()
-                .map(|(id, name, parent_id, path, position)| {
+                .map(|stored| {
                     let row = CategoryRow {
-                        name,
-                        parent_id,
-                        path,
-                        position,
+                        name: stored.name,
+                        parent_id: stored.parent_id,
+                        path: stored.path,
+                        position: stored.position,
                     };
-                    (id, row)
+                    (stored.id, row)
                 })
                 .collect(),
             changed: Vec::new(),
