@@ -129,6 +129,11 @@ pub struct ProjectorSettings {
     /// Sender of the notification emails.
     #[arg(long, env = "SHOP_MAIL_FROM", default_value = "Shop <shop@localhost>")]
     pub mail_from: String,
+
+    /// Orders the fulfilment workflow acts on at once (each order's events
+    /// stay in order).
+    #[arg(long, env = "SHOP_WORKFLOW_LANES", default_value_t = 32)]
+    pub workflow_lanes: usize,
 }
 
 impl ProjectorSettings {
@@ -155,6 +160,7 @@ impl ProjectorSettings {
             payment_webhook_secret,
             smtp_url: self.smtp_url.clone(),
             mail_from: self.mail_from.clone(),
+            lanes: self.workflow_lanes.clamp(1, 1024),
             ..Default::default()
         }
     }

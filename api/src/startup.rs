@@ -187,6 +187,18 @@ pub fn projector_runtime(
     config: RuntimeConfig,
     workflows: &WorkflowSettings,
 ) -> Result<ProjectorRuntime, String> {
+    let all = projectors(&pool, workflows);
+    projector_runtime_of(pool, config, workflows, all)
+}
+
+/// [`projector_runtime`] running `projectors` (e.g. the workflows with
+/// another payment gateway) instead of [`projectors`].
+pub fn projector_runtime_of(
+    pool: PgPool,
+    config: RuntimeConfig,
+    workflows: &WorkflowSettings,
+    projectors: Vec<Arc<dyn Projector>>,
+) -> Result<ProjectorRuntime, String> {
     let notifier: Arc<dyn Notifier> = match &workflows.smtp_url {
         Some(url) => Arc::new(SmtpNotifier::new(url, &workflows.mail_from)?),
         None => Arc::new(LogNotifier),
@@ -196,8 +208,8 @@ pub fn projector_runtime(
         notifier,
         interval: config.poll_interval,
     };
-    let mut runtime = ProjectorRuntime::new(pool.clone(), projectors(&pool, workflows), config)
-        .with_task(Arc::new(delivery));
+    let mut runtime =
+        ProjectorRuntime::new(pool.clone(), projectors, config).with_task(Arc::new(delivery));
     for task in projections::workflows::background(&pool, workflows) {
         runtime = runtime.with_task(task);
     }

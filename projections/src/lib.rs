@@ -11,8 +11,10 @@
 //! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
 //!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
 //!   operator's commands; `read_models`: the projectors and their tables.
-//! - `workflows`: process managers on the same runtime (they send commands
-//!   instead of writing rows) and the `deadlines` poller.
+//! - `workflows`: process managers (they send commands instead of writing
+//!   rows) run in lanes by `workflows::lanes` (independent orders at once,
+//!   each order's events in order, no transaction open while they act), and
+//!   the `deadlines` poller.
 //! - `audit`: the event log as auditors read it, the hash chain check, and
 //!   the `audit_seal` projector that makes a stream cut at its end visible.
 //! - `notifications`: the outbox of messages to customers and its delivery.

@@ -14,6 +14,12 @@
 //! the server is never taken down. An event the projector cannot apply (a
 //! poison event) is recorded in `projector_dead_letters`; the projector then
 //! stops (the default) or skips it, per projector, while the others go on.
+//!
+//! Workflows ([`Projector::workflow`] is `Some`) run under the same lock,
+//! checkpoint and dead letters, but not in batch transactions: their runner
+//! ([`crate::workflows::lanes`]) acts on independent orders at once and
+//! holds no transaction open while it waits on commands or outside parties,
+//! so no read model waits for a workflow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +121,12 @@ pub trait Projector: Send + Sync + 'static {
             self.apply(conn, event).await?;
         }
         Ok(())
+    }
+    /// `Some` for a workflow: the runtime runs it in lanes
+    /// ([`crate::workflows::lanes`]) instead of batch transactions. `None`
+    /// (every read model) by default.
+    fn workflow(self: Arc<Self>) -> Option<Arc<dyn crate::workflows::lanes::Workflow>> {
+        None
     }
 }
 
@@ -297,6 +309,18 @@ impl Worker {
             }
         }
         tracing::info!(projector = name, "running projector");
+        if let Some(workflow) = self.projector.clone().workflow() {
+            return crate::workflows::lanes::run(
+                &mut conn,
+                self.projector.as_ref(),
+                workflow,
+                &self.pool,
+                &self.config,
+                self.wake,
+                &self.shutdown,
+            )
+            .await;
+        }
         loop {
             if self.shutdown.is_cancelled() {
                 return Ok(());
@@ -358,7 +382,7 @@ pub async fn step(
     Ok(events.len())
 }
 
-async fn load_checkpoint(
+pub(crate) async fn load_checkpoint(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<(String, Checkpoint), sqlx::Error> {
@@ -532,7 +556,7 @@ async fn load_checkpoint_for_update(
     load_checkpoint(conn, name).await
 }
 
-async fn record_dead_letter(
+pub(crate) async fn record_dead_letter(
     conn: &mut PgConnection,
     projector: &str,
     event: &StoredEvent,

@@ -200,31 +200,33 @@ async fn spawn_app_on_with(db: TestDatabase, workflows: WorkflowSettings) -> Tes
     spawn(db, workflows, true).await
 }
 
-async fn spawn(db: TestDatabase, mut workflows: WorkflowSettings, callbacks: bool) -> TestApp {
+async fn spawn(db: TestDatabase, workflows: WorkflowSettings, callbacks: bool) -> TestApp {
+    let (app, workflows) = serve(db, workflows, callbacks).await;
+    let projectors = api::startup::projectors(&app.db.pool, &workflows);
+    let runtime = projector_runtime(&app.db.pool, &workflows, projectors);
+    tokio::spawn(runtime.run(CancellationToken::new()));
+    app
+}
+
+/// Starts the HTTP server on `db`; answers it and `workflows` completed for
+/// it (the simulated gateway calls this server back, signing with its
+/// secret, when `callbacks`).
+async fn serve(
+    db: TestDatabase,
+    mut workflows: WorkflowSettings,
+    callbacks: bool,
+) -> (TestApp, WorkflowSettings) {
     let config = AppConfig::with_random_secret();
     let state = AppState::new(db.pool.clone(), config.clone());
     let app = Application::build("127.0.0.1:0".parse().expect("address"), state.clone())
         .await
         .expect("bind the test server");
     let address = format!("http://{}", app.local_addr().expect("local address"));
-    // The simulated gateway calls this server back, signing with its secret.
     workflows.payment_webhook_secret = config.payment_webhook_secret;
     workflows.payment_callback_url = callbacks.then(|| format!("{address}/v1/payments/webhook"));
     workflows.payment_callback_poll = Duration::from_millis(50);
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    // The projectors and workflows run as in `shop serve`, polling often so
-    // tests that wait for a read model (with `min_position`) are quick.
-    let runtime = api::startup::projector_runtime(
-        db.pool.clone(),
-        RuntimeConfig {
-            poll_interval: Duration::from_millis(50),
-            ..Default::default()
-        },
-        &workflows,
-    )
-    .expect("the projector runtime");
-    tokio::spawn(runtime.run(CancellationToken::new()));
-    TestApp {
+    let app = TestApp {
         state,
         payment_callbacks: callbacks,
         address,
@@ -233,6 +235,90 @@ async fn spawn(db: TestDatabase, mut workflows: WorkflowSettings, callbacks: boo
             .build()
             .expect("http client"),
         db,
+    };
+    (app, workflows)
+}
+
+/// The projectors and workflows as in `shop serve`, polling often so tests
+/// that wait for a read model (with `min_position`) are quick.
+fn projector_runtime(
+    pool: &PgPool,
+    workflows: &WorkflowSettings,
+    projectors: Vec<std::sync::Arc<dyn projections::runtime::Projector>>,
+) -> projections::runtime::ProjectorRuntime {
+    api::startup::projector_runtime_of(
+        pool.clone(),
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(50),
+            lock_retry: Duration::from_millis(100),
+            ..Default::default()
+        },
+        workflows,
+        projectors,
+    )
+    .expect("the projector runtime")
+}
+
+/// The server on a fresh database, its fulfilment workflow paying through
+/// `gateway` (e.g. one that holds charges back), and its projectors under
+/// the test's control (see [`Projectors`]).
+pub async fn spawn_app_with_gateway<G: domain::payment::PaymentGateway + 'static>(
+    workflows: WorkflowSettings,
+    gateway: impl FnOnce(PgPool) -> std::sync::Arc<G>,
+) -> (TestApp, Projectors, std::sync::Arc<G>) {
+    let (app, workflows) = serve(fresh_database().await, workflows, true).await;
+    let gateway = gateway(app.db.pool.clone());
+    let mut projectors = Projectors {
+        pool: app.db.pool.clone(),
+        workflows,
+        gateway: gateway.clone(),
+        running: None,
+    };
+    projectors.start();
+    (app, projectors, gateway)
+}
+
+/// The projectors and workflows of a test server, which a test can kill (as
+/// a crash would) and start again.
+pub struct Projectors {
+    pool: PgPool,
+    workflows: WorkflowSettings,
+    gateway: std::sync::Arc<dyn domain::payment::PaymentGateway>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Projectors {
+    /// Starts them (again), on a new connection and lock each.
+    pub fn start(&mut self) {
+        let fulfilment = projections::workflows::fulfilment::NAME;
+        let projectors = api::startup::projectors(&self.pool, &self.workflows)
+            .into_iter()
+            .map(|projector| {
+                if projector.name() == fulfilment {
+                    std::sync::Arc::new(
+                        projections::workflows::fulfilment::Fulfilment::with_gateway(
+                            self.pool.clone(),
+                            self.workflows.clone(),
+                            self.gateway.clone(),
+                        ),
+                    ) as std::sync::Arc<dyn projections::runtime::Projector>
+                } else {
+                    projector
+                }
+            })
+            .collect();
+        let runtime = projector_runtime(&self.pool, &self.workflows, projectors);
+        self.running = Some(tokio::spawn(runtime.run(CancellationToken::new())));
+    }
+
+    /// Stops them at once, as a crash would: nothing in progress finishes
+    /// and no checkpoint is written; their connections close, which frees
+    /// their locks.
+    pub async fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+            let _ = running.await;
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Deadlines: time-based workflow steps, kept in the `deadlines` table.
 //!
-//! A workflow schedules a deadline inside its batch transaction (so it is
-//! scheduled exactly when the event is applied); `(kind, aggregate_id)` is
-//! unique, so scheduling it again changes nothing. The poller takes due
+//! A workflow schedules a deadline in a statement of its own before it acts
+//! on the event that calls for it; `(kind, aggregate_id)` is unique, so
+//! scheduling it again (the event acted on again after a crash) changes
+//! nothing. The poller takes due
 //! deadlines one at a time with `FOR UPDATE SKIP LOCKED`, runs the command
 //! they stand for and marks them done in that same transaction: several
 //! processes can poll at once, and a deadline whose run was interrupted is
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use domain::metadata::{Actor, CommandMetadata};
 use domain::order::{Order, OrderCommand};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::CommandBus;
@@ -29,10 +30,10 @@ pub const PAYMENT_TIMEOUT: &str = "payment_timeout";
 /// Deadlines run per poll before the poller looks at shutdown again.
 const BATCH: usize = 100;
 
-/// Schedules deadline `kind` for `aggregate_id` at `due_at`, on `conn`
-/// (inside the caller's transaction). Already scheduled: nothing changes.
+/// Schedules deadline `kind` for `aggregate_id` at `due_at`. Already
+/// scheduled: nothing changes.
 pub async fn schedule(
-    conn: &mut PgConnection,
+    conn: impl sqlx::PgExecutor<'_>,
     kind: &str,
     aggregate_id: &str,
     due_at: DateTime<Utc>,

@@ -19,15 +19,26 @@
 //! the order answers a repeated confirmation or cancellation with no event.
 //!
 //! Group commits: many buyers of one product meet at one inventory item, and
-//! every paid order meets the year's invoice numbering. So the workflow takes
-//! a batch's `OrderPlaced` events together: it decides every order's holds in
-//! event order on in-memory copies of the items (all lines or none, exactly
-//! as one order after the other would), then places each product's holds in
-//! one `PlaceHolds` command and one event. Likewise the batch's
-//! `PaymentCaptured` events commit each product's holds with one
-//! `CommitHolds` and get their invoice numbers with one `AllocateRun` per
-//! year. Any other event of an order waiting in a group first has the group
-//! handled, so each order's events are still acted on in order.
+//! every paid order meets the year's invoice numbering. So reservations and
+//! settlements go through group stages ([`Stage`]): each takes every request
+//! waiting when it is free and handles them together.
+//!
+//! - Reservations are queued as the events are read, in commit order
+//!   ([`Pass::admit`]), so the stage decides every order's holds in the
+//!   order the orders were placed, on in-memory copies of the items (all
+//!   lines or none, exactly as one order after the other would, never more
+//!   than is on hand), then places each product's holds in one `PlaceHolds`
+//!   command and one event. Each order's lane then confirms the reservation
+//!   or cancels the order.
+//! - Settlements are queued when an order's lane reaches `PaymentCaptured`:
+//!   the stage commits each product's holds with one `CommitHolds` and gets
+//!   the orders' invoice numbers with one `AllocateRun` per year; each lane
+//!   then issues its order's invoice.
+//!
+//! A lane waits for its group's answer before it acts on its order's next
+//! event, so each order's events are still acted on in order. Stock a
+//! cancelled order gives back counts for the reservations decided after its
+//! lane released it; a reservation never waits for another order's lane.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +56,7 @@ use domain::values::ProductId;
 use sqlx::{PgConnection, PgPool};
 
 use super::deadlines::{self, PAYMENT_TIMEOUT};
+use super::lanes::{Group, LaneConfig, Pass, Stage, Workflow};
 use super::payment::PaymentSteps;
 use super::{caused_by, infrastructure, WorkflowSettings};
 use crate::event_store::log::StoredEvent;
@@ -56,11 +68,46 @@ use crate::runtime::{ApplyError, Projector};
 pub const NAME: &str = "fulfilment";
 
 pub struct Fulfilment {
+    pool: PgPool,
     orders: CommandBus<Order>,
     inventory: CommandBus<InventoryItem>,
     invoice_numbers: CommandBus<InvoiceNumbering>,
     payments: PaymentSteps,
     settings: WorkflowSettings,
+}
+
+/// A placed order waiting for its stock.
+struct Reservation {
+    event: Arc<StoredEvent>,
+    order_id: OrderId,
+}
+
+/// What the reservation stage decided for one order.
+enum Reserved {
+    /// Nothing to do: reserved before, or the order moved on (e.g.
+    /// cancelled) meanwhile, and its own events take care of the stock.
+    Nothing,
+    /// Every line is held.
+    Held,
+    /// A line cannot be held: the order is to be cancelled, and whatever
+    /// was held for it released.
+    Short {
+        product_id: ProductId,
+        reason: String,
+        lines: Vec<OrderLine>,
+    },
+}
+
+/// A paid order waiting for its stock to be taken and its invoice number.
+struct Settlement {
+    event: Arc<StoredEvent>,
+    order_id: OrderId,
+    captured_at: DateTime<Utc>,
+}
+
+/// The key of an event's request in a stage.
+fn key(event: &StoredEvent) -> u64 {
+    event.global_position.unsigned_abs()
 }
 
 impl Fulfilment {
@@ -79,8 +126,9 @@ impl Fulfilment {
             payments: PaymentSteps::new(pool.clone(), gateway),
             orders: CommandBus::new(pool.clone(), ()),
             inventory: CommandBus::new(pool.clone(), ()),
-            invoice_numbers: CommandBus::new(pool, ()),
+            invoice_numbers: CommandBus::new(pool.clone(), ()),
             settings,
+            pool,
         }
     }
 
@@ -94,26 +142,38 @@ impl Fulfilment {
     }
 
     /// Holds every line of each placed order or none, deciding the orders
-    /// in the order they were placed; then confirms each reservation or
-    /// cancels the order with `out_of_stock`.
-    async fn reserve(&self, placed: &[(&StoredEvent, OrderId)]) -> Result<(), ApplyError> {
+    /// in the order of `placed` (the order they were placed in); answers
+    /// what each order's lane is to do.
+    async fn reserve(
+        &self,
+        placed: &[Reservation],
+    ) -> Result<Vec<Result<Reserved, String>>, ApplyError> {
+        let mut answers: Vec<Result<Reserved, String>> =
+            placed.iter().map(|_| Ok(Reserved::Nothing)).collect();
         let mut orders = Vec::new();
-        for (event, order_id) in placed {
-            let order = self.load_order(*order_id).await?;
-            // Seen before, or the order moved on (e.g. cancelled) meanwhile:
-            // its own events take care of the stock.
-            if order.status() == domain::order::OrderStatus::Pending && !order.stock_reserved() {
-                orders.push((*event, *order_id, order));
+        for (index, request) in placed.iter().enumerate() {
+            match self.load_order(request.order_id).await {
+                // Seen before, or the order moved on (e.g. cancelled)
+                // meanwhile: its own events take care of the stock.
+                Ok(order) => {
+                    if order.status() == domain::order::OrderStatus::Pending
+                        && !order.stock_reserved()
+                    {
+                        orders.push((index, request.event.as_ref(), request.order_id, order));
+                    }
+                }
+                Err(ApplyError::Poison(reason)) => answers[index] = Err(reason),
+                Err(e) => return Err(e),
             }
         }
         if orders.is_empty() {
-            return Ok(());
+            return Ok(answers);
         }
         let now = Utc::now();
         // Every item the orders need, once, knowing whether each of these
         // owners already took stock from it.
         let mut owners: BTreeMap<ProductId, Vec<String>> = BTreeMap::new();
-        for (_, order_id, order) in &orders {
+        for (_, _, order_id, order) in &orders {
             for line in order.lines() {
                 owners
                     .entry(line.product_id)
@@ -135,7 +195,7 @@ impl Fulfilment {
         // One order after the other, all lines or none, on copies.
         let mut requests: BTreeMap<ProductId, Vec<HoldRequest>> = BTreeMap::new();
         let mut outcomes = Vec::new();
-        for (event, order_id, order) in &orders {
+        for (index, _, order_id, order) in &orders {
             let mut trial: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
             let mut short = None;
             for line in order.lines() {
@@ -172,10 +232,10 @@ impl Fulfilment {
                         });
                 }
             }
-            outcomes.push((*event, *order_id, order, short));
+            outcomes.push((*index, *order_id, order, short));
         }
         // Each product's holds in one command and one event.
-        let group: Vec<&StoredEvent> = orders.iter().map(|(event, ..)| *event).collect();
+        let group: Vec<&StoredEvent> = orders.iter().map(|(_, event, ..)| *event).collect();
         let mut held: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
         for (product_id, mut holds) in requests {
             // One request alone needs no group.
@@ -207,7 +267,7 @@ impl Fulfilment {
                 Err(e) => return Err(infrastructure(e)),
             }
         }
-        for (event, order_id, order, short) in outcomes {
+        for (index, order_id, order, short) in outcomes {
             // The item may have changed since it was read (a correction, say):
             // what counts is what is held now.
             let short = short.or_else(|| {
@@ -219,22 +279,47 @@ impl Fulfilment {
                     (!holds).then_some((line.product_id, InventoryError::NotStocked))
                 })
             });
-            if let Some((product_id, reason)) = short {
+            answers[index] = Ok(match short {
+                Some((product_id, reason)) => Reserved::Short {
+                    product_id,
+                    reason: reason.to_string(),
+                    lines: order.lines().to_vec(),
+                },
+                None => Reserved::Held,
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Acts on the reservation stage's answer for the order placed by
+    /// `event`: confirms it, or releases what is held and cancels it.
+    async fn reserved(
+        &self,
+        event: &StoredEvent,
+        order_id: OrderId,
+        reserved: Reserved,
+    ) -> Result<(), ApplyError> {
+        match reserved {
+            Reserved::Nothing => Ok(()),
+            Reserved::Held => {
+                let command = OrderCommand::ConfirmStockReserved { now: Utc::now() };
+                self.order_command(event, order_id, command, "ConfirmStockReserved")
+                    .await
+            }
+            Reserved::Short {
+                product_id,
+                reason,
+                lines,
+            } => {
                 tracing::info!(%order_id, %product_id, %reason, "cannot hold stock for the order; cancelling it");
-                self.release(event, order_id, order.lines()).await?;
+                self.release(event, order_id, &lines).await?;
                 let command = OrderCommand::Cancel {
                     reason: CancellationReason::OutOfStock,
                     now: Utc::now(),
                 };
-                self.order_command(event, order_id, command, "Cancel")
-                    .await?;
-            } else {
-                let command = OrderCommand::ConfirmStockReserved { now: Utc::now() };
-                self.order_command(event, order_id, command, "ConfirmStockReserved")
-                    .await?;
+                self.order_command(event, order_id, command, "Cancel").await
             }
         }
-        Ok(())
     }
 
     /// Sends `command` to the order. A refusal because the order moved on
@@ -306,7 +391,8 @@ impl Fulfilment {
     /// For paid orders without an invoice yet: commits each order's hold on
     /// every line (one `CommitHolds` per product), then gives each order the
     /// next invoice number of the year its payment was captured in (UTC; one
-    /// `AllocateRun` per year) and issues its invoice.
+    /// `AllocateRun` per year). Answers each order's number (`None`: it has
+    /// an invoice), which its lane then issues.
     ///
     /// The numbering remembers which order got which number: allocating
     /// again for an order (the event seen twice, or a crash between the
@@ -315,17 +401,28 @@ impl Fulfilment {
     /// order: no gap, no reuse.
     async fn settle(
         &self,
-        captured: &[(&StoredEvent, OrderId, DateTime<Utc>)],
-    ) -> Result<(), ApplyError> {
+        captured: &[Settlement],
+    ) -> Result<Vec<Result<Option<String>, String>>, ApplyError> {
+        let mut answers: Vec<Result<Option<String>, String>> = vec![Ok(None); captured.len()];
         let mut orders = Vec::new();
-        for (event, order_id, captured_at) in captured {
-            let order = self.load_order(*order_id).await?;
-            if order.invoice_number().is_none() {
-                orders.push((*event, *order_id, *captured_at, order));
+        for (index, request) in captured.iter().enumerate() {
+            match self.load_order(request.order_id).await {
+                Ok(order) => {
+                    if order.invoice_number().is_none() {
+                        orders.push((
+                            request.event.as_ref(),
+                            request.order_id,
+                            request.captured_at,
+                            order,
+                        ));
+                    }
+                }
+                Err(ApplyError::Poison(reason)) => answers[index] = Err(reason),
+                Err(e) => return Err(e),
             }
         }
         if orders.is_empty() {
-            return Ok(());
+            return Ok(answers);
         }
         let group: Vec<&StoredEvent> = orders.iter().map(|(event, ..)| *event).collect();
         self.commit(&group, &orders).await?;
@@ -363,17 +460,14 @@ impl Fulfilment {
                 numbers.insert(order_id, number);
             }
         }
-        for (event, order_id, ..) in &orders {
-            if let Some(invoice_number) = numbers.remove(order_id) {
-                let command = OrderCommand::IssueInvoice {
-                    invoice_number,
-                    now: Utc::now(),
-                };
-                self.order_command(event, *order_id, command, "IssueInvoice")
-                    .await?;
+        for (request, answer) in captured.iter().zip(answers.iter_mut()) {
+            if answer.is_ok() {
+                if let Some(number) = numbers.get(&request.order_id) {
+                    *answer = Ok(Some(number.clone()));
+                }
             }
         }
-        Ok(())
+        Ok(answers)
     }
 
     /// Commits the orders' holds: for each product, the owners holding stock
@@ -508,11 +602,10 @@ impl Fulfilment {
         }
     }
 
-    /// Schedules the payment timeout of a placed order (in the batch's
-    /// transaction).
+    /// Schedules the payment timeout of a placed order, in a statement of
+    /// its own (already scheduled: nothing changes).
     async fn schedule_timeout(
         &self,
-        conn: &mut PgConnection,
         order_id: OrderId,
         placed_at: DateTime<Utc>,
     ) -> Result<(), ApplyError> {
@@ -520,7 +613,7 @@ impl Fulfilment {
             .unwrap_or(chrono::Duration::MAX);
         let due_at = placed_at.checked_add_signed(timeout).unwrap_or(placed_at);
         deadlines::schedule(
-            conn,
+            &self.pool,
             PAYMENT_TIMEOUT,
             &order_id.to_string(),
             due_at,
@@ -529,6 +622,63 @@ impl Fulfilment {
         .await
         .map_err(ApplyError::Database)
     }
+
+    /// Acts on one order event. `stages`: the group stages of the pass in
+    /// lanes; without them (one event alone) each group is of one.
+    async fn act(
+        &self,
+        event: &Arc<StoredEvent>,
+        stages: Option<&Lanes>,
+    ) -> Result<(), ApplyError> {
+        let order_event: OrderEvent = decode(event)?;
+        match order_event {
+            OrderEvent::OrderPlaced {
+                order_id,
+                placed_at,
+                ..
+            } => {
+                self.schedule_timeout(order_id, placed_at).await?;
+                let request = || Reservation {
+                    event: event.clone(),
+                    order_id,
+                };
+                let reserved = match stages {
+                    Some(stages) => stages.reservations.answer(key(event), request).await?,
+                    None => alone(self.reserve(&[request()]).await)?,
+                };
+                self.reserved(event, order_id, reserved).await
+            }
+            OrderEvent::PaymentCaptured { order_id, at, .. } => {
+                let request = || Settlement {
+                    event: event.clone(),
+                    order_id,
+                    captured_at: at,
+                };
+                let number = match stages {
+                    Some(stages) => stages.settlements.answer(key(event), request).await?,
+                    None => alone(self.settle(&[request()]).await)?,
+                };
+                let Some(invoice_number) = number else {
+                    return Ok(());
+                };
+                let command = OrderCommand::IssueInvoice {
+                    invoice_number,
+                    now: Utc::now(),
+                };
+                self.order_command(event, order_id, command, "IssueInvoice")
+                    .await
+            }
+            other => self.handle_one(event, other).await,
+        }
+    }
+}
+
+/// The answer of a group of one.
+fn alone<A>(answers: Result<Vec<Result<A, String>>, ApplyError>) -> Result<A, ApplyError> {
+    answers?
+        .pop()
+        .unwrap_or_else(|| Err("the group gave no answer".to_string()))
+        .map_err(ApplyError::Poison)
 }
 
 /// Metadata of a command a workflow sends for a group of events: the first
@@ -550,17 +700,81 @@ fn caused_by_group(group: &[&StoredEvent], command: &str) -> domain::metadata::C
     }
 }
 
-/// Events of a batch waiting to be acted on together.
-#[derive(Default)]
-struct Groups<'a> {
-    placed: Vec<(&'a StoredEvent, OrderId)>,
-    captured: Vec<(&'a StoredEvent, OrderId, DateTime<Utc>)>,
+/// The reservation stage's work.
+struct Reservations(Arc<Fulfilment>);
+
+#[async_trait]
+impl Group for Reservations {
+    type Request = Reservation;
+    type Answer = Reserved;
+
+    async fn handle(
+        &self,
+        requests: &[Reservation],
+    ) -> Result<Vec<Result<Reserved, String>>, ApplyError> {
+        self.0.reserve(requests).await
+    }
 }
 
-impl Groups<'_> {
-    fn waits_for(&self, order_id: OrderId) -> bool {
-        self.placed.iter().any(|(_, o)| *o == order_id)
-            || self.captured.iter().any(|(_, o, _)| *o == order_id)
+/// The settlement stage's work.
+struct Settlements(Arc<Fulfilment>);
+
+#[async_trait]
+impl Group for Settlements {
+    type Request = Settlement;
+    type Answer = Option<String>;
+
+    async fn handle(
+        &self,
+        requests: &[Settlement],
+    ) -> Result<Vec<Result<Option<String>, String>>, ApplyError> {
+        self.0.settle(requests).await
+    }
+}
+
+/// One pass of the workflow in lanes: its group stages.
+struct Lanes {
+    workflow: Arc<Fulfilment>,
+    reservations: Stage<Reservations>,
+    settlements: Stage<Settlements>,
+}
+
+#[async_trait]
+impl Pass for Lanes {
+    /// Queues each placed order's reservation as the event is read, so the
+    /// stage decides them in commit order.
+    fn admit(&self, event: &Arc<StoredEvent>) {
+        if event.event_type != "OrderPlaced" {
+            return;
+        }
+        if let Ok(OrderEvent::OrderPlaced { order_id, .. }) = decode(event) {
+            let request = Reservation {
+                event: event.clone(),
+                order_id,
+            };
+            self.reservations.enqueue(key(event), request);
+        }
+    }
+
+    async fn act(&self, event: &Arc<StoredEvent>) -> Result<(), ApplyError> {
+        self.workflow.act(event, Some(self)).await
+    }
+}
+
+impl Workflow for Fulfilment {
+    fn lane_config(&self) -> LaneConfig {
+        LaneConfig {
+            lanes: self.settings.lanes.max(1),
+            ..LaneConfig::default()
+        }
+    }
+
+    fn start(self: Arc<Self>) -> Arc<dyn Pass> {
+        Arc::new(Lanes {
+            reservations: Stage::new(Reservations(self.clone())),
+            settlements: Stage::new(Settlements(self.clone())),
+            workflow: self,
+        })
     }
 }
 
@@ -579,63 +793,15 @@ impl Projector for Fulfilment {
         aggregate_type == Order::TYPE
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        self.apply_batch(conn, &[event]).await
+    /// Acts on one event alone, with groups of one and nothing written in
+    /// `conn`. The runtime runs the workflow in lanes
+    /// ([`Projector::workflow`]); this is for a caller that steps it as a
+    /// plain projector.
+    async fn apply(&self, _conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+        self.act(&Arc::new(event.clone()), None).await
     }
 
-    async fn apply_batch(
-        &self,
-        conn: &mut PgConnection,
-        events: &[&StoredEvent],
-    ) -> Result<(), ApplyError> {
-        let mut groups = Groups::default();
-        for event in events {
-            let order_event: OrderEvent = decode(event)?;
-            match order_event {
-                OrderEvent::OrderPlaced {
-                    order_id,
-                    placed_at,
-                    ..
-                } => {
-                    self.schedule_timeout(conn, order_id, placed_at).await?;
-                    groups.placed.push((event, order_id));
-                }
-                OrderEvent::PaymentCaptured { order_id, at, .. } => {
-                    groups.captured.push((event, order_id, at));
-                }
-                other => {
-                    if other_order(&other).is_some_and(|o| groups.waits_for(o)) {
-                        self.flush(&mut groups).await?;
-                    }
-                    self.handle_one(event, other).await?;
-                }
-            }
-        }
-        self.flush(&mut groups).await
-    }
-}
-
-/// The order an event is about, for the events handled one by one.
-fn other_order(event: &OrderEvent) -> Option<OrderId> {
-    match event {
-        OrderEvent::OrderCancelled { order_id, .. }
-        | OrderEvent::StockReserved { order_id, .. }
-        | OrderEvent::OrderRefunded { order_id, .. } => Some(*order_id),
-        _ => None,
-    }
-}
-
-impl Fulfilment {
-    /// Acts on the grouped events: reservations first, then settlements.
-    async fn flush(&self, groups: &mut Groups<'_>) -> Result<(), ApplyError> {
-        let placed = std::mem::take(&mut groups.placed);
-        let captured = std::mem::take(&mut groups.captured);
-        if !placed.is_empty() {
-            self.reserve(&placed).await?;
-        }
-        if !captured.is_empty() {
-            self.settle(&captured).await?;
-        }
-        Ok(())
+    fn workflow(self: Arc<Self>) -> Option<Arc<dyn Workflow>> {
+        Some(self)
     }
 }

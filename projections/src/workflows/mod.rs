@@ -8,12 +8,20 @@
 //! domain's "already done" answers count as success. Its `tables()` is empty,
 //! so it is never rebuilt (replaying it would act again).
 //!
+//! It runs in lanes ([`lanes`]): each order's events in order, independent
+//! orders at once, with no transaction held open while it acts, so neither a
+//! slow order nor a slow outside party holds up other orders or any read
+//! model. Its checkpoint and dead letters are the runtime's, as for a read
+//! model.
+//!
 //! Faults: a failure of the database or the event store is
-//! [`ApplyError::Database`] (the batch is retried); a domain refusal that is
+//! [`ApplyError::Database`] (the step is retried); a domain refusal that is
 //! an expected outcome (out of stock) is handled; only an event the workflow
 //! can never act on is poison.
 //!
 //! # Layout
+//! - `lanes`: the workflow runner (lanes, the checkpoint at the lowest
+//!   unfinished event, group stages).
 //! - `fulfilment`: stock reservation on `OrderPlaced` (all lines or none),
 //!   release on `OrderCancelled`, commit on `PaymentCaptured`, and the
 //!   unpaid order's payment timeout.
@@ -23,6 +31,7 @@
 
 pub mod deadlines;
 pub mod fulfilment;
+pub mod lanes;
 mod payment;
 
 use std::sync::Arc;
@@ -57,6 +66,8 @@ pub struct WorkflowSettings {
     pub smtp_url: Option<String>,
     /// The sender of the notification emails.
     pub mail_from: String,
+    /// Orders the fulfilment workflow acts on at once (see [`lanes`]).
+    pub lanes: usize,
 }
 
 impl Default for WorkflowSettings {
@@ -73,6 +84,7 @@ impl Default for WorkflowSettings {
             payment_callback_poll: Duration::from_millis(200),
             smtp_url: None,
             mail_from: "Shop <shop@localhost>".to_string(),
+            lanes: lanes::LaneConfig::default().lanes,
         }
     }
 }
