@@ -388,3 +388,105 @@ async fn with_an_smtp_relay_configured_the_emails_go_out_by_smtp() {
         .iter()
         .all(|n| n["status"] == "sent"));
 }
+
+/// A notifier that holds back the messages whose subject is `Slow` until
+/// released, and keeps the order in which it sent.
+struct Gate {
+    open: tokio::sync::watch::Sender<bool>,
+    holding: AtomicUsize,
+    sent: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Notifier for Gate {
+    async fn send(&self, message: &Outgoing) -> Result<(), String> {
+        if message.subject == "Slow" {
+            self.holding.fetch_add(1, Ordering::SeqCst);
+            let _ = self.open.subscribe().wait_for(|open| *open).await;
+            self.holding.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.sent.lock().unwrap().push(message.body.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn other_orders_messages_go_out_while_one_is_held_back_and_each_orders_stay_in_order() {
+    let db = fresh_database().await;
+    let (slow_order, quick_order) = (Uuid::new_v4(), Uuid::new_v4());
+    // Queued one order after the other: slow 1, quick 1, slow 2, quick 2.
+    for (n, (order, subject, body)) in [
+        (slow_order, "Slow", "slow 1"),
+        (quick_order, "Quick", "quick 1"),
+        (slow_order, "Slow", "slow 2"),
+        (quick_order, "Quick", "quick 2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO notifications
+                 (customer_id, order_id, stage, channel, recipient, subject, body, event_position, created_at)
+             VALUES ($1, $2, 'placed', 'email', 'ada@example.com', $3, $4, $5, now())",
+        )
+        .bind(Uuid::new_v4())
+        .bind(order)
+        .bind(subject)
+        .bind(body)
+        .bind(n as i64 + 1)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let gate = Gate {
+        open: tokio::sync::watch::Sender::new(false),
+        holding: AtomicUsize::new(0),
+        sent: std::sync::Mutex::new(Vec::new()),
+    };
+    let status = |body: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM notifications WHERE body = $1")
+                .bind(body)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    let delivering = deliver(&db.pool, &gate, 10);
+    let meanwhile = async {
+        // The quick order's messages go out while the slow one's first is
+        // held back; its second waits behind it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while status("quick 2").await != "sent" || gate.holding.load(Ordering::SeqCst) != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the quick order waited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status("quick 1").await, "sent");
+        assert_eq!(status("slow 2").await, "pending");
+        // Another sender meanwhile takes nothing: the slow order's second
+        // message stays behind its first.
+        let other = Gate {
+            open: tokio::sync::watch::Sender::new(true),
+            holding: AtomicUsize::new(0),
+            sent: std::sync::Mutex::new(Vec::new()),
+        };
+        assert_eq!(deliver(&db.pool, &other, 10).await.unwrap(), 0);
+        gate.open.send_replace(true);
+    };
+    let (sent, ()) = tokio::join!(delivering, meanwhile);
+    assert_eq!(sent.unwrap(), 4);
+    assert_eq!(
+        *gate.sent.lock().unwrap(),
+        vec!["quick 1", "quick 2", "slow 1", "slow 2"]
+    );
+    for body in ["slow 1", "slow 2", "quick 1", "quick 2"] {
+        assert_eq!(status(body).await, "sent");
+    }
+    // Sent once: nothing is left to send.
+    assert_eq!(deliver(&db.pool, &gate, 10).await.unwrap(), 0);
+}
