@@ -1,5 +1,12 @@
 //! The simulated gateway's callbacks: each charge's outcome, posted signed to
 //! the shop's webhook over HTTP until it is answered 2xx.
+//!
+//! A callback is claimed in a statement of its own (its next attempt moves
+//! [`CLAIM`] ahead, so no other process posts it meanwhile) and posted with
+//! no transaction open: projectors read only below the oldest open
+//! transaction, so a slow post must not hold one. A process that dies
+//! between posting and recording posts it again once the claim runs out;
+//! the webhook answers a repeated callback as a duplicate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +21,10 @@ use crate::runtime::BackgroundTask;
 
 /// Callbacks sent per poll before the task looks at shutdown again.
 const BATCH: usize = 50;
+
+/// How long a claimed callback is kept from other processes: longer than a
+/// post may take.
+const CLAIM: Duration = Duration::from_secs(15);
 
 /// Delivers charge outcomes to `url`, signed with `secret`.
 pub struct CallbackDelivery {
@@ -39,22 +50,23 @@ impl CallbackDelivery {
         }
     }
 
-    /// Posts every callback due now, one transaction each (the row is locked
-    /// while it is posted, so several processes never post the same one at
-    /// once). Answers how many were attempted.
+    /// Posts every callback due now, one at a time, each claimed first (see
+    /// the module doc). Answers how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
         let mut attempted = 0;
         while attempted < BATCH {
-            let mut tx = self.pool.begin().await?;
             let due: Option<GatewayCallbackRow> = sqlx::query_as(
-                "SELECT id, reference, amount, currency, outcome, failure_reason, callback_attempts
-                   FROM gateway_charges
-                  WHERE callback_delivered_at IS NULL AND callback_next_at <= now()
-                  ORDER BY callback_next_at
-                  LIMIT 1
-                  FOR UPDATE SKIP LOCKED",
+                "UPDATE gateway_charges
+                    SET callback_next_at = now() + make_interval(secs => $1)
+                  WHERE id = (SELECT id FROM gateway_charges
+                               WHERE callback_delivered_at IS NULL AND callback_next_at <= now()
+                               ORDER BY callback_next_at
+                               LIMIT 1
+                               FOR UPDATE SKIP LOCKED)
+                 RETURNING id, reference, amount, currency, outcome, failure_reason, callback_attempts",
             )
-            .fetch_optional(&mut *tx)
+            .bind(CLAIM.as_secs_f64())
+            .fetch_optional(&self.pool)
             .await?;
             let Some(row) = due else {
                 return Ok(attempted);
@@ -82,7 +94,7 @@ impl CallbackDelivery {
                           WHERE id = $1",
                     )
                     .bind(&row.id)
-                    .execute(&mut *tx)
+                    .execute(&self.pool)
                     .await?;
                 }
                 Err(error) => {
@@ -102,11 +114,10 @@ impl CallbackDelivery {
                     .bind(attempts)
                     .bind(&error)
                     .bind(backoff_ms as f64)
-                    .execute(&mut *tx)
+                    .execute(&self.pool)
                     .await?;
                 }
             }
-            tx.commit().await?;
         }
         Ok(attempted)
     }
