@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +20,11 @@ use super::signature::{sign, SIGNATURE_HEADER};
 use super::GatewayCallback;
 use crate::runtime::BackgroundTask;
 
-/// Callbacks sent per poll before the task looks at shutdown again.
-const BATCH: usize = 50;
+/// Callbacks claimed per poll before the task looks at shutdown again.
+const BATCH: usize = 64;
+
+/// Callbacks posted at once.
+const IN_FLIGHT: usize = 16;
 
 /// How long a claimed callback is kept from other processes: longer than a
 /// post may take.
@@ -50,76 +54,84 @@ impl CallbackDelivery {
         }
     }
 
-    /// Posts every callback due now, one at a time, each claimed first (see
-    /// the module doc). Answers how many were attempted.
+    /// Claims up to [`BATCH`] callbacks due now in one statement (see the
+    /// module doc) and posts them, up to [`IN_FLIGHT`] at once: each charge's
+    /// callback stands alone, so their order does not matter. Answers how
+    /// many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
-        let mut attempted = 0;
-        while attempted < BATCH {
-            let due: Option<GatewayCallbackRow> = sqlx::query_as(
-                "UPDATE gateway_charges
-                    SET callback_next_at = now() + make_interval(secs => $1)
-                  WHERE id = (SELECT id FROM gateway_charges
-                               WHERE callback_delivered_at IS NULL AND callback_next_at <= now()
-                               ORDER BY callback_next_at
-                               LIMIT 1
-                               FOR UPDATE SKIP LOCKED)
-                 RETURNING id, reference, amount, currency, outcome, failure_reason, callback_attempts",
-            )
-            .bind(CLAIM.as_secs_f64())
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = due else {
-                return Ok(attempted);
-            };
-            attempted += 1;
-            let callback = GatewayCallback {
-                id: format!("evt_{}", row.id),
-                event_type: if row.outcome == "succeeded" {
-                    "charge.succeeded".to_string()
-                } else {
-                    "charge.failed".to_string()
-                },
-                charge_id: row.id.clone(),
-                reference: row.reference,
-                amount: row.amount,
-                currency: row.currency,
-                failure_reason: row.failure_reason,
-            };
-            match self.post(&callback).await {
-                Ok(()) => {
-                    sqlx::query(
-                        "UPDATE gateway_charges
-                            SET callback_delivered_at = now(), callback_attempts = callback_attempts + 1,
-                                callback_last_error = NULL
-                          WHERE id = $1",
-                    )
-                    .bind(&row.id)
-                    .execute(&self.pool)
-                    .await?;
-                }
-                Err(error) => {
-                    let attempts = row.callback_attempts + 1;
-                    // 0.2 s, 0.4 s, ... at most a minute.
-                    let backoff_ms = 200_i64
-                        .saturating_mul(1 << attempts.clamp(0, 9))
-                        .min(60_000);
-                    tracing::warn!(charge_id = %row.id, attempts, %error, "payment callback not delivered; will retry");
-                    sqlx::query(
-                        "UPDATE gateway_charges
-                            SET callback_attempts = $2, callback_last_error = $3,
-                                callback_next_at = now() + make_interval(secs => $4::double precision / 1000)
-                          WHERE id = $1",
-                    )
-                    .bind(&row.id)
-                    .bind(attempts)
-                    .bind(&error)
-                    .bind(backoff_ms as f64)
-                    .execute(&self.pool)
-                    .await?;
-                }
+        let due: Vec<GatewayCallbackRow> = sqlx::query_as(
+            "UPDATE gateway_charges
+                SET callback_next_at = now() + make_interval(secs => $1)
+              WHERE id IN (SELECT id FROM gateway_charges
+                            WHERE callback_delivered_at IS NULL AND callback_next_at <= now()
+                            ORDER BY callback_next_at
+                            LIMIT $2
+                            FOR UPDATE SKIP LOCKED)
+             RETURNING id, reference, amount, currency, outcome, failure_reason, callback_attempts",
+        )
+        .bind(CLAIM.as_secs_f64())
+        .bind(BATCH as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let attempted = due.len();
+        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(due)
+            .map(|row| self.deliver(row))
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(attempted)
+    }
+
+    /// Posts one claimed callback and records the outcome.
+    async fn deliver(&self, row: GatewayCallbackRow) -> Result<(), sqlx::Error> {
+        let callback = GatewayCallback {
+            id: format!("evt_{}", row.id),
+            event_type: if row.outcome == "succeeded" {
+                "charge.succeeded".to_string()
+            } else {
+                "charge.failed".to_string()
+            },
+            charge_id: row.id.clone(),
+            reference: row.reference,
+            amount: row.amount,
+            currency: row.currency,
+            failure_reason: row.failure_reason,
+        };
+        match self.post(&callback).await {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE gateway_charges
+                        SET callback_delivered_at = now(), callback_attempts = callback_attempts + 1,
+                            callback_last_error = NULL
+                      WHERE id = $1",
+                )
+                .bind(&row.id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(error) => {
+                let attempts = row.callback_attempts + 1;
+                // 0.2 s, 0.4 s, ... at most a minute.
+                let backoff_ms = 200_i64
+                    .saturating_mul(1 << attempts.clamp(0, 9))
+                    .min(60_000);
+                tracing::warn!(charge_id = %row.id, attempts, %error, "payment callback not delivered; will retry");
+                sqlx::query(
+                    "UPDATE gateway_charges
+                        SET callback_attempts = $2, callback_last_error = $3,
+                            callback_next_at = now() + make_interval(secs => $4::double precision / 1000)
+                      WHERE id = $1",
+                )
+                .bind(&row.id)
+                .bind(attempts)
+                .bind(&error)
+                .bind(backoff_ms as f64)
+                .execute(&self.pool)
+                .await?;
             }
         }
-        Ok(attempted)
+        Ok(())
     }
 
     async fn post(&self, callback: &GatewayCallback) -> Result<(), String> {
