@@ -1,8 +1,10 @@
 //! The orders projector: order history.
 //!
 //! Each row keeps the folded `Order` state; an event is applied to it with
-//! the aggregate's own `apply` (state evolution, no rules), and the API view
-//! is stored next to it. A step back in an order's sequence is a poison event.
+//! the aggregate's own `apply` (state evolution, no rules). The API view is
+//! computed from the state when the order is read (`queries.rs`), so each
+//! order is encoded once per batch. A step back in an order's sequence is a
+//! poison event.
 //!
 //! Batch-first: a batch reads the rows of every order it touches in one
 //! query, applies all their events in memory, and writes each order's row
@@ -75,8 +77,11 @@ impl Projector for OrdersProjector {
         if decoded.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(Uuid, serde_json::Value, i64)> = sqlx::query_as(
-            "SELECT id, state, last_sequence FROM rm_orders WHERE id = ANY($1) FOR UPDATE",
+        // No row locks: one worker at a time writes a projector's tables,
+        // under its advisory lock (see `crate::runtime`), and a lock would
+        // write every row twice.
+        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
+            "SELECT id, state::text, last_sequence FROM rm_orders WHERE id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *conn)
@@ -84,7 +89,7 @@ impl Projector for OrdersProjector {
         let mut orders: HashMap<Uuid, Folded> = HashMap::with_capacity(ids.len());
         for (id, state, last_sequence) in rows {
             let folded = Folded {
-                order: serde_json::from_value(state)?,
+                order: serde_json::from_str(&state)?,
                 last_sequence: Some(last_sequence),
                 placed_position: 0,
                 first_recorded_at: DateTime::<Utc>::MIN_UTC,
@@ -134,7 +139,6 @@ async fn write(conn: &mut PgConnection, orders: HashMap<Uuid, Folded>) -> Result
     let mut created = Vec::with_capacity(count);
     let mut updated = Vec::with_capacity(count);
     let mut positions = Vec::with_capacity(count);
-    let mut views = Vec::with_capacity(count);
     let mut states = Vec::with_capacity(count);
     let mut sequences = Vec::with_capacity(count);
     for (id, folded) in orders {
@@ -151,22 +155,20 @@ async fn write(conn: &mut PgConnection, orders: HashMap<Uuid, Folded>) -> Result
         created.push(view.created_at.unwrap_or(folded.first_recorded_at));
         updated.push(view.updated_at.unwrap_or(folded.last_recorded_at));
         positions.push(folded.placed_position);
-        views.push(serde_json::to_value(&view)?);
-        states.push(serde_json::to_value(&folded.order)?);
+        states.push(serde_json::to_string(&folded.order)?);
         sequences.push(folded.last_sequence.unwrap_or(0));
     }
     sqlx::query(
         "INSERT INTO rm_orders
             (id, customer_id, status, payment_status, cancellation_reason, total, currency,
-             created_at, updated_at, placed_position, view, state, last_sequence)
+             created_at, updated_at, placed_position, state, last_sequence)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                               $6::int8[], $7::text[], $8::timestamptz[], $9::timestamptz[],
-                              $10::int8[], $11::jsonb[], $12::jsonb[], $13::int8[])
+                              $10::int8[], $11::text[]::json[], $12::int8[])
          ON CONFLICT (id) DO UPDATE
             SET status = EXCLUDED.status, payment_status = EXCLUDED.payment_status,
                 cancellation_reason = EXCLUDED.cancellation_reason, total = EXCLUDED.total,
-                updated_at = EXCLUDED.updated_at, view = EXCLUDED.view,
-                state = EXCLUDED.state, last_sequence = EXCLUDED.last_sequence",
+                updated_at = EXCLUDED.updated_at, state = EXCLUDED.state, last_sequence = EXCLUDED.last_sequence",
     )
     .bind(ids)
     .bind(customers)
@@ -178,7 +180,6 @@ async fn write(conn: &mut PgConnection, orders: HashMap<Uuid, Folded>) -> Result
     .bind(created)
     .bind(updated)
     .bind(positions)
-    .bind(views)
     .bind(states)
     .bind(sequences)
     .execute(conn)

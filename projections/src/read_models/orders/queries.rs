@@ -9,32 +9,50 @@
 //!
 //! Visibility (whose order the caller may see) is the caller's to decide:
 //! every row carries its customer.
+//!
+//! A row stores the folded `Order`; its API view is computed here, when the
+//! order is read.
 
-use domain::order::{OrderStatus, OrderView};
+use domain::order::{Order, OrderStatus, OrderView};
 use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use crate::read_models::next_page;
 
 /// One order of the history.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
     pub customer_id: Uuid,
     /// The order as the API shows it.
-    #[sqlx(json)]
     pub view: OrderView,
     /// The sequence of the order's last event applied: the order's version.
-    #[sqlx(rename = "last_sequence")]
     pub version: i64,
 }
 
-/// A listed order with the key the list is sorted by.
+/// A row as stored, with the key lists are sorted by.
 #[derive(Debug, FromRow)]
-struct Listed {
-    #[sqlx(flatten)]
-    order: OrderRow,
+struct Stored {
+    customer_id: Uuid,
+    state: Json<Order>,
+    last_sequence: i64,
     placed_position: i64,
+}
+
+impl TryFrom<Stored> for OrderRow {
+    type Error = sqlx::Error;
+
+    fn try_from(row: Stored) -> Result<Self, sqlx::Error> {
+        let view = row.state.0.view().ok_or_else(|| {
+            sqlx::Error::Decode("an order of the history was never placed".into())
+        })?;
+        Ok(OrderRow {
+            customer_id: row.customer_id,
+            view,
+            version: row.last_sequence,
+        })
+    }
 }
 
 /// Where a page of orders ended. Its JSON is a bare number, which is what
@@ -64,12 +82,13 @@ pub struct OrderPage {
 
 /// One order; `None` when the history does not have it.
 pub async fn order(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT customer_id, view, last_sequence, placed_position FROM rm_orders WHERE id = $1",
+    let row: Option<Stored> = sqlx::query_as(
+        "SELECT customer_id, state, last_sequence, placed_position FROM rm_orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db)
-    .await
+    .await?;
+    row.map(OrderRow::try_from).transpose()
 }
 
 /// One page of orders, newest first.
@@ -77,8 +96,8 @@ pub async fn list_orders(
     db: impl PgExecutor<'_>,
     filter: &OrderFilter,
 ) -> Result<OrderPage, sqlx::Error> {
-    let mut rows: Vec<Listed> = sqlx::query_as(
-        "SELECT customer_id, view, last_sequence, placed_position FROM rm_orders
+    let mut rows: Vec<Stored> = sqlx::query_as(
+        "SELECT customer_id, state, last_sequence, placed_position FROM rm_orders
           WHERE ($1::uuid IS NULL OR customer_id = $1)
             AND ($2::text IS NULL OR status = $2)
             AND ($3::bigint IS NULL OR placed_position < $3)
@@ -93,7 +112,10 @@ pub async fn list_orders(
     .await?;
     let next = next_page(&mut rows, filter.limit, |r| OrderCursor(r.placed_position));
     Ok(OrderPage {
-        orders: rows.into_iter().map(|r| r.order).collect(),
+        orders: rows
+            .into_iter()
+            .map(OrderRow::try_from)
+            .collect::<Result<_, _>>()?,
         next,
     })
 }
