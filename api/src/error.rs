@@ -167,10 +167,13 @@ from_use_case!(
     crate::app::KeyReused,
     crate::app::cancel_order::CancelOrderError,
     crate::app::coupons::OrderCouponError,
+    crate::app::lock_stock::LockStockError,
     crate::app::orders::LoadOrderError,
     crate::app::place_order::PlaceOrderError,
     crate::app::pricing::CartPricingError,
     crate::app::pricing::PricingError,
+    crate::app::products::ClaimSkuError,
+    crate::app::products::FindProductError,
     crate::app::refund_order::RefundOrderError,
     crate::app::set_order_status::SetOrderStatusError,
 );

@@ -22,9 +22,11 @@ use uuid::Uuid;
 pub mod cancel_order;
 pub mod cart;
 pub mod coupons;
+pub mod lock_stock;
 pub mod orders;
 pub mod place_order;
 pub mod pricing;
+pub mod products;
 pub mod refund_order;
 pub mod set_order_status;
 
