@@ -167,6 +167,7 @@ from_use_case!(
     crate::app::KeyReused,
     crate::app::cancel_order::CancelOrderError,
     crate::app::coupons::OrderCouponError,
+    crate::app::create_staff_user::CreateStaffError,
     crate::app::lock_stock::LockStockError,
     crate::app::orders::LoadOrderError,
     crate::app::place_order::PlaceOrderError,
@@ -175,7 +176,9 @@ from_use_case!(
     crate::app::products::ClaimSkuError,
     crate::app::products::FindProductError,
     crate::app::refund_order::RefundOrderError,
+    crate::app::register::RegisterError,
     crate::app::set_order_status::SetOrderStatusError,
+    crate::app::update_product::UpdateProductError,
 );
 
 impl From<JsonRejection> for ApiError {

@@ -22,13 +22,16 @@ use uuid::Uuid;
 pub mod cancel_order;
 pub mod cart;
 pub mod coupons;
+pub mod create_staff_user;
 pub mod lock_stock;
 pub mod orders;
 pub mod place_order;
 pub mod pricing;
 pub mod products;
 pub mod refund_order;
+pub mod register;
 pub mod set_order_status;
+pub mod update_product;
 
 /// Who asks, and in which request: what every command's metadata needs.
 #[derive(Debug, Clone)]
