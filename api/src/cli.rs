@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::config::{DatabaseSettings, LogFormat, ProjectorSettings, ServeSettings};
 use crate::database::Database;
+use crate::error::ApiError;
 use crate::staff::{create_staff, StaffAccount, StaffOutcome};
 use crate::startup::{self, AppConfig, AppState, Application};
 use anyhow::Context;
@@ -353,7 +354,7 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
             Ok(StaffOutcome::Promoted(id)) => {
                 println!("promoted {username} ({id}) to {role}; its password is the one given")
             }
-            Err(e) => anyhow::bail!("{}", e.message),
+            Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
         anyhow::Ok(())
     }

@@ -3,18 +3,19 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError};
-use domain::error::{DomainError, ErrorKind};
-use domain::metadata::{Actor, CommandMetadata, COMMAND_ID, REQUEST_HASH};
+use domain::error::DomainError;
+use domain::metadata::{Actor, CommandMetadata};
 use domain::stored::StoredAggregate;
-use projections::event_store::{lookups, streams, CommandBus};
+use projections::event_store::CommandBus;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::app::{self, Caller, Class, StoreError, UseCaseError};
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::RequestId;
 
@@ -34,40 +35,31 @@ pub fn metadata(actor: Actor, request: &RequestId, command: &str) -> CommandMeta
 /// Maps a failed command to the one error shape: rule 422, state 409,
 /// missing 404, database trouble 503; internals are logged, not returned.
 pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
-    match error {
-        AggregateError::UserError(e) => domain_error(&e),
-        AggregateError::AggregateConflict => ApiError::conflict(
-            "concurrent_modification",
-            "Someone else changed this at the same moment; try again.",
-        ),
-        AggregateError::DatabaseConnectionError(e) => {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::unavailable()
-        }
-        AggregateError::DeserializationError(e) => ApiError::internal(e),
-        AggregateError::UnexpectedError(e) if e.is::<streams::NulInText>() => {
-            ApiError::nul_in_text()
-        }
-        AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx_error) if projections::event_store::is_connection_error(sqlx_error) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable()
-            }
-            Some(sqlx_error) if crate::error::is_nul_in_text(sqlx_error) => ApiError::nul_in_text(),
-            _ => ApiError::internal(e),
-        },
+    match StoreError::split(error) {
+        Ok(e) => domain_error(&e),
+        Err(e) => ApiError::from(e),
     }
+}
+
+/// The caller of a use case: the signed-in user in this request.
+pub fn caller(user: &AuthUser, request: &RequestId) -> Caller {
+    Caller::new(user.actor(), request.0.clone())
 }
 
 /// A rejected command's error in the one error shape.
 pub fn domain_error<E: DomainError>(e: &E) -> ApiError {
-    let status = match e.kind() {
-        ErrorKind::Rule => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    ApiError::new(status, e.code(), e.to_string())
+    struct Refusal<'a, E>(&'a E);
+    impl<E: DomainError> std::fmt::Display for Refusal<'_, E> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Display::fmt(self.0, f)
+        }
+    }
+    impl<E: DomainError> UseCaseError for Refusal<'_, E> {
+        fn class(&self) -> Class<'_> {
+            Class::domain(self.0)
+        }
+    }
+    ApiError::from_use_case(&Refusal(e))
 }
 
 /// The optional `Idempotency-Key` header of a creating POST.
@@ -128,23 +120,9 @@ pub async fn replayed_creation(
     id: Uuid,
     hash: &str,
 ) -> Result<Option<i64>, ApiError> {
-    let Some(first) = lookups::first_event(pool, aggregate_type, &id.to_string()).await? else {
-        return Ok(None);
-    };
-    let field = |key: &str| first.metadata.get(key).and_then(|v| v.as_str());
-    if field(REQUEST_HASH) != Some(hash) {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request body.",
-        ));
-    }
-    let position = match field(COMMAND_ID) {
-        Some(command_id) => {
-            lookups::position_of_command(pool, aggregate_type, &id.to_string(), command_id).await?
-        }
-        None => None,
-    };
-    Ok(Some(position.unwrap_or(first.position)))
+    Ok(app::replayed_creation(pool, aggregate_type, id, hash)
+        .await?
+        .transpose()?)
 }
 
 /// Runs a creating command with `Idempotency-Key` semantics on the aggregate

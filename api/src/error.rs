@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::app::{Class, Kind, StoreError, UseCaseError};
+
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,27 +114,72 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            _ if projections::event_store::is_connection_error(&error) => {
-                tracing::warn!(error = %error, "database unavailable");
+        ApiError::from(StoreError::from(error))
+    }
+}
+
+pub use crate::app::is_nul_in_text;
+
+/// The one place where a use case's failure becomes the HTTP error shape:
+/// its kind gives the status, its code and message are its own; trouble
+/// with the store is 409 (a concurrent change), 503 (the database is
+/// down), 400 (NUL in text) or a logged 500.
+impl ApiError {
+    pub fn from_use_case(error: &(impl UseCaseError + ?Sized)) -> Self {
+        match error.class() {
+            Class::Refused { kind, code } => {
+                let status = match kind {
+                    Kind::BadInput => StatusCode::BAD_REQUEST,
+                    Kind::Forbidden => StatusCode::FORBIDDEN,
+                    Kind::Rule => StatusCode::UNPROCESSABLE_ENTITY,
+                    Kind::Conflict => StatusCode::CONFLICT,
+                    Kind::NotFound => StatusCode::NOT_FOUND,
+                    Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                ApiError::new(status, code, error.to_string())
+            }
+            Class::Store(StoreError::Conflict) => {
+                ApiError::conflict("concurrent_modification", StoreError::Conflict.to_string())
+            }
+            Class::Store(e @ StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }
-            _ if is_nul_in_text(&error) => ApiError::nul_in_text(),
-            _ => ApiError::internal(error),
+            Class::Store(StoreError::NulInText) => ApiError::nul_in_text(),
+            Class::Store(StoreError::Internal(e)) => ApiError::internal(e),
         }
     }
 }
 
-/// Whether PostgreSQL refused a value because it holds the NUL character
-/// (U+0000): as a text parameter (22021) or inside JSON stored as jsonb
-/// (22P05). Only a client can have sent it, so it is bad input, not our
-/// failure.
-pub fn is_nul_in_text(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("22021" | "22P05")),
-        _ => false,
-    }
+/// `From` for each use case's error, all through [`ApiError::from_use_case`].
+macro_rules! from_use_case {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for ApiError {
+            fn from(error: $error) -> Self {
+                ApiError::from_use_case(&error)
+            }
+        })*
+    };
 }
+
+from_use_case!(
+    StoreError,
+    crate::app::KeyReused,
+    crate::app::cancel_order::CancelOrderError,
+    crate::app::coupons::OrderCouponError,
+    crate::app::create_staff_user::CreateStaffError,
+    crate::app::lock_stock::LockStockError,
+    crate::app::orders::LoadOrderError,
+    crate::app::place_order::PlaceOrderError,
+    crate::app::pricing::CartPricingError,
+    crate::app::pricing::PricingError,
+    crate::app::products::ClaimSkuError,
+    crate::app::products::FindProductError,
+    crate::app::refund_order::RefundOrderError,
+    crate::app::register::RegisterError,
+    crate::app::set_order_status::SetOrderStatusError,
+    crate::app::update_product::UpdateProductError,
+);
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {

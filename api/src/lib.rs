@@ -11,6 +11,7 @@
 //! - `telemetry`: tracing set-up.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod commands;

@@ -7,17 +7,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use domain::customer::{
-    Customer, CustomerCommand, CustomerError, CustomerValueError, Email, Fullname, Password, Phone,
-    Username,
-};
+use domain::customer::{Customer, CustomerError, Email, Fullname, Password, Phone, Username};
 use domain::metadata::{Actor, Role};
 use domain::values::CustomerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{hash_password, verify_password, AuthUser};
+use crate::app::register::{self, NewAccount, RegisterError};
+use crate::auth::{verify_password, AuthUser};
 use crate::commands::{command_error, metadata};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
@@ -84,48 +82,6 @@ struct Registered {
     position: i64,
 }
 
-fn invalid(e: CustomerValueError) -> ApiError {
-    ApiError::unprocessable("invalid_account", e.to_string())
-}
-
-/// Everything a new account needs, checked, with the password hashed.
-pub struct NewAccount {
-    pub username: Username,
-    pub password: Password,
-    pub fullname: Fullname,
-    pub email: Email,
-    pub phone: Phone,
-    pub role: Role,
-}
-
-/// Registers an account (customers through the API, staff through
-/// `shop users create`). A username taken in any letter case is 409.
-pub async fn register_account(
-    state: &AppState,
-    account: NewAccount,
-    meta: domain::metadata::CommandMetadata,
-) -> Result<(CustomerId, i64)> {
-    let customer_id = account.username.customer_id();
-    let password_hash = hash_password(account.password.expose().to_string()).await?;
-    let command = CustomerCommand::Register {
-        customer_id,
-        username: account.username,
-        password_hash,
-        fullname: account.fullname,
-        email: account.email,
-        phone: account.phone,
-        role: account.role,
-    };
-    // A racing registration of the same username loses at sequence 1; the
-    // retry re-decides on fresh state and answers "taken".
-    let committed = state
-        .customers
-        .execute_with_retry(&customer_id.to_string(), command, &meta)
-        .await
-        .map_err(command_error)?;
-    Ok((customer_id, committed.position))
-}
-
 #[utoipa::path(
     post,
     path = "/v1/register",
@@ -145,15 +101,15 @@ async fn register(
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>)> {
     let account = NewAccount {
-        username: Username::parse(&body.username).map_err(invalid)?,
-        password: Password::parse(&body.password).map_err(invalid)?,
-        fullname: Fullname::parse(&body.fullname).map_err(invalid)?,
-        email: Email::parse(&body.email).map_err(invalid)?,
-        phone: Phone::parse(&body.phone).map_err(invalid)?,
+        username: Username::parse(&body.username).map_err(RegisterError::from)?,
+        password: Password::parse(&body.password).map_err(RegisterError::from)?,
+        fullname: Fullname::parse(&body.fullname).map_err(RegisterError::from)?,
+        email: Email::parse(&body.email).map_err(RegisterError::from)?,
+        phone: Phone::parse(&body.phone).map_err(RegisterError::from)?,
         role: Role::Customer,
     };
     let meta = metadata(Actor::Anonymous, &request_id, "Register");
-    let (customer_id, position) = register_account(&state, account, meta).await?;
+    let (customer_id, position) = register::register(&state, account, &meta).await?;
     Ok((
         StatusCode::CREATED,
         Json(Registered {

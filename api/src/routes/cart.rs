@@ -11,16 +11,15 @@
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use domain::cart::{cart_id_for, Cart, CartCommand, CartError};
-use domain::coupon::{used_up, within_validity, Coupon, CouponError};
+use chrono::Utc;
+use domain::cart::{cart_id_for, CartCommand};
 use domain::metadata::Role;
-use domain::product::{Product, ProductError};
-use domain::values::{CustomerId, Money, ProductId, Quantity};
+use domain::values::{CustomerId, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::app::cart::priced_cart;
 use crate::auth::AuthUser;
 use crate::commands::{command_error, metadata, CommandAnswer};
 use crate::error::{ApiError, Result};
@@ -73,15 +72,6 @@ async fn run(
 }
 
 /// The cart as it is now: an empty cart when it never had an item.
-pub(crate) async fn load_cart(state: &AppState, customer: Uuid) -> Result<Cart> {
-    Ok(state
-        .carts
-        .load(&cart_id_for(&CustomerId(customer)).to_string())
-        .await
-        .map_err(command_error::<CartError>)?
-        .unwrap_or_default())
-}
-
 fn quantity(value: i64) -> Result<Quantity> {
     Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
 }
@@ -116,13 +106,6 @@ struct CartView {
     coupon_valid: Option<bool>,
 }
 
-fn overflow() -> ApiError {
-    ApiError::unprocessable(
-        "amount_too_large",
-        "The cart's total is larger than can be represented.",
-    )
-}
-
 #[utoipa::path(
     get,
     path = "/v1/cart",
@@ -138,84 +121,28 @@ fn overflow() -> ApiError {
 )]
 async fn get_cart(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartView>> {
     let cart_id = cart_of(&user)?;
-    let cart = load_cart(&state, user.id).await?;
-    let mut items = Vec::with_capacity(cart.lines().len());
-    let mut subtotal = Money::zero(state.currency.clone());
-    for line in cart.lines() {
-        let product = state
-            .products
-            .load(&line.product_id.to_string())
-            .await
-            .map_err(command_error::<ProductError>)?
-            .filter(Product::is_created);
-        // A line can only have been added for a product that exists; a
-        // product without a price would be a bug, shown as an unavailable
-        // line rather than failing the whole cart.
-        let (name, price, available) = match &product {
-            Some(p) => (
-                p.name().unwrap_or_default().to_string(),
-                p.price().cloned(),
-                !p.is_discontinued(),
-            ),
-            None => (String::new(), None, false),
-        };
-        let unit_price = price.unwrap_or_else(|| Money::zero(state.currency.clone()));
-        let line_total = unit_price
-            .checked_mul(line.quantity)
-            .map_err(|_| overflow())?;
-        subtotal = subtotal
-            .checked_add(&line_total)
-            .map_err(ApiError::internal)?;
-        items.push(CartItemView {
-            product_id: line.product_id,
-            name,
-            quantity: line.quantity.get(),
-            unit_price: unit_price.minor,
-            line_total: line_total.minor,
-            available,
-        });
-    }
-
-    let mut discount = Money::zero(state.currency.clone());
-    let mut coupon_valid = None;
-    if let Some(applied) = cart.coupon() {
-        let coupon = state
-            .coupons
-            .load(&applied.coupon_id.to_string())
-            .await
-            .map_err(command_error::<CouponError>)?;
-        let usable = coupon
-            .filter(|c| coupon_is_usable(c, Utc::now()))
-            .and_then(|c| c.discount().cloned());
-        coupon_valid = Some(usable.is_some());
-        if let Some(rule) = usable {
-            discount = rule.apply(&subtotal).map_err(ApiError::internal)?;
-        }
-    }
-    let total = subtotal
-        .saturating_sub(&discount)
-        .map_err(ApiError::internal)?;
+    let (cart, priced) = priced_cart(&state, CustomerId(user.id)).await?;
     Ok(Json(CartView {
         id: cart_id,
-        items,
-        subtotal: subtotal.minor,
-        discount: discount.minor,
-        total: total.minor,
+        items: priced
+            .lines
+            .iter()
+            .map(|line| CartItemView {
+                product_id: line.product_id,
+                name: line.name.clone(),
+                quantity: line.quantity.get(),
+                unit_price: line.unit_price.minor,
+                line_total: line.line_total.minor,
+                available: line.exists && !line.discontinued,
+            })
+            .collect(),
+        subtotal: priced.subtotal.minor,
+        discount: priced.discount.minor,
+        total: priced.total.minor,
         currency: state.currency.to_string(),
         coupon_code: cart.coupon().map(|c| c.code.clone()),
-        coupon_valid,
+        coupon_valid: priced.coupon_valid,
     }))
-}
-
-/// Whether a coupon gives its discount at `now`: created, inside its
-/// validity window and not used up (the same rules as redeeming it).
-pub(crate) fn coupon_is_usable(coupon: &Coupon, now: DateTime<Utc>) -> bool {
-    match (coupon.valid_from(), coupon.valid_until()) {
-        (Some(from), Some(until)) => {
-            within_validity(from, until, now) && !used_up(coupon.usage_limit(), coupon.times_used())
-        }
-        _ => false,
-    }
 }
 
 // ---- commands ----

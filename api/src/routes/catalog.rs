@@ -8,19 +8,20 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
 use domain::category::{Category, CategoryCommand, CategoryError, CategoryServices};
-use domain::product::{Product, ProductCommand, ProductError, ProductServices};
+use domain::product::{Product, ProductCommand};
 use domain::shop::ShopCommand;
-use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
 use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::app::products::{claim_sku, existing_product, release_sku};
+use crate::app::update_product;
 use crate::auth::Admin;
 use crate::commands::{
-    command_error, create, double_option, dry_run, metadata, replayed_creation, request_hash,
-    CommandAnswer, IdempotencyKey,
+    caller, command_error, create, double_option, dry_run, metadata, replayed_creation,
+    request_hash, CommandAnswer, IdempotencyKey,
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
@@ -349,46 +350,6 @@ fn money(state: &AppState, minor: i64) -> Result<Money> {
     Money::new(minor, state.currency.clone()).map_err(invalid_value)
 }
 
-async fn claim_sku(
-    state: &AppState,
-    sku: &Sku,
-    product: ProductId,
-    meta: &domain::metadata::CommandMetadata,
-) -> Result<()> {
-    state
-        .skus
-        .execute_with_retry(
-            &claim_id(sku).to_string(),
-            SkuCommand::Claim {
-                sku: sku.clone(),
-                product_id: product,
-            },
-            meta,
-        )
-        .await
-        .map_err(command_error::<SkuError>)?;
-    Ok(())
-}
-
-async fn release_sku(
-    state: &AppState,
-    sku: &Sku,
-    product: ProductId,
-    meta: &domain::metadata::CommandMetadata,
-) {
-    let command = SkuCommand::Release {
-        sku: sku.clone(),
-        product_id: product,
-    };
-    if let Err(e) = state
-        .skus
-        .execute_with_retry(&claim_id(sku).to_string(), command, meta)
-        .await
-    {
-        tracing::error!(error = %e, sku = %sku, "could not release a SKU claim");
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/v1/products",
@@ -546,69 +507,17 @@ async fn update_product(
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<ProductChange>,
 ) -> Result<Json<CommandAnswer>> {
-    let product_id = ProductId(id);
-    let current = load_product(&state, id).await?;
-    let new_sku = body
-        .sku
-        .as_deref()
-        .map(Sku::parse)
-        .transpose()
-        .map_err(invalid_value)?
-        .filter(|sku| Some(sku) != current.sku());
-    let price = body.price.map(|p| money(&state, p)).transpose()?;
-    let aggregate_id = id.to_string();
-    let mut position = 0;
-    let details = ProductCommand::UpdateDetails {
+    let change = update_product::ProductChange {
         name: body.name,
         description: body.description,
-        sku: new_sku.clone(),
+        price: body.price,
+        sku: body.sku,
         image_url: body.image_url,
         category_id: body.category_id.map(CategoryId),
         shop_id: body.shop_id.map(|s| s.map(ShopId)),
     };
-    // Every field is checked before anything is claimed or written, so a
-    // refused price does not leave new details (or a claimed SKU) behind.
-    let mut planned = vec![details.clone()];
-    planned.extend(
-        price
-            .clone()
-            .map(|price| ProductCommand::ChangePrice { price }),
-    );
-    dry_run(&current, &ProductServices::new(lookups(&state)), planned).await?;
-
-    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
-    if let Some(sku) = &new_sku {
-        claim_sku(&state, sku, product_id, &claim_meta).await?;
-    }
-    let meta = metadata(user.actor(), &request_id, "UpdateProductDetails");
-    match state
-        .products
-        .execute_with_retry(&aggregate_id, details, &meta)
-        .await
-    {
-        Ok(committed) => position = position.max(committed.position),
-        Err(e) => {
-            if let Some(sku) = &new_sku {
-                release_sku(&state, sku, product_id, &claim_meta).await;
-            }
-            return Err(command_error(e));
-        }
-    }
-    if let (Some(new), Some(old)) = (&new_sku, current.sku()) {
-        if new != old {
-            let release_meta = metadata(user.actor(), &request_id, "ReleaseSku");
-            release_sku(&state, old, product_id, &release_meta).await;
-        }
-    }
-    if let Some(price) = price {
-        let meta = metadata(user.actor(), &request_id, "ChangeProductPrice");
-        let committed = state
-            .products
-            .execute_with_retry(&aggregate_id, ProductCommand::ChangePrice { price }, &meta)
-            .await
-            .map_err(command_error)?;
-        position = position.max(committed.position);
-    }
+    let caller = caller(&user, &request_id);
+    let position = update_product::update_product(&state, &caller, ProductId(id), change).await?;
     Ok(Json(CommandAnswer { id, position }))
 }
 
@@ -633,7 +542,7 @@ async fn discontinue_product(
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<CommandAnswer>> {
-    load_product(&state, id).await?;
+    existing_product(&state, ProductId(id)).await?;
     let meta = metadata(user.actor(), &request_id, "DiscontinueProduct");
     let committed = state
         .products
@@ -644,14 +553,4 @@ async fn discontinue_product(
         id,
         position: committed.position,
     }))
-}
-
-pub(crate) async fn load_product(state: &AppState, id: Uuid) -> Result<Product> {
-    state
-        .products
-        .load(&id.to_string())
-        .await
-        .map_err(command_error::<ProductError>)?
-        .filter(Product::is_created)
-        .ok_or_else(|| ApiError::not_found("There is no such product."))
 }

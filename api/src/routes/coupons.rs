@@ -235,6 +235,6 @@ fn view(coupon: &Coupon) -> CouponView {
         valid_until: coupon.valid_until(),
         usage_limit: coupon.usage_limit(),
         times_used: coupon.times_used(),
-        usable: crate::routes::cart::coupon_is_usable(coupon, Utc::now()),
+        usable: crate::app::coupons::is_usable(coupon, Utc::now()),
     }
 }

@@ -1,7 +1,5 @@
 //! Inventory: stock arrivals, corrections, holds, decrements, order locks.
 
-use std::collections::HashSet;
-
 use axum::extract::State;
 use axum::routing::{delete, post, put};
 use axum::{Json, Router};
@@ -13,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::app::lock_stock::{lock_stock, Locked};
+use crate::app::products::existing_product;
 use crate::auth::Admin;
-use crate::commands::{command_error, domain_error, metadata, CommandAnswer};
+use crate::commands::{caller, command_error, metadata, CommandAnswer};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
 use crate::openapi::ErrorBody;
-use crate::routes::catalog::load_product;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -59,7 +58,7 @@ async fn run(
     command: InventoryCommand,
     meta: &CommandMetadata,
 ) -> Result<CommandAnswer> {
-    load_product(state, product_id).await?;
+    existing_product(state, ProductId(product_id)).await?;
     let committed = state
         .inventory
         .execute_with_retry(&product_id.to_string(), command, meta)
@@ -345,77 +344,28 @@ async fn lock(
     request_id: RequestId,
     AppJson(body): AppJson<LockRequest>,
 ) -> Result<Json<LockAnswer>> {
-    if body.items.is_empty() {
-        return Err(ApiError::unprocessable(
-            "empty_order",
-            "An order lock needs at least one line.",
-        ));
-    }
-    // Every product first: a line naming none is 404 whatever else is wrong.
-    for line in &body.items {
-        load_product(&state, line.product_id).await?;
-    }
-    let mut lines = Vec::with_capacity(body.items.len());
-    let mut seen = HashSet::new();
-    for line in &body.items {
-        if !seen.insert(line.product_id) {
-            return Err(ApiError::unprocessable(
-                "duplicate_line",
-                format!(
-                    "Product {} appears twice; merge the lines.",
-                    line.product_id
-                ),
-            ));
-        }
-        lines.push((line.product_id, quantity(line.quantity)?));
-    }
-    let now = Utc::now();
-    let mut placed = Vec::new();
-    let mut position = 0;
-    for (product_id, quantity) in &lines {
-        let meta = metadata(user.actor(), &request_id, "LockOrderLine");
-        let command = InventoryCommand::PlaceHold {
-            owner_id: body.order_id,
-            quantity: *quantity,
-            expires_at: None,
-            now,
-        };
-        match state
-            .inventory
-            .execute_with_retry(&product_id.to_string(), command, &meta)
-            .await
-        {
-            Ok(committed) => {
-                position = position.max(committed.position);
-                if committed.wrote_events {
-                    placed.push(*product_id);
-                }
-            }
-            Err(cqrs_es::AggregateError::UserError(e)) => {
-                let refusal = domain_error(&e);
-                for product in placed {
-                    let meta = metadata(user.actor(), &request_id, "UnlockOrderLine");
-                    let release = InventoryCommand::ReleaseHold {
-                        owner_id: body.order_id,
-                    };
-                    state
-                        .inventory
-                        .execute_with_retry(&product.to_string(), release, &meta)
-                        .await
-                        .map_err(command_error)?;
-                }
-                return Ok(Json(LockAnswer {
-                    locked: false,
-                    message: format!("Product {product_id}: {}", refusal.message),
-                    position,
-                }));
-            }
-            Err(e) => return Err(command_error(e)),
-        }
-    }
-    Ok(Json(LockAnswer {
-        locked: true,
-        message: format!("{} line(s) held for order {}.", lines.len(), body.order_id),
-        position,
-    }))
+    let items: Vec<(Uuid, i64)> = body
+        .items
+        .iter()
+        .map(|l| (l.product_id, l.quantity))
+        .collect();
+    let caller = caller(&user, &request_id);
+    Ok(Json(
+        match lock_stock(&state, &caller, body.order_id, &items).await? {
+            Locked::Held { lines, position } => LockAnswer {
+                locked: true,
+                message: format!("{lines} line(s) held for order {}.", body.order_id),
+                position,
+            },
+            Locked::Refused {
+                product_id,
+                reason,
+                position,
+            } => LockAnswer {
+                locked: false,
+                message: format!("Product {product_id}: {reason}"),
+                position,
+            },
+        },
+    ))
 }

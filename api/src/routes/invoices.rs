@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::app::orders::visible_order;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
 use crate::openapi::ErrorBody;
-use crate::routes::orders::visible_order;
 use crate::startup::{AppState, Seller};
 
 pub fn router() -> Router<AppState> {
@@ -105,7 +105,7 @@ async fn get_invoice(
     AppPath(id): AppPath<Uuid>,
     AppQuery(query): AppQuery<InvoiceQuery>,
 ) -> Result<Response> {
-    let order = visible_order(&state, &user, id).await?;
+    let order = visible_order(&state, user.id, user.role, id).await?;
     let invoice = invoice_of(&order, &state.seller)?;
     let format = query.format.unwrap_or_else(|| {
         if wants_html(&headers) {

@@ -16,35 +16,27 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use domain::cart::{cart_id_for, AppliedCoupon, CartCommand, CartError};
-use domain::coupon::{used_up, within_validity, CouponCommand, CouponError};
-use domain::metadata::{CommandMetadata, Role};
-use domain::order::{
-    CancellationReason, Order, OrderCommand, OrderCoupon, OrderError, OrderLine, OrderStatus,
-    OrderView, PaymentMethod, ShippingAddress,
-};
-use domain::product::{Product, ProductError};
-use domain::shipping::ShipmentRequest;
-use domain::values::{CustomerId, Money, OrderId, ProductId, Quantity};
+use domain::metadata::Role;
+use domain::order::{Order, OrderError, OrderStatus, OrderView, PaymentMethod, ShippingAddress};
+use domain::values::{CustomerId, OrderId, ProductId};
 use projections::audit::{self, AuditEvent};
-use projections::event_store::{load_aggregate, streams};
+use projections::read_models::orders::queries::{self as history, OrderCursor, OrderFilter};
+use projections::read_models::orders::NAME as ORDERS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::app::orders::{self, READERS};
+use crate::app::place_order::{self, PlaceOrder};
+use crate::app::set_order_status::set_order_status;
+use crate::app::{cancel_order, refund_order};
 use crate::auth::{Admin, AuthUser};
-use crate::commands::{
-    command_error, domain_error, metadata, replayed_creation, request_hash, CommandAnswer,
-    IdempotencyKey,
-};
+use crate::commands::{caller, domain_error, request_hash, CommandAnswer, IdempotencyKey};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::openapi::ErrorBody;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
-use crate::routes::cart::load_cart;
 use crate::startup::AppState;
-use projections::read_models::orders::queries::{self as history, OrderCursor, OrderFilter};
-use projections::read_models::orders::NAME as ORDERS;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,10 +56,6 @@ pub fn router() -> Router<AppState> {
 const BUYERS: &[Role] = &[Role::Customer];
 /// Who runs fulfilment: status changes and refunds.
 const FULFILMENT: &[Role] = &[Role::Admin];
-/// Who may read any order (besides its owner).
-const READERS: &[Role] = &[Role::Admin, Role::Auditor];
-/// The most lines one order may have.
-const MAX_LINES: usize = 100;
 
 // ---- placing an order ----
 
@@ -202,130 +190,16 @@ async fn place_order(
     AppJson(body): AppJson<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderAnswer>)> {
     user.require(BUYERS)?;
-    let order_id = OrderId(key.creation_id("order", user.id));
-    let hash = request_hash(&body);
-    if key.0.is_some() {
-        if let Some(answer) = replayed_order(&state, order_id, &hash).await? {
-            return Ok((StatusCode::CREATED, Json(answer)));
-        }
-    }
-    match place(&state, &user, &request_id, order_id, &hash, &body).await {
-        Ok(answer) => Ok((StatusCode::CREATED, Json(answer))),
-        Err(e) if key.0.is_some() => match replayed_order(&state, order_id, &hash).await? {
-            Some(answer) => Ok((StatusCode::CREATED, Json(answer))),
-            None => Err(e),
-        },
-        Err(e) => Err(e),
-    }
-}
-
-/// The first answer for an order placed under an idempotency key with this
-/// body; 422 when it was placed with another body; `None` when it does not
-/// exist.
-async fn replayed_order(
-    state: &AppState,
-    order_id: OrderId,
-    hash: &str,
-) -> Result<Option<OrderAnswer>> {
-    let Some(position) =
-        replayed_creation(&state.pool, Order::TYPE, order_id.as_uuid(), hash).await?
-    else {
-        return Ok(None);
-    };
-    let (order, _) = load_order(state, order_id.as_uuid(), None, Some(1)).await?;
-    Ok(Some(OrderAnswer {
-        order: order_view(&order)?,
-        position,
-        warnings: vec![],
-    }))
-}
-
-fn order_view(order: &Order) -> Result<OrderView> {
-    order
-        .view()
-        .ok_or_else(|| ApiError::internal("an order without an id was loaded as placed"))
-}
-
-/// Order of effects, so that a failure leaves nothing half-applied:
-///
-/// 1. Everything is read and checked first (lines, catalog prices, the
-///    coupon's window and uses, totals): a refusal writes nothing.
-/// 2. The order is placed: one event, all or nothing. From here the order
-///    stands.
-/// 3. The coupon is redeemed for the order and the cart is checked out into
-///    it. Both commands are idempotent per order id (a second redemption or
-///    check-out for the same order does nothing), so the fulfilment workflow
-///    or an operator can safely run them again. Should one of them fail (a
-///    racing order took the coupon's last use between 1 and 3, or the
-///    database went away), the order is NOT rolled back: the failure is
-///    logged and reported in `warnings` of the 201 answer. Undoing a placed
-///    order would need its own compensating events and could fail too; a
-///    placed order with a missing redemption is the smaller, visible harm.
-async fn place(
-    state: &AppState,
-    user: &AuthUser,
-    request_id: &RequestId,
-    order_id: OrderId,
-    hash: &str,
-    body: &NewOrder,
-) -> Result<OrderAnswer> {
-    let customer_id = CustomerId(user.id);
-    let now = Utc::now();
-
-    // 1. What is ordered: the given lines, or the cart with its coupon.
-    if body.expected_total.is_some_and(|total| total < 0) {
-        return Err(ApiError::unprocessable(
-            "invalid_expected_total",
-            "expected_total is a total in minor units: 0 or more.",
-        ));
-    }
-    let (requested, applied, from_cart) = match &body.items {
-        Some(items) => {
-            if items.len() > MAX_LINES {
-                return Err(ApiError::unprocessable(
-                    "too_many_lines",
-                    format!("An order has at most {MAX_LINES} lines."),
-                ));
-            }
-            let lines = items
-                .iter()
-                .map(|i| Ok((ProductId(i.product_id), quantity(i.quantity)?)))
-                .collect::<Result<Vec<_>>>()?;
-            (lines, None, false)
-        }
-        None => {
-            let cart = load_cart(state, user.id).await?;
-            if cart.is_empty() {
-                return Err(domain_error(&CartError::EmptyCart));
-            }
-            let lines = cart
-                .lines()
-                .iter()
-                .map(|l| (l.product_id, l.quantity))
-                .collect();
-            (lines, cart.coupon().cloned(), true)
-        }
-    };
-    let lines = price_lines(state, &requested).await?;
-    let subtotal = lines
-        .iter()
-        .try_fold(Money::zero(state.currency.clone()), |sum, l| {
-            sum.checked_add(&l.line_total)
-        })
-        .map_err(|_| domain_error(&OrderError::AmountTooLarge))?;
-    let coupon = match &applied {
-        Some(applied) => Some(order_coupon(state, applied, &subtotal, now).await?),
-        None => None,
-    };
-
-    // 2. The order itself.
-    let place_meta = metadata(user.actor(), request_id, "PlaceOrder").with_request_hash(hash);
     let a = &body.shipping_address;
-    let command = OrderCommand::Place {
-        order_id,
-        customer_id,
-        lines,
-        coupon: coupon.clone(),
+    let request = PlaceOrder {
+        order_id: OrderId(key.creation_id("order", user.id)),
+        customer_id: CustomerId(user.id),
+        items: body.items.as_ref().map(|items| {
+            items
+                .iter()
+                .map(|i| (ProductId(i.product_id), i.quantity))
+                .collect()
+        }),
         shipping_address: ShippingAddress {
             name: a.name.clone(),
             line1: a.line1.clone(),
@@ -341,200 +215,32 @@ async fn place(
             PaymentBody::Wallet => PaymentMethod::Wallet,
         },
         expected_total: body.expected_total,
-        currency: state.currency.clone(),
-        now,
+        request_hash: request_hash(&body),
+        keyed: key.0.is_some(),
     };
-    // Not retried: a conflict at sequence 1 is a twin under the same key,
-    // which the caller answers as a replay.
-    let committed = state
-        .orders
-        .execute(&order_id.to_string(), command, &place_meta)
-        .await
-        .map_err(command_error)?;
-
-    // 3. Follow-ups, idempotent per order (see above).
-    let mut warnings = Vec::new();
-    let caused = |name: &str| {
-        metadata(user.actor(), request_id, name).caused_by(place_meta.command_id.to_string())
+    let placed = place_order::place_order(&state, &caller(&user, &request_id), &request).await?;
+    let answer = OrderAnswer {
+        order: placed.order,
+        position: placed.position,
+        warnings: placed
+            .warnings
+            .into_iter()
+            .map(|w| Warning {
+                error: w.code().to_string(),
+                message: w.message().to_string(),
+            })
+            .collect(),
     };
-    if let Some(c) = &coupon {
-        let redeem = CouponCommand::Redeem { order_id, now };
-        if let Err(e) = state
-            .coupons
-            .execute_with_retry(&c.coupon_id.to_string(), redeem, &caused("RedeemCoupon"))
-            .await
-        {
-            tracing::error!(%order_id, coupon = %c.code, error = %e, "order placed, coupon not redeemed");
-            warnings.push(follow_up_warning(
-                "coupon_not_redeemed",
-                "The order was placed but its coupon could not be redeemed; support will look into it.",
-            ));
-        }
-    }
-    if from_cart {
-        let cart_id = cart_id_for(&customer_id).to_string();
-        let check_out = CartCommand::CheckOut { order_id };
-        if let Err(e) = state
-            .carts
-            .execute_with_retry(&cart_id, check_out, &caused("CheckOutCart"))
-            .await
-        {
-            tracing::error!(%order_id, error = %e, "order placed, cart not checked out");
-            warnings.push(follow_up_warning(
-                "cart_not_checked_out",
-                "The order was placed but the cart could not be emptied; empty it yourself.",
-            ));
-        }
-    }
-
-    let (order, _) = load_order(state, order_id.as_uuid(), None, Some(1)).await?;
-    Ok(OrderAnswer {
-        order: order_view(&order)?,
-        position: committed.position,
-        warnings,
-    })
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
-fn follow_up_warning(error: &str, message: &str) -> Warning {
-    Warning {
-        error: error.to_string(),
-        message: message.to_string(),
-    }
-}
-
-fn quantity(value: i64) -> Result<Quantity> {
-    Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
-}
-
-/// Prices every line from the catalog as it is now.
-async fn price_lines(
-    state: &AppState,
-    requested: &[(ProductId, Quantity)],
-) -> Result<Vec<OrderLine>> {
-    let mut lines = Vec::with_capacity(requested.len());
-    for &(product_id, quantity) in requested {
-        let product = state
-            .products
-            .load(&product_id.to_string())
-            .await
-            .map_err(command_error::<ProductError>)?
-            .filter(Product::is_created);
-        // 422, not 404: the order is what was asked for, and it names a
-        // product that cannot be ordered.
-        let (Some(product), true) = (
-            product.as_ref(),
-            product.as_ref().is_some_and(|p| p.price().is_some()),
-        ) else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "product_not_found",
-                format!("Product {product_id} does not exist."),
-            ));
-        };
-        if product.is_discontinued() {
-            return Err(ApiError::conflict(
-                "product_discontinued",
-                format!("Product {product_id} is no longer sold."),
-            ));
-        }
-        let unit_price = product
-            .price()
-            .cloned()
-            .unwrap_or_else(|| Money::zero(state.currency.clone()));
-        let line_total = unit_price
-            .checked_mul(quantity)
-            .map_err(|_| domain_error(&OrderError::AmountTooLarge))?;
-        lines.push(OrderLine {
-            product_id,
-            name: product.name().unwrap_or_default().to_string(),
-            unit_price,
-            quantity,
-            line_total,
-        });
-    }
-    Ok(lines)
-}
-
-/// The cart's coupon as the order takes it, after checking that it may be
-/// used now (the same checks redeeming it makes).
-async fn order_coupon(
-    state: &AppState,
-    applied: &AppliedCoupon,
-    subtotal: &Money,
-    now: DateTime<Utc>,
-) -> Result<OrderCoupon> {
-    let coupon = state
-        .coupons
-        .load(&applied.coupon_id.to_string())
-        .await
-        .map_err(command_error::<CouponError>)?;
-    let details = coupon.as_ref().and_then(|c| {
-        Some((
-            c.discount()?.clone(),
-            c.valid_from()?,
-            c.valid_until()?,
-            used_up(c.usage_limit(), c.times_used()),
-        ))
-    });
-    let Some((rule, from, until, is_used_up)) = details else {
-        return Err(domain_error(&CartError::CouponNotFound {
-            code: applied.code.clone(),
-        }));
-    };
-    if !within_validity(from, until, now) {
-        return Err(domain_error(&CouponError::Expired));
-    }
-    if is_used_up {
-        return Err(domain_error(&CouponError::UsedUp));
-    }
-    let discount = rule.apply(subtotal).map_err(|e| {
-        ApiError::unprocessable("invalid_discount", format!("The coupon cannot apply: {e}"))
-    })?;
-    Ok(OrderCoupon {
-        coupon_id: applied.coupon_id,
-        code: applied.code.clone(),
-        discount,
-    })
+fn order_view(order: &Order) -> Result<OrderView> {
+    order
+        .view()
+        .ok_or_else(|| ApiError::internal("an order without an id was loaded as placed"))
 }
 
 // ---- reading ----
-
-/// Loads an order, optionally as it was: up to sequence `version`, and/or
-/// from the events recorded at or before `as_of`. Answers the order and the
-/// sequence of its last applied event; 404 when the order did not exist (yet).
-async fn load_order(
-    state: &AppState,
-    id: Uuid,
-    as_of: Option<DateTime<Utc>>,
-    version: Option<i64>,
-) -> Result<(Order, i64)> {
-    let sequence =
-        streams::sequence_at(&state.pool, Order::TYPE, &id.to_string(), as_of, version).await?;
-    let not_found = || domain_error(&OrderError::NotFound);
-    let sequence = sequence.ok_or_else(not_found)?;
-    let order = load_aggregate::<Order>(&state.pool, &id.to_string(), Some(sequence))
-        .await
-        .map_err(command_error::<OrderError>)?
-        .filter(Order::is_placed)
-        .ok_or_else(not_found)?;
-    Ok((order, sequence))
-}
-
-/// Whether `user` may see `order`: its owner, admins and auditors.
-fn may_read(user: &AuthUser, order: &Order) -> bool {
-    order.customer_id().as_uuid() == user.id || READERS.contains(&user.role)
-}
-
-/// The current order, or 404 when it does not exist or is not the caller's
-/// to see.
-pub(crate) async fn visible_order(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Order> {
-    let (order, _) = load_order(state, id, None, None).await?;
-    if may_read(user, &order) {
-        Ok(order)
-    } else {
-        Err(domain_error(&OrderError::NotFound))
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -591,8 +297,8 @@ async fn get_order(
         ));
     }
     if query.as_of.is_some() || query.version.is_some() {
-        let (order, version) = load_order(&state, id, query.as_of, query.version).await?;
-        if !may_read(&user, &order) {
+        let (order, version) = orders::load_order(&state, id, query.as_of, query.version).await?;
+        if !orders::may_read(user.id, user.role, &order) {
             return Err(domain_error(&OrderError::NotFound));
         }
         let fresh = Freshness {
@@ -647,7 +353,7 @@ async fn order_history(
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Vec<AuditEvent>>> {
     // Visibility is decided on the order itself: 404 for anyone else's.
-    visible_order(&state, &user, id).await?;
+    orders::visible_order(&state, user.id, user.role, id).await?;
     let events = audit::history(&state.pool, Order::TYPE, &id.to_string()).await?;
     Ok(Json(events))
 }
@@ -761,21 +467,6 @@ struct StatusAnswer {
     status: OrderStatus,
 }
 
-/// Runs an order command that is safe to decide again on fresh state.
-async fn run(
-    state: &AppState,
-    id: Uuid,
-    command: OrderCommand,
-    meta: &CommandMetadata,
-) -> Result<i64> {
-    let committed = state
-        .orders
-        .execute_with_retry(&id.to_string(), command, meta)
-        .await
-        .map_err(command_error)?;
-    Ok(committed.position)
-}
-
 async fn set_status(
     state: &AppState,
     user: &AuthUser,
@@ -785,62 +476,14 @@ async fn set_status(
     tracking_number: Option<String>,
 ) -> Result<Json<StatusAnswer>> {
     user.require(FULFILMENT)?;
-    let meta = metadata(user.actor(), request_id, "ChangeOrderStatus");
-    let tracking_number = tracking_number.filter(|t| !t.trim().is_empty());
-    let command = match (to, tracking_number) {
-        (OrderStatus::Shipped, None) => book_shipment(state, id).await?,
-        (to, tracking_number) => OrderCommand::ChangeStatus {
-            to,
-            tracking_number,
-            now: Utc::now(),
-        },
-    };
-    let position = run(state, id, command, &meta).await?;
+    let caller = caller(user, request_id);
+    let position = set_order_status(state, &caller, id, to, tracking_number).await?;
     // A command that succeeded leaves the order in the asked status.
     Ok(Json(StatusAnswer {
         id,
         position,
         status: to,
     }))
-}
-
-/// `shipped` without a tracking number: the carrier books the shipment and
-/// issues one, recorded with the carrier's name on `OrderShipped`.
-///
-/// Booked here, synchronously, in the admin's request: the admin's action is
-/// the cause, the answer can say at once whether it worked, and a failed
-/// booking changes nothing. Only an order that may ship now is booked; an
-/// order already shipped, or one that may not ship, goes through
-/// `ChangeStatus` as before (no change, or the illegal transition). The
-/// carrier answers the same tracking number for the same order, so a retried
-/// request books no second parcel.
-async fn book_shipment(state: &AppState, id: Uuid) -> Result<OrderCommand> {
-    let (order, _) = load_order(state, id, None, None).await?;
-    let pass_through = OrderCommand::ChangeStatus {
-        to: OrderStatus::Shipped,
-        tracking_number: None,
-        now: Utc::now(),
-    };
-    let Some(order_id) = order.order_id() else {
-        return Ok(pass_through);
-    };
-    if !domain::order::legal_transition(order.status(), OrderStatus::Shipped) {
-        return Ok(pass_through);
-    }
-    let request = ShipmentRequest {
-        order_id,
-        address: order.shipping_address().clone(),
-    };
-    let shipment = state
-        .carrier
-        .book(&request)
-        .await
-        .map_err(|e| domain_error(&e))?;
-    Ok(OrderCommand::Ship {
-        tracking_number: shipment.tracking_number,
-        carrier: Some(shipment.carrier),
-        now: Utc::now(),
-    })
 }
 
 /// `PUT /v1/orders/{id}/status`: illegal transitions are 409
@@ -941,40 +584,8 @@ async fn cancel_order(
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<CommandAnswer>> {
-    let order = visible_order(&state, &user, id).await?;
-    let reason = if order.customer_id().as_uuid() == user.id {
-        CancellationReason::CustomerRequest
-    } else {
-        // Auditors may read the order but not change it.
-        user.require(FULFILMENT)?;
-        CancellationReason::Admin
-    };
-    let meta = metadata(user.actor(), &request_id, "CancelOrder");
-    let command = OrderCommand::Cancel {
-        reason,
-        now: Utc::now(),
-    };
-    let mut position = run(&state, id, command, &meta).await?;
-
-    let (order, _) = load_order(&state, id, None, None).await?;
-    if let (Some(coupon_id), true) = (order.coupon_id(), order.captured().minor == 0) {
-        let release_meta = metadata(user.actor(), &request_id, "ReleaseCouponRedemption")
-            .caused_by(meta.command_id.to_string());
-        let release = CouponCommand::ReleaseRedemption {
-            order_id: OrderId(id),
-        };
-        match state
-            .coupons
-            .execute_with_retry(&coupon_id.to_string(), release, &release_meta)
-            .await
-        {
-            Ok(c) if c.wrote_events => position = position.max(c.position),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(order_id = %id, error = %e, "order cancelled, coupon use not given back");
-            }
-        }
-    }
+    let caller = caller(&user, &request_id);
+    let position = cancel_order::cancel_order(&state, &caller, user.id, user.role, id).await?;
     Ok(Json(CommandAnswer { id, position }))
 }
 
@@ -1016,20 +627,9 @@ async fn refund_order(
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<RefundBody>,
 ) -> Result<Json<CommandAnswer>> {
-    let amount = body
-        .amount
-        .map(|minor| {
-            Money::new(minor, state.currency.clone())
-                .map_err(|_| domain_error(&OrderError::InvalidRefundAmount))
-        })
-        .transpose()?;
-    let meta = metadata(user.actor(), &request_id, "RefundOrder");
-    let command = OrderCommand::Refund {
-        amount,
-        reason: body.reason,
-        now: Utc::now(),
-    };
-    let position = run(&state, id, command, &meta).await?;
+    let caller = caller(&user, &request_id);
+    let position =
+        refund_order::refund_order(&state, &caller, id, body.amount, body.reason).await?;
     Ok(Json(CommandAnswer { id, position }))
 }
 

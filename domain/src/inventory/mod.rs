@@ -50,6 +50,40 @@ use crate::values::{optional_text, required_text, OrderId, ProductId, Quantity, 
 /// Longest reason of a receipt or an adjustment, in characters.
 pub const REASON_MAX: usize = 500;
 
+/// The all-or-nothing hold: holds every line for `owner_id` or none.
+/// Each line is decided by [`InventoryCommand::PlaceHold`] (no expiry) on a
+/// copy of its item, one after the other, so two lines of one product add
+/// up; `current` gives an item as it is (`None`: never stocked). Answers the
+/// copies with every hold placed, or the first line that cannot be held and
+/// why. Nothing is stored: the caller executes the holds it decided.
+pub async fn hold_all<'a>(
+    current: impl Fn(ProductId) -> Option<&'a InventoryItem>,
+    owner_id: Uuid,
+    lines: &[(ProductId, Quantity)],
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<ProductId, InventoryItem>, (ProductId, InventoryError)> {
+    let mut trial: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
+    for &(product_id, quantity) in lines {
+        let item = match trial.entry(product_id) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => match current(product_id) {
+                Some(item) => entry.insert(item.clone()),
+                None => return Err((product_id, InventoryError::NotStocked)),
+            },
+        };
+        let command = InventoryCommand::PlaceHold {
+            owner_id,
+            quantity,
+            expires_at: None,
+            now,
+        };
+        if let Err(e) = item.handle(command, &(), &EventSink::default()).await {
+            return Err((product_id, e));
+        }
+    }
+    Ok(trial)
+}
+
 /// The keyed-memory key of the hold `owner_id` committed.
 pub fn committed_key(owner_id: Uuid) -> String {
     format!("committed:{owner_id}")

@@ -1532,3 +1532,45 @@ fn a_snapshot_with_recalled_entries_decides_like_the_whole_history() {
     // The run went through every kind of event.
     assert_eq!(kinds.len(), 10, "{kinds:?}");
 }
+
+// ---- the all-or-nothing hold ----
+
+fn hold_all_now(
+    items: &BTreeMap<ProductId, InventoryItem>,
+    lines: &[(ProductId, Quantity)],
+) -> Result<BTreeMap<ProductId, InventoryItem>, (ProductId, InventoryError)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a test runtime");
+    runtime.block_on(hold_all(|p| items.get(&p), owner(1), lines, at(0)))
+}
+
+fn stocked(quantity: i64) -> InventoryItem {
+    let mut item = InventoryItem::default();
+    item.apply(received(quantity, quantity, 0));
+    item
+}
+
+#[test]
+fn hold_all_holds_every_line_on_copies() {
+    let items = BTreeMap::from([(product_id(), stocked(5))]);
+    let held = hold_all_now(&items, &[(product_id(), qty(2))]).expect("it fits");
+    assert!(held[&product_id()].hold(owner(1)).is_some());
+    assert!(
+        items[&product_id()].hold(owner(1)).is_none(),
+        "nothing changes the items given"
+    );
+}
+
+#[test]
+fn hold_all_holds_nothing_when_one_line_does_not_fit() {
+    let other = ProductId(Uuid::from_u128(501));
+    let items = BTreeMap::from([(product_id(), stocked(5))]);
+    let short = hold_all_now(&items, &[(product_id(), qty(2)), (other, qty(1))]);
+    assert!(matches!(short, Err((p, InventoryError::NotStocked)) if p == other));
+    let short = hold_all_now(&items, &[(product_id(), qty(6))]);
+    assert!(matches!(
+        short,
+        Err((_, InventoryError::InsufficientStock { .. }))
+    ));
+}

@@ -1,0 +1,111 @@
+//! Whether a coupon may be used now: the one check the cart's price, the
+//! coupon's admin view and placing an order all make (the same checks
+//! redeeming it makes).
+
+use chrono::{DateTime, Utc};
+use domain::cart::{AppliedCoupon, CartError};
+use domain::coupon::{used_up, within_validity, Coupon, CouponError, Discount};
+use domain::order::OrderCoupon;
+use domain::values::Money;
+
+use super::{Class, StoreError, UseCaseError};
+use crate::startup::AppState;
+
+/// Why a coupon cannot be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// There is no such coupon (or it was never created).
+    Unknown,
+    /// Outside its validity window.
+    Expired,
+    /// Its uses are all taken.
+    UsedUp,
+}
+
+/// The coupon's discount if it may be used at `now`.
+pub fn usable_discount(coupon: Option<&Coupon>, now: DateTime<Utc>) -> Result<&Discount, Unusable> {
+    let details = coupon.and_then(|c| {
+        Some((
+            c.discount()?,
+            c.valid_from()?,
+            c.valid_until()?,
+            used_up(c.usage_limit(), c.times_used()),
+        ))
+    });
+    let Some((rule, from, until, is_used_up)) = details else {
+        return Err(Unusable::Unknown);
+    };
+    if !within_validity(from, until, now) {
+        return Err(Unusable::Expired);
+    }
+    if is_used_up {
+        return Err(Unusable::UsedUp);
+    }
+    Ok(rule)
+}
+
+/// Whether the coupon may be used at `now`.
+pub fn is_usable(coupon: &Coupon, now: DateTime<Utc>) -> bool {
+    usable_discount(Some(coupon), now).is_ok()
+}
+
+/// Loads a coupon as it is now.
+pub async fn load(state: &AppState, applied: &AppliedCoupon) -> Result<Option<Coupon>, StoreError> {
+    state
+        .coupons
+        .load(&applied.coupon_id.to_string())
+        .await
+        .map_err(super::load_error)
+}
+
+/// Why the cart's coupon cannot go on an order.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderCouponError {
+    #[error(transparent)]
+    Unknown(CartError),
+    #[error(transparent)]
+    Refused(CouponError),
+    #[error("The coupon cannot apply: {0}")]
+    InvalidDiscount(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl UseCaseError for OrderCouponError {
+    fn class(&self) -> Class<'_> {
+        match self {
+            OrderCouponError::Unknown(e) => Class::domain(e),
+            OrderCouponError::Refused(e) => Class::domain(e),
+            OrderCouponError::InvalidDiscount(_) => {
+                Class::refused(super::Kind::Rule, "invalid_discount")
+            }
+            OrderCouponError::Store(e) => Class::Store(e),
+        }
+    }
+}
+
+/// The cart's coupon as the order takes it, after checking that it may be
+/// used now.
+pub async fn order_coupon(
+    state: &AppState,
+    applied: &AppliedCoupon,
+    subtotal: &Money,
+    now: DateTime<Utc>,
+) -> Result<OrderCoupon, OrderCouponError> {
+    let coupon = load(state, applied).await?;
+    let rule = usable_discount(coupon.as_ref(), now).map_err(|why| match why {
+        Unusable::Unknown => OrderCouponError::Unknown(CartError::CouponNotFound {
+            code: applied.code.clone(),
+        }),
+        Unusable::Expired => OrderCouponError::Refused(CouponError::Expired),
+        Unusable::UsedUp => OrderCouponError::Refused(CouponError::UsedUp),
+    })?;
+    let discount = rule
+        .apply(subtotal)
+        .map_err(|e| OrderCouponError::InvalidDiscount(e.to_string()))?;
+    Ok(OrderCoupon {
+        coupon_id: applied.coupon_id,
+        code: applied.code.clone(),
+        discount,
+    })
+}

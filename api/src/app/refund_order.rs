@@ -1,0 +1,57 @@
+//! Refunding (part of) a paid order.
+
+use chrono::Utc;
+use domain::order::{OrderCommand, OrderError};
+use domain::values::Money;
+use uuid::Uuid;
+
+use super::{Caller, Class, StoreError, UseCaseError};
+use crate::startup::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefundOrderError {
+    #[error(transparent)]
+    Order(OrderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl UseCaseError for RefundOrderError {
+    fn class(&self) -> Class<'_> {
+        match self {
+            RefundOrderError::Order(e) => Class::domain(e),
+            RefundOrderError::Store(e) => Class::Store(e),
+        }
+    }
+}
+
+/// Refunds `amount` minor units (absent: everything not yet refunded) of
+/// the order `id`; answers the position of the last event written.
+pub async fn refund_order(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    amount: Option<i64>,
+    reason: String,
+) -> Result<i64, RefundOrderError> {
+    let amount = amount
+        .map(|minor| {
+            Money::new(minor, state.currency.clone())
+                .map_err(|_| RefundOrderError::Order(OrderError::InvalidRefundAmount))
+        })
+        .transpose()?;
+    let command = OrderCommand::Refund {
+        amount,
+        reason,
+        now: Utc::now(),
+    };
+    let committed = state
+        .orders
+        .execute_with_retry(&id.to_string(), command, &caller.meta("RefundOrder"))
+        .await
+        .map_err(|e| match StoreError::split(e) {
+            Ok(e) => RefundOrderError::Order(e),
+            Err(e) => RefundOrderError::Store(e),
+        })?;
+    Ok(committed.position)
+}

@@ -1,0 +1,79 @@
+//! Registering an account (a customer's from the API, a staff account's
+//! from `shop users create`).
+
+use domain::customer::{
+    CustomerCommand, CustomerError, CustomerValueError, Email, Fullname, Password, Phone, Username,
+};
+use domain::metadata::{CommandMetadata, Role};
+use domain::values::CustomerId;
+
+use super::{Class, Kind, StoreError, UseCaseError};
+use crate::startup::AppState;
+
+/// A new account, its fields already checked.
+pub struct NewAccount {
+    pub username: Username,
+    pub password: Password,
+    pub fullname: Fullname,
+    pub email: Email,
+    pub phone: Phone,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// A field breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] CustomerValueError),
+    #[error(transparent)]
+    Customer(CustomerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl UseCaseError for RegisterError {
+    fn class(&self) -> Class<'_> {
+        match self {
+            RegisterError::Invalid(_) => Class::refused(Kind::Rule, "invalid_account"),
+            RegisterError::Customer(e) => Class::domain(e),
+            RegisterError::Store(e) => Class::Store(e),
+        }
+    }
+}
+
+/// The password's hash (it takes tens of milliseconds, off the runtime).
+pub async fn hash(password: String) -> Result<String, StoreError> {
+    crate::auth::hash_password(password)
+        .await
+        .map_err(|e| StoreError::Internal(e.message))
+}
+
+/// Registers the account; answers its id and the position of its event.
+pub async fn register(
+    state: &AppState,
+    account: NewAccount,
+    meta: &CommandMetadata,
+) -> Result<(CustomerId, i64), RegisterError> {
+    let customer_id = account.username.customer_id();
+    let password_hash = hash(account.password.expose().to_string()).await?;
+    let command = CustomerCommand::Register {
+        customer_id,
+        username: account.username,
+        password_hash,
+        fullname: account.fullname,
+        email: account.email,
+        phone: account.phone,
+        role: account.role,
+    };
+    // A racing registration of the same username loses at sequence 1; the
+    // retry re-decides on fresh state and answers "taken".
+    let committed = state
+        .customers
+        .execute_with_retry(&customer_id.to_string(), command, meta)
+        .await
+        .map_err(|e| match StoreError::split(e) {
+            Ok(e) => RegisterError::Customer(e),
+            Err(e) => RegisterError::Store(e),
+        })?;
+    Ok((customer_id, committed.position))
+}
