@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::runtime::{apply_chunk, PoisonPolicy, Projector};
+use crate::projector::{PoisonPolicy, Projector};
+use crate::runtime::apply_chunk;
 
 /// First key of the rebuild advisory locks ("shrb" in ASCII); the live
 /// projectors' locks use another namespace. (`STATUS_SQL` spells it in

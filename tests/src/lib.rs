@@ -244,8 +244,8 @@ async fn serve(
 fn projector_runtime(
     pool: &PgPool,
     workflows: &WorkflowSettings,
-    projectors: Vec<std::sync::Arc<dyn projections::runtime::Projector>>,
-) -> projections::runtime::ProjectorRuntime {
+    projectors: Vec<std::sync::Arc<dyn projections::projector::Projector>>,
+) -> projections::supervisor::ProjectorRuntime {
     api::startup::projector_runtime_of(
         pool.clone(),
         RuntimeConfig {
@@ -301,7 +301,7 @@ impl Projectors {
                             self.workflows.clone(),
                             self.gateway.clone(),
                         ),
-                    ) as std::sync::Arc<dyn projections::runtime::Projector>
+                    ) as std::sync::Arc<dyn projections::projector::Projector>
                 } else {
                     projector
                 }

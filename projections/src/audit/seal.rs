@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 
 use crate::event_store::log::StoredEvent;
-use crate::runtime::{ApplyError, Projector};
+use crate::projector::{ApplyError, Projector};
 
 /// How many streams are sealed.
 pub async fn sealed_streams(pool: &PgPool) -> Result<i64, sqlx::Error> {

@@ -21,7 +21,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::CommandBus;
-use crate::runtime::{ApplyError, BackgroundTask};
+use crate::projector::ApplyError;
+use crate::runtime::BackgroundTask;
 
 /// An unpaid order's time is up: `Expire` (cancelled with `payment_timeout`
 /// when still pending). `aggregate_id` is the order id.
@@ -112,7 +113,7 @@ impl DeadlinePoller {
         match kind {
             PAYMENT_TIMEOUT => {
                 let meta = CommandMetadata::new(
-                    Actor::System("fulfilment".to_string()),
+                    Actor::System(super::FULFILMENT.to_string()),
                     format!("deadline-{kind}-{aggregate_id}"),
                     "Expire",
                 );

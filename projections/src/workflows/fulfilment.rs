@@ -62,10 +62,10 @@ use super::{caused_by, infrastructure, WorkflowSettings};
 use crate::event_store::log::StoredEvent;
 use crate::event_store::{streams, CommandBus};
 use crate::payments::SimulatedGateway;
-use crate::read_models::decode;
-use crate::runtime::{ApplyError, Projector};
+use crate::projector::{ApplyError, Projector};
 
-pub const NAME: &str = "fulfilment";
+/// This workflow's name (see [`super::FULFILMENT`]).
+pub use super::FULFILMENT as NAME;
 
 pub struct Fulfilment {
     pool: PgPool,
@@ -630,7 +630,7 @@ impl Fulfilment {
         event: &Arc<StoredEvent>,
         stages: Option<&Lanes>,
     ) -> Result<(), ApplyError> {
-        let order_event: OrderEvent = decode(event)?;
+        let order_event: OrderEvent = event.decode()?;
         match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
@@ -747,7 +747,7 @@ impl Pass for Lanes {
         if event.event_type != "OrderPlaced" {
             return;
         }
-        if let Ok(OrderEvent::OrderPlaced { order_id, .. }) = decode(event) {
+        if let Ok(OrderEvent::OrderPlaced { order_id, .. }) = event.decode() {
             let request = Reservation {
                 event: event.clone(),
                 order_id,

@@ -7,7 +7,7 @@
 //! only below the oldest open transaction (see [`crate::event_store::log`]):
 //! listings and order history would wait for the gateway, and one slow order
 //! would hold up every other. So the runtime runs a workflow here instead
-//! (see [`crate::runtime::Projector::workflow`]):
+//! (see [`Projector::workflow`]):
 //!
 //! - **Reading.** Under the projector's advisory lock, on its own
 //!   connection, the runner reads the log after its cursor in commit order
@@ -77,53 +77,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::runtime::{
-    load_checkpoint, record_dead_letter, ApplyError, PoisonPolicy, Projector, RuntimeConfig,
-    STOP_GRACE,
-};
+use crate::projector::{ApplyError, PoisonPolicy, Projector};
+use crate::runtime::{load_checkpoint, record_dead_letter, RuntimeConfig, STOP_GRACE};
 
-/// Bounds of a workflow's runner.
-#[derive(Debug, Clone)]
-pub struct LaneConfig {
-    /// Lanes (orders) acting at once.
-    pub lanes: usize,
-    /// Events read but not finished, at most.
-    pub window: usize,
-    /// Shortest time between two checkpoint writes while events finish.
-    pub checkpoint_every: Duration,
-}
-
-impl Default for LaneConfig {
-    fn default() -> Self {
-        Self {
-            lanes: 32,
-            window: 1024,
-            checkpoint_every: Duration::from_millis(100),
-        }
-    }
-}
-
-/// A projector whose effects are commands, run in lanes.
-pub trait Workflow: Send + Sync + 'static {
-    fn lane_config(&self) -> LaneConfig {
-        LaneConfig::default()
-    }
-    /// Starts a pass over the log from the checkpoint: the state its lanes
-    /// share (group stages), dropped when the pass ends.
-    fn start(self: Arc<Self>) -> Arc<dyn Pass>;
-}
-
-/// One pass of a workflow over the log.
-#[async_trait]
-pub trait Pass: Send + Sync + 'static {
-    /// Sees each event the workflow handles as it is read, in commit order,
-    /// before any lane acts on it (e.g. to queue a request in that order).
-    /// It must not wait.
-    fn admit(&self, _event: &Arc<StoredEvent>) {}
-    /// Acts on one event. A lane's events come one at a time, in commit
-    /// order; an event may come again (after an error or a crash).
-    async fn act(&self, event: &Arc<StoredEvent>) -> Result<(), ApplyError>;
-}
+/// A workflow's side of the runner (defined next to [`Projector`]).
+pub use crate::projector::{LaneConfig, Pass, Workflow};
 
 /// Longest wait between retries inside a lane or a stage.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);

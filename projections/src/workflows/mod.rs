@@ -42,7 +42,13 @@ use domain::metadata::{Actor, CommandMetadata, CORRELATION_ID};
 use sqlx::PgPool;
 
 use crate::event_store::log::StoredEvent;
-use crate::runtime::{ApplyError, BackgroundTask, Projector};
+use crate::projector::{ApplyError, Projector};
+use crate::runtime::BackgroundTask;
+
+/// The fulfilment workflow's name: the key of its checkpoint, and the
+/// system actor of every command it sends, from its payment steps and its
+/// deadlines too. Every workflow's name is written here and nowhere else.
+pub const FULFILMENT: &str = "fulfilment";
 
 /// Durations of the workflows' time-based steps.
 #[derive(Debug, Clone)]

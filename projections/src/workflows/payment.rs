@@ -23,12 +23,11 @@ use domain::values::{Money, OrderId};
 use domain::wallet::{wallet_id, Wallet, WalletCommand, WalletError};
 use sqlx::PgPool;
 
-use super::fulfilment::NAME;
-use super::{caused_by, infrastructure};
+use super::{caused_by, infrastructure, FULFILMENT};
 use crate::event_store::log::StoredEvent;
 use crate::event_store::CommandBus;
 use crate::payments::ChargeFor;
-use crate::runtime::ApplyError;
+use crate::projector::ApplyError;
 
 pub(crate) struct PaymentSteps {
     pool: PgPool,
@@ -60,7 +59,7 @@ impl PaymentSteps {
         command: OrderCommand,
         name: &str,
     ) -> Result<bool, ApplyError> {
-        let meta = caused_by(NAME, event, name);
+        let meta = caused_by(FULFILMENT, event, name);
         match self
             .orders
             .execute_with_retry(&order_id.to_string(), command, &meta)
@@ -164,7 +163,7 @@ impl PaymentSteps {
                     reference: ChargeFor::Order(order_id).reference(),
                     amount: total.clone(),
                 };
-                let meta = caused_by(NAME, event, "DebitWallet");
+                let meta = caused_by(FULFILMENT, event, "DebitWallet");
                 match self
                     .wallets
                     .execute_with_retry(&wallet_id(customer_id).to_string(), command, &meta)
@@ -279,7 +278,7 @@ impl PaymentSteps {
             reference,
             amount,
         };
-        let meta = caused_by(NAME, event, "CreditWallet");
+        let meta = caused_by(FULFILMENT, event, "CreditWallet");
         match self
             .wallets
             .execute_with_retry(&wallet_id(customer_id).to_string(), command, &meta)
