@@ -32,6 +32,11 @@ pub enum ApplyError {
     /// The database failed; the batch is retried.
     #[error(transparent)]
     Database(sqlx::Error),
+    /// Not now, but later: an outside party (the payment gateway) is down,
+    /// or the aggregates kept changing under the command (concurrency
+    /// conflicts). Retried with backoff exactly like [`ApplyError::Database`].
+    #[error("{0}")]
+    Retry(String),
 }
 
 impl From<sqlx::Error> for ApplyError {

@@ -7,8 +7,9 @@
 //! very connection that does its work and taken by the supervisor
 //! ([`crate::supervisor`]), which also wakes it when events are appended.
 //!
-//! Faults: a database error rolls the batch back and retries with backoff;
-//! the server is never taken down. An event the projector cannot apply (a
+//! Faults: a database error, or an [`ApplyError::Retry`] (an outside party
+//! down, a conflict), rolls the batch back and retries with backoff; the
+//! server is never taken down. An event the projector cannot apply (a
 //! poison event) is recorded in `projector_dead_letters`; the projector then
 //! stops (the default) or skips it, per projector, while the others go on.
 //!
@@ -29,6 +30,19 @@ use tokio_util::sync::CancellationToken;
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
 /// What a projector is; defined in [`crate::projector`] and named here too.
 pub use crate::projector::{ApplyError, PoisonPolicy, Projector};
+
+/// Why a step of a projector did not finish. Either way nothing of the
+/// batch is kept, and the worker tries it again after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The projector asked for the batch to be tried again later
+    /// ([`ApplyError::Retry`]).
+    #[error("{0}")]
+    Retry(String),
+}
 
 /// How long a batch in progress may go on after shutdown was asked for.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -69,8 +83,8 @@ pub trait BackgroundTask: Send + Sync + 'static {
     async fn run(self: Arc<Self>, shutdown: CancellationToken);
 }
 
-/// Follows the log for a read model until shutdown (Ok) or a database
-/// error (Err): one batch transaction after the other, waiting for a wake-up
+/// Follows the log for a read model until shutdown (Ok) or an error (Err,
+/// see [`StepError`]): one batch transaction after the other, waiting for a wake-up
 /// or the poll interval when caught up. `conn` holds the projector's lock.
 pub(crate) async fn follow(
     conn: &mut PgConnection,
@@ -78,7 +92,7 @@ pub(crate) async fn follow(
     config: &RuntimeConfig,
     wake: &'static Notify,
     shutdown: &CancellationToken,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StepError> {
     let name = projector.name();
     loop {
         if shutdown.is_cancelled() {
@@ -119,7 +133,7 @@ pub async fn step(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     batch_size: i64,
-) -> Result<usize, sqlx::Error> {
+) -> Result<usize, StepError> {
     let name = projector.name();
     sqlx::query(
         "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
@@ -169,7 +183,7 @@ pub async fn apply_batch(
     projector: &dyn Projector,
     from: Checkpoint,
     events: &[StoredEvent],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StepError> {
     let name = projector.name();
     let mut tx = Connection::begin(&mut *conn).await?;
     // Whoever holds the lock owns the checkpoint; this guards against a
@@ -218,7 +232,7 @@ pub async fn apply_batch(
     .bind(stop)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Applies `events` in order on `conn` (inside the caller's transaction) up
@@ -234,7 +248,7 @@ pub(crate) async fn apply_chunk(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
-) -> Result<Applied, sqlx::Error> {
+) -> Result<Applied, StepError> {
     let handled: Vec<&StoredEvent> = events
         .iter()
         .filter(|e| projector.handles(&e.aggregate_type))
@@ -249,7 +263,8 @@ pub(crate) async fn apply_chunk(
                 poison: None,
             })
         }
-        Err(ApplyError::Database(e)) => Err(e),
+        Err(ApplyError::Database(e)) => Err(e.into()),
+        Err(ApplyError::Retry(reason)) => Err(StepError::Retry(reason)),
         Err(ApplyError::Poison(_)) => {
             whole.rollback().await?;
             apply_events(conn, projector, events).await
@@ -274,7 +289,7 @@ async fn apply_events(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
-) -> Result<Applied, sqlx::Error> {
+) -> Result<Applied, StepError> {
     let mut outcome = Applied {
         last: None,
         applied: 0,
@@ -291,7 +306,8 @@ async fn apply_events(
             }
             match result {
                 Ok(()) => outcome.applied += 1,
-                Err(ApplyError::Database(e)) => return Err(e),
+                Err(ApplyError::Database(e)) => return Err(e.into()),
+                Err(ApplyError::Retry(reason)) => return Err(StepError::Retry(reason)),
                 Err(ApplyError::Poison(error)) => {
                     outcome.poison = Some((index, error));
                     return Ok(outcome);

@@ -14,9 +14,10 @@
 //! ([`crate::runtime`]) and a workflow in lanes ([`crate::workflows::lanes`]).
 //! It wakes when this process appends and on `LISTEN shop_events` for other
 //! processes' appends (see [`crate::event_store::wake`]), with a poll
-//! interval as the fallback. An error of the database drops the connection,
-//! and with it the lock; the worker takes it again after a backoff and goes
-//! on from the checkpoint.
+//! interval as the fallback. An error of the database, or a batch the
+//! projector asks to try again later ([`crate::projector::ApplyError::Retry`]),
+//! drops the connection, and with it the lock; the worker takes it again
+//! after a backoff and goes on from the checkpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::projector::Projector;
-use crate::runtime::{BackgroundTask, RuntimeConfig};
+use crate::runtime::{BackgroundTask, RuntimeConfig, StepError};
 
 /// The channel appending processes notify (see [`crate::event_store::wake`]).
 pub const EVENTS_CHANNEL: &str = crate::event_store::wake::CHANNEL;
@@ -143,7 +144,7 @@ impl Worker {
             match self.hold_and_run().await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(projector = name, error = %e, ?backoff, "projector hit a database error; retrying");
+                    tracing::warn!(projector = name, error = %e, ?backoff, "projector hit an error; retrying");
                 }
             }
             tokio::select! {
@@ -155,9 +156,9 @@ impl Worker {
     }
 
     /// Takes the projector's lock on a dedicated connection, then follows the
-    /// log on that connection until shutdown (Ok) or a database error (Err:
-    /// the connection, and with it the lock, is dropped).
-    async fn hold_and_run(&self) -> Result<(), sqlx::Error> {
+    /// log on that connection until shutdown (Ok) or an error (Err: the
+    /// connection, and with it the lock, is dropped).
+    async fn hold_and_run(&self) -> Result<(), StepError> {
         let name = self.projector.name();
         let options = (*self.pool.connect_options())
             .clone()

@@ -189,11 +189,11 @@ async fn write(conn: &mut PgConnection, seals: &[Seal<'_>]) -> Result<(), ApplyE
     if written != seals.len() as u64 {
         // Only this projector (under its lock) writes the seals; someone
         // else did meanwhile. The batch is read and folded again.
-        return Err(ApplyError::Database(sqlx::Error::Protocol(format!(
+        return Err(ApplyError::Retry(format!(
             "{} of {} seals moved while sealing",
             seals.len() as u64 - written,
             seals.len()
-        ))));
+        )));
     }
     Ok(())
 }

@@ -58,7 +58,7 @@ use sqlx::{PgConnection, PgPool};
 use super::deadlines::{self, PAYMENT_TIMEOUT};
 use super::lanes::{Group, LaneConfig, Pass, Stage, Workflow};
 use super::payment::PaymentSteps;
-use super::{caused_by, infrastructure, WorkflowSettings};
+use super::{caused_by, infrastructure, stream_failure, WorkflowSettings};
 use crate::event_store::log::StoredEvent;
 use crate::event_store::{streams, CommandBus};
 use crate::payments::SimulatedGateway;
@@ -189,7 +189,7 @@ impl Fulfilment {
                 keys,
             )
             .await
-            .map_err(|e| ApplyError::Database(sqlx::Error::Protocol(e.to_string())))?;
+            .map_err(stream_failure)?;
             items.insert(*product_id, loaded.exists().then_some(loaded.aggregate));
         }
         // One order after the other, all lines or none, on copies.

@@ -36,8 +36,9 @@ pub(crate) struct PaymentSteps {
     gateway: Arc<dyn PaymentGateway>,
 }
 
+/// The gateway cannot be reached now: the step is tried again later.
 fn gateway_down(error: GatewayError) -> ApplyError {
-    ApplyError::Database(sqlx::Error::Io(std::io::Error::other(error.to_string())))
+    ApplyError::Retry(error.to_string())
 }
 
 impl PaymentSteps {
