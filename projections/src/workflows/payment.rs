@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::order::{Order, OrderCommand, OrderEvent, PaymentMethodKind};
-use domain::payment::{ChargeRequest, GatewayError, PaymentGateway, RefundRequest};
+use domain::payment::{ChargeRequest, GatewayError, PaymentGateway, PaymentSource, RefundRequest};
 use domain::values::{Money, OrderId};
 use domain::wallet::{wallet_id, Wallet, WalletCommand, WalletError};
 use sqlx::PgPool;
@@ -128,7 +128,7 @@ impl PaymentSteps {
         let total = order.total().clone();
         if total.minor == 0 {
             let command = OrderCommand::CapturePayment {
-                payment_id: format!("free:{order_id}"),
+                payment_id: PaymentSource::Free(order_id).to_string(),
                 amount: total,
                 now: Utc::now(),
             };
@@ -180,7 +180,7 @@ impl PaymentSteps {
                     Err(e) => return Err(infrastructure(e)),
                 }
                 let command = OrderCommand::CapturePayment {
-                    payment_id: format!("wallet:{order_id}"),
+                    payment_id: PaymentSource::Wallet(order_id).to_string(),
                     amount: total.clone(),
                     now: Utc::now(),
                 };
@@ -232,9 +232,10 @@ impl PaymentSteps {
             return Ok(());
         }
         let reference = format!("refund:{order_id}:{}", total_refunded.minor);
-        let paid_from_wallet = order
-            .payment_id()
-            .is_some_and(|id| id.starts_with("wallet:"));
+        let paid_from_wallet = matches!(
+            order.payment_id().map(str::parse),
+            Some(Ok(PaymentSource::Wallet(_)))
+        );
         match order.payment_method() {
             Some(PaymentMethodKind::Wallet) if paid_from_wallet => {
                 self.credit_wallet(event, order, reference, amount).await
