@@ -8,8 +8,11 @@
 //! Log output appears only when `TEST_LOG` is set.
 #![forbid(unsafe_code)]
 
+pub mod eventually;
 pub mod seed;
 pub mod server_process;
+
+pub use eventually::{eventually, eventually_every};
 
 use std::path::PathBuf;
 use std::str::FromStr;
