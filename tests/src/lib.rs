@@ -597,11 +597,11 @@ impl TestApp {
             // A card charge whose callback is still on its way will write
             // more events.
             if self.payment_callbacks && self.undelivered_payment_callbacks().await > 0 {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "payment callbacks not delivered in {READ_MODEL_PATIENCE:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                eventually("the payment callbacks to be delivered", left, async || {
+                    self.undelivered_payment_callbacks().await == 0
+                })
+                .await;
                 continue;
             }
             if self.latest_position().await == head {
