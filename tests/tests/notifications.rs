@@ -384,16 +384,30 @@ async fn with_an_smtp_relay_configured_the_emails_go_out_by_smtp() {
         sent[0].1
     );
     assert!(sent[1].1.contains("is paid"), "{}", sent[1].1);
-    let list = expect_json(
-        app.get_as("/v1/notifications", Some(&ada.token)).await,
-        StatusCode::OK,
+    // The relay holds the mail before the shop has its answer and records
+    // the message as sent.
+    eventually(
+        "both messages to be recorded as sent",
+        Duration::from_secs(30),
+        async || {
+            let list = expect_json(
+                app.get_as("/v1/notifications", Some(&ada.token)).await,
+                StatusCode::OK,
+            )
+            .await;
+            if list["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["status"] == "sent")
+            {
+                Ok(())
+            } else {
+                Err(list)
+            }
+        },
     )
     .await;
-    assert!(list["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|n| n["status"] == "sent"));
 }
 
 /// A notifier that holds back the messages whose subject is `Slow` until
