@@ -2,18 +2,23 @@
 //! domain; a simulated gateway is the default) and the card rules checked
 //! before a card number ever reaches it.
 //!
+//! An order's payment id says where its money came from
+//! ([`PaymentSource`]).
+//!
 //! Card numbers and CVCs only pass through [`CardDetails`]: they are never
 //! stored, logged (its `Debug` hides them) or put in events. What the shop
 //! keeps of a card is its brand and last four digits.
 
+use std::convert::Infallible;
 use std::fmt;
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Utc};
 use thiserror::Error;
 
 use crate::error::{DomainError, ErrorKind};
-use crate::values::{CustomerId, Money};
+use crate::values::{CustomerId, Money, OrderId};
 
 /// A card as typed in. `Debug` shows only the last four digits.
 #[derive(Clone)]
@@ -218,6 +223,52 @@ pub enum GatewayError {
     Unavailable(String),
 }
 
+/// Where an order's money came from, as its payment id (the `payment_id` of
+/// `PaymentCaptured`) says. On the wire: `free:<order id>`,
+/// `wallet:<order id>`, or the gateway's own charge id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentSource {
+    /// `free:<order id>`: the total was zero; nothing was taken.
+    Free(OrderId),
+    /// `wallet:<order id>`: debited from the customer's wallet.
+    Wallet(OrderId),
+    /// Any other id: the charge id the gateway gave (a card payment).
+    Gateway(String),
+}
+
+impl fmt::Display for PaymentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PaymentSource::Free(order_id) => write!(f, "free:{order_id}"),
+            PaymentSource::Wallet(order_id) => write!(f, "wallet:{order_id}"),
+            PaymentSource::Gateway(charge_id) => f.write_str(charge_id),
+        }
+    }
+}
+
+impl FromStr for PaymentSource {
+    type Err = Infallible;
+
+    /// Every id reads as some source, and reads back exactly as it was
+    /// written: `free:` or `wallet:` followed by anything but an order id as
+    /// [`fmt::Display`] writes it is a gateway's id.
+    fn from_str(id: &str) -> Result<Self, Infallible> {
+        let order = |rest: &str| {
+            uuid::Uuid::parse_str(rest)
+                .ok()
+                .map(OrderId)
+                .filter(|order_id| order_id.to_string() == rest)
+        };
+        if let Some(order_id) = id.strip_prefix("free:").and_then(order) {
+            return Ok(PaymentSource::Free(order_id));
+        }
+        if let Some(order_id) = id.strip_prefix("wallet:").and_then(order) {
+            return Ok(PaymentSource::Wallet(order_id));
+        }
+        Ok(PaymentSource::Gateway(id.to_string()))
+    }
+}
+
 /// The outside payment provider. Charging answers asynchronously: the
 /// outcome arrives later as a signed callback (`POST /v1/payments/webhook`).
 /// Refunds answer at once.
@@ -253,6 +304,38 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_payment_source_is_written_as_before_and_reads_back_as_it_was() {
+        let order_id = OrderId(uuid::Uuid::from_u128(7));
+        let written = [
+            (
+                PaymentSource::Free(order_id),
+                "free:00000000-0000-0000-0000-000000000007",
+            ),
+            (
+                PaymentSource::Wallet(order_id),
+                "wallet:00000000-0000-0000-0000-000000000007",
+            ),
+            (PaymentSource::Gateway("ch_42".to_string()), "ch_42"),
+        ];
+        for (source, wire) in written {
+            assert_eq!(source.to_string(), wire);
+            assert_eq!(wire.parse::<PaymentSource>(), Ok(source));
+        }
+        for id in [
+            "pay_1",
+            "wallet:",
+            "wallet:me",
+            "free:00000000-0000-0000-0000-00000000000A",
+        ] {
+            assert_eq!(
+                id.parse::<PaymentSource>(),
+                Ok(PaymentSource::Gateway(id.to_string())),
+                "{id}"
+            );
+        }
     }
 
     #[test]

@@ -8,9 +8,15 @@
 //!   projectors; `event_store::log` reads the global log in commit order with
 //!   the snapshot horizon, so no projector ever skips an event whose
 //!   transaction commits late; history and lookups for the other modules.
-//! - `runtime`: the projector runtime (checkpoints, locks, dead letters);
-//!   `rebuild`: zero-downtime rebuilds into shadow tables; `admin`: the
-//!   operator's commands; `read_models`: the projectors and their tables.
+//! - `projector`: what follows the log (the `Projector` and `Workflow`
+//!   traits, `ApplyError`), named by every runner and projector.
+//! - `supervisor`: starts and stops it all: per projector, a worker under
+//!   the projector's advisory lock and its background upgrade; the
+//!   listener that wakes them; the background tasks.
+//! - `runtime`: read models in batch transactions (checkpoints, dead
+//!   letters); `rebuild`: zero-downtime rebuilds into shadow tables;
+//!   `admin`: the operator's commands; `read_models`: the projectors and
+//!   their tables.
 //! - `workflows`: process managers (they send commands instead of writing
 //!   rows) run in lanes by `workflows::lanes` (independent orders at once,
 //!   each order's events in order, no transaction open while they act), and
@@ -30,10 +36,12 @@ pub mod event_store;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;
+pub mod projector;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
 pub mod shipping;
+pub mod supervisor;
 pub mod workflows;
 
 /// The project's migrations, embedded at build time.

@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::runtime::{apply_chunk, PoisonPolicy, Projector};
+use crate::projector::{PoisonPolicy, Projector};
+use crate::runtime::{apply_chunk, StepError};
 
 /// First key of the rebuild advisory locks ("shrb" in ASCII); the live
 /// projectors' locks use another namespace. (`STATUS_SQL` spells it in
@@ -46,6 +47,11 @@ const LOCK_NAMESPACE: i32 = 0x73687262;
 
 /// Events per batch while building.
 pub const DEFAULT_BATCH_SIZE: i64 = 20_000;
+
+/// Longest wait before a batch is tried again that the projector asked to
+/// retry later.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
+const FIRST_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long the switch waits for the live projector's batch in progress.
 const CHECKPOINT_LOCK_TIMEOUT: &str = "10s";
@@ -208,6 +214,19 @@ pub struct Rebuild {
     resumed: bool,
     /// Whether the shadow tables have their indexes and statistics.
     finished_tables: bool,
+    /// The wait before a batch the projector asked to retry is tried again.
+    retry_backoff: Duration,
+}
+
+/// How a switch came out.
+enum Switch {
+    /// The new tables are in.
+    Done,
+    /// A poison event came up; nothing changed.
+    Poison,
+    /// The projector asked for a batch to be tried again later
+    /// ([`crate::projector::ApplyError::Retry`]); nothing changed.
+    Retry(String),
 }
 
 impl Rebuild {
@@ -262,6 +281,7 @@ impl Rebuild {
             status,
             resumed,
             finished_tables: false,
+            retry_backoff: FIRST_RETRY_BACKOFF,
         })
     }
 
@@ -300,12 +320,14 @@ impl Rebuild {
         let start = chunk.partition_point(|e| e.checkpoint() <= self.checkpoint);
         let mine = &chunk[start..];
         if !mine.is_empty() {
-            self.apply_batch(mine).await?;
+            if let Some(reason) = self.apply_batch(mine).await? {
+                return self.retry_later(&reason, cancel).await;
+            }
         }
         if near_head {
             self.finish_tables().await?;
             match self.switch().await {
-                Ok(true) => {
+                Ok(Switch::Done) => {
                     self.refresh().await?;
                     tracing::info!(
                         projector = name,
@@ -315,12 +337,15 @@ impl Rebuild {
                     );
                     return Ok(Some(self.status.clone()));
                 }
-                Ok(false) => {
+                Ok(Switch::Poison) => {
                     // Poison near the head: the batch path records it.
                     let events =
                         read_after(&mut self.conn, self.checkpoint, self.batch_size).await?;
-                    self.apply_batch(&events).await?;
+                    if let Some(reason) = self.apply_batch(&events).await? {
+                        return self.retry_later(&reason, cancel).await;
+                    }
                 }
+                Ok(Switch::Retry(reason)) => return self.retry_later(&reason, cancel).await,
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
                     tracing::warn!(
                         projector = name,
@@ -346,22 +371,54 @@ impl Rebuild {
         Ok(())
     }
 
+    /// Waits (see [`MAX_RETRY_BACKOFF`]) after the projector asked for a
+    /// batch to be tried again later; the chunk is then read again from the
+    /// rebuild's checkpoint, which did not move.
+    async fn retry_later(
+        &mut self,
+        reason: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<RebuildStatus>, RebuildError> {
+        let backoff = self.retry_backoff;
+        tracing::warn!(projector = self.projector.name(), error = %reason, ?backoff, "the rebuild's batch is tried again later");
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(RebuildError::Interrupted),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        self.retry_backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+        self.refresh().await?;
+        Ok(None)
+    }
+
     /// Applies one batch to the shadow tables with the rebuild's checkpoint.
-    async fn apply_batch(&mut self, events: &[StoredEvent]) -> Result<(), RebuildError> {
+    /// `Some(reason)`: the projector asked for it to be tried again later;
+    /// nothing was written.
+    async fn apply_batch(
+        &mut self,
+        events: &[StoredEvent],
+    ) -> Result<Option<String>, RebuildError> {
         let Some(newest) = events.last() else {
-            return Ok(());
+            return Ok(None);
         };
         let projector = self.projector.clone();
         let name = projector.name();
         let mut tx = Connection::begin(&mut self.conn).await?;
         use_shadow(&mut tx, name).await?;
-        let outcome = apply_chunk(&mut tx, projector.as_ref(), events).await?;
+        let outcome = match apply_chunk(&mut tx, projector.as_ref(), events).await {
+            Ok(outcome) => outcome,
+            Err(StepError::Database(e)) => return Err(e.into()),
+            Err(StepError::Retry(reason)) => {
+                tx.rollback().await?;
+                return Ok(Some(reason));
+            }
+        };
+        self.retry_backoff = FIRST_RETRY_BACKOFF;
         let Some((index, error)) = outcome.poison else {
             let to = newest.checkpoint();
             advance(&mut tx, name, to, events.len() as i64, outcome.applied).await?;
             tx.commit().await?;
             self.checkpoint = to;
-            return Ok(());
+            return Ok(None);
         };
         // The events before the poison one are applied; deal with it.
         let poison = &events[index];
@@ -392,7 +449,7 @@ impl Rebuild {
                 error,
             });
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Gives the shadow tables the live tables' secondary indexes (the
@@ -448,8 +505,8 @@ impl Rebuild {
     }
 
     /// Catches up under the live checkpoint's lock and swaps the tables, in
-    /// one transaction. `Ok(false)`: a poison event came up; nothing changed.
-    async fn switch(&mut self) -> Result<bool, sqlx::Error> {
+    /// one transaction.
+    async fn switch(&mut self) -> Result<Switch, sqlx::Error> {
         let projector = self.projector.clone();
         let name = projector.name();
         let shadow = ident(&shadow_schema(name));
@@ -480,10 +537,17 @@ impl Rebuild {
             let Some(newest) = events.last() else {
                 break;
             };
-            let outcome = apply_chunk(&mut tx, projector.as_ref(), &events).await?;
+            let outcome = match apply_chunk(&mut tx, projector.as_ref(), &events).await {
+                Ok(outcome) => outcome,
+                Err(StepError::Database(e)) => return Err(e),
+                Err(StepError::Retry(reason)) => {
+                    tx.rollback().await?;
+                    return Ok(Switch::Retry(reason));
+                }
+            };
             if outcome.poison.is_some() {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(Switch::Poison);
             }
             checkpoint = newest.checkpoint();
             advance(
@@ -563,7 +627,7 @@ impl Rebuild {
         tx.commit().await?;
         self.checkpoint = checkpoint;
         self.drop_retired(&retired).await;
-        Ok(true)
+        Ok(Switch::Done)
     }
 
     /// Drops the retired tables, waiting only briefly at a time for queries

@@ -1,22 +1,20 @@
-//! The projector runtime.
+//! The batch runtime of read models.
 //!
-//! Each projector follows the event log in commit order (see [`crate::event_store::log`])
-//! and applies a batch of events and its checkpoint in one transaction, so
-//! every event has its effect exactly once. It wakes when this process
-//! appends and on `LISTEN shop_events` for other processes' appends (see
-//! [`crate::event_store::wake`]), with a poll interval as the fallback, and runs under a PostgreSQL advisory
-//! lock held by the very connection that does its work: any number of `shop`
-//! processes can run the same projectors, exactly one runs each, and when its
-//! process dies the lock is released with the connection and another takes
-//! over.
+//! A read model follows the event log in commit order (see
+//! [`crate::event_store::log`]) and applies a batch of events and its
+//! checkpoint in one transaction, so every event has its effect exactly
+//! once. It runs under the projector's PostgreSQL advisory lock, held by the
+//! very connection that does its work and taken by the supervisor
+//! ([`crate::supervisor`]), which also wakes it when events are appended.
 //!
-//! Faults: a database error rolls the batch back and retries with backoff;
-//! the server is never taken down. An event the projector cannot apply (a
+//! Faults: a database error, or an [`ApplyError::Retry`] (an outside party
+//! down, a conflict), rolls the batch back and retries with backoff; the
+//! server is never taken down. An event the projector cannot apply (a
 //! poison event) is recorded in `projector_dead_letters`; the projector then
 //! stops (the default) or skips it, per projector, while the others go on.
 //!
-//! Workflows ([`Projector::workflow`] is `Some`) run under the same lock,
-//! checkpoint and dead letters, but not in batch transactions: their runner
+//! Workflows ([`Projector::workflow`] is `Some`) share the checkpoint and the
+//! dead letters kept here, but not the batch transactions: their runner
 //! ([`crate::workflows::lanes`]) acts on independent orders at once and
 //! holds no transaction open while it waits on commands or outside parties,
 //! so no read model waits for a workflow.
@@ -25,110 +23,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgListener;
-use sqlx::{Acquire, Connection, PgConnection, PgPool};
+use sqlx::{Acquire, Connection, PgConnection};
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
+/// What a projector is; defined in [`crate::projector`] and named here too.
+pub use crate::projector::{ApplyError, PoisonPolicy, Projector};
 
-/// The channel appending processes notify (see [`crate::event_store::wake`]).
-pub const EVENTS_CHANNEL: &str = crate::event_store::wake::CHANNEL;
+/// Why a step of a projector did not finish. Either way nothing of the
+/// batch is kept, and the worker tries it again after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The projector asked for the batch to be tried again later
+    /// ([`ApplyError::Retry`]).
+    #[error("{0}")]
+    Retry(String),
+}
 
 /// How long a batch in progress may go on after shutdown was asked for.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
-
-/// First key of every projector's advisory lock ("shop" in ASCII).
-const LOCK_NAMESPACE: i32 = 0x73686f70;
-
-/// What to do with an event a projector cannot apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoisonPolicy {
-    /// Record it and stop this projector until an operator retries or skips.
-    Stop,
-    /// Record it and go on with the next event.
-    Skip,
-}
-
-/// Why an event was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The event cannot be applied, now or ever (bad payload, broken rule).
-    #[error("{0}")]
-    Poison(String),
-    /// The database failed; the batch is retried.
-    #[error(transparent)]
-    Database(sqlx::Error),
-}
-
-impl From<sqlx::Error> for ApplyError {
-    fn from(error: sqlx::Error) -> Self {
-        // Data exceptions (22) and integrity violations (23) come from the
-        // event itself and would fail on every retry.
-        if let sqlx::Error::Database(db) = &error {
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
-            {
-                return ApplyError::Poison(db.message().to_string());
-            }
-        }
-        if let sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) = &error {
-            return ApplyError::Poison(error.to_string());
-        }
-        ApplyError::Database(error)
-    }
-}
-
-impl From<serde_json::Error> for ApplyError {
-    fn from(error: serde_json::Error) -> Self {
-        ApplyError::Poison(format!("cannot decode the event: {error}"))
-    }
-}
-
-/// A read model builder: turns events into rows.
-#[async_trait]
-pub trait Projector: Send + Sync + 'static {
-    /// Stable name: the checkpoint's key and the operator's handle.
-    fn name(&self) -> &'static str;
-    /// Raised when the read model's shape changes.
-    fn version(&self) -> i32 {
-        1
-    }
-    fn poison_policy(&self) -> PoisonPolicy {
-        PoisonPolicy::Stop
-    }
-    /// The read-model tables this projector alone writes (in the `public`
-    /// schema). A rebuild builds copies of them and swaps them in. None: not
-    /// rebuildable (a workflow, whose effects are commands, not rows).
-    fn tables(&self) -> &'static [&'static str];
-    /// Whether this projector cares about events of `aggregate_type`.
-    fn handles(&self, aggregate_type: &str) -> bool;
-    /// Applies one event inside the batch's transaction.
-    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
-    /// Applies a whole batch: the events this projector handles, in commit
-    /// order, inside the batch's transaction. A projector that can do better
-    /// than one event at a time (group work, write set-based) overrides it.
-    /// When it fails with a poison event, the runtime rolls it back and
-    /// applies the batch one event at a time to find that event.
-    async fn apply_batch(
-        &self,
-        conn: &mut PgConnection,
-        events: &[&StoredEvent],
-    ) -> Result<(), ApplyError> {
-        for event in events {
-            self.apply(conn, event).await?;
-        }
-        Ok(())
-    }
-    /// `Some` for a workflow: the runtime runs it in lanes
-    /// ([`crate::workflows::lanes`]) instead of batch transactions. `None`
-    /// (every read model) by default.
-    fn workflow(self: Arc<Self>) -> Option<Arc<dyn crate::workflows::lanes::Workflow>> {
-        None
-    }
-}
 
 /// Timing of the runtime.
 #[derive(Debug, Clone)]
@@ -166,188 +83,43 @@ pub trait BackgroundTask: Send + Sync + 'static {
     async fn run(self: Arc<Self>, shutdown: CancellationToken);
 }
 
-/// Runs projectors until cancelled.
-pub struct ProjectorRuntime {
-    pool: PgPool,
-    projectors: Vec<Arc<dyn Projector>>,
-    tasks: Vec<Arc<dyn BackgroundTask>>,
-    config: RuntimeConfig,
-}
-
-impl ProjectorRuntime {
-    pub fn new(pool: PgPool, projectors: Vec<Arc<dyn Projector>>, config: RuntimeConfig) -> Self {
-        Self {
-            pool,
-            projectors,
-            tasks: Vec::new(),
-            config,
-        }
-    }
-
-    /// Adds a task to run (and cancel) with the projectors.
-    pub fn with_task(mut self, task: Arc<dyn BackgroundTask>) -> Self {
-        self.tasks.push(task);
-        self
-    }
-
-    /// The projectors this runtime runs.
-    pub fn projectors(&self) -> &[Arc<dyn Projector>] {
-        &self.projectors
-    }
-
-    /// Runs every projector (and the notification listener) until `shutdown`
-    /// is cancelled; in-flight batches finish or roll back.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let wake = crate::event_store::wake::signal();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(listen(self.pool.clone(), wake, shutdown.clone()));
-        for task in self.tasks {
-            tasks.spawn(task.run(shutdown.clone()));
-        }
-        for projector in self.projectors {
-            tasks.spawn(crate::rebuild::upgrade_when_needed(
-                self.pool.clone(),
-                projector.clone(),
-                self.config.lock_retry,
-                self.config.instance.clone(),
-                shutdown.clone(),
-            ));
-            let worker = Worker {
-                pool: self.pool.clone(),
-                projector,
-                config: self.config.clone(),
-                wake,
-                shutdown: shutdown.clone(),
-            };
-            tasks.spawn(worker.run());
-        }
-        while tasks.join_next().await.is_some() {}
-    }
-}
-
-/// Wakes the workers on every notification of the events channel.
-async fn listen(pool: PgPool, wake: &'static Notify, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let attempt = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(EVENTS_CHANNEL).await?;
-            // A notification may have been missed while not listening.
-            wake.notify_waiters();
-            loop {
-                listener.recv().await?;
-                wake.notify_waiters();
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = attempt => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, ?backoff, "event listener lost its connection; projectors poll meanwhile");
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-struct Worker {
-    pool: PgPool,
-    projector: Arc<dyn Projector>,
-    config: RuntimeConfig,
+/// Follows the log for a read model until shutdown (Ok) or an error (Err,
+/// see [`StepError`]): one batch transaction after the other, waiting for a wake-up
+/// or the poll interval when caught up. `conn` holds the projector's lock.
+pub(crate) async fn follow(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    config: &RuntimeConfig,
     wake: &'static Notify,
-    shutdown: CancellationToken,
-}
-
-impl Worker {
-    async fn run(self) {
-        let name = self.projector.name();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.hold_and_run().await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(projector = name, error = %e, ?backoff, "projector hit a database error; retrying");
-                }
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(self.config.max_backoff);
+    shutdown: &CancellationToken,
+) -> Result<(), StepError> {
+    let name = projector.name();
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
         }
-    }
-
-    /// Takes the projector's lock on a dedicated connection, then follows the
-    /// log on that connection until shutdown (Ok) or a database error (Err:
-    /// the connection, and with it the lock, is dropped).
-    async fn hold_and_run(&self) -> Result<(), sqlx::Error> {
-        let name = self.projector.name();
-        let options = (*self.pool.connect_options())
-            .clone()
-            .application_name(&format!("shop projector {name} {}", self.config.instance));
-        let mut conn = PgConnection::connect_with(&options).await?;
-        loop {
-            let (locked,): (bool,) =
-                sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
-                    .bind(LOCK_NAMESPACE)
-                    .bind(name)
-                    .fetch_one(&mut conn)
-                    .await?;
-            if locked {
-                break;
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(self.config.lock_retry) => {}
-            }
-        }
-        tracing::info!(projector = name, "running projector");
-        if let Some(workflow) = self.projector.clone().workflow() {
-            return crate::workflows::lanes::run(
-                &mut conn,
-                self.projector.as_ref(),
-                workflow,
-                &self.pool,
-                &self.config,
-                self.wake,
-                &self.shutdown,
-            )
-            .await;
-        }
-        loop {
-            if self.shutdown.is_cancelled() {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // At shutdown a batch in progress gets STOP_GRACE to finish; then
+        // it is abandoned: its transaction rolls back with the
+        // connection, and the next start applies it again (a workflow's
+        // commands are idempotent, so nothing happens twice).
+        let read = tokio::select! {
+            read = step(&mut *conn, projector, config.batch_size) => read?,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            } => {
+                tracing::info!(projector = name, "stopping in the middle of a batch; it will be applied again");
                 return Ok(());
             }
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // At shutdown a batch in progress gets STOP_GRACE to finish; then
-            // it is abandoned: its transaction rolls back with the
-            // connection, and the next start applies it again (a workflow's
-            // commands are idempotent, so nothing happens twice).
-            let read = tokio::select! {
-                read = step(&mut conn, self.projector.as_ref(), self.config.batch_size) => read?,
-                _ = async {
-                    self.shutdown.cancelled().await;
-                    tokio::time::sleep(STOP_GRACE).await;
-                } => {
-                    tracing::info!(projector = name, "stopping in the middle of a batch; it will be applied again");
-                    return Ok(());
-                }
-            };
-            if read == 0 {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return Ok(()),
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(self.config.poll_interval) => {}
-                }
+        };
+        if read == 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(config.poll_interval) => {}
             }
         }
     }
@@ -361,7 +133,7 @@ pub async fn step(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     batch_size: i64,
-) -> Result<usize, sqlx::Error> {
+) -> Result<usize, StepError> {
     let name = projector.name();
     sqlx::query(
         "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
@@ -411,7 +183,7 @@ pub async fn apply_batch(
     projector: &dyn Projector,
     from: Checkpoint,
     events: &[StoredEvent],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StepError> {
     let name = projector.name();
     let mut tx = Connection::begin(&mut *conn).await?;
     // Whoever holds the lock owns the checkpoint; this guards against a
@@ -460,7 +232,7 @@ pub async fn apply_batch(
     .bind(stop)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Applies `events` in order on `conn` (inside the caller's transaction) up
@@ -476,7 +248,7 @@ pub(crate) async fn apply_chunk(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
-) -> Result<Applied, sqlx::Error> {
+) -> Result<Applied, StepError> {
     let handled: Vec<&StoredEvent> = events
         .iter()
         .filter(|e| projector.handles(&e.aggregate_type))
@@ -491,7 +263,8 @@ pub(crate) async fn apply_chunk(
                 poison: None,
             })
         }
-        Err(ApplyError::Database(e)) => Err(e),
+        Err(ApplyError::Database(e)) => Err(e.into()),
+        Err(ApplyError::Retry(reason)) => Err(StepError::Retry(reason)),
         Err(ApplyError::Poison(_)) => {
             whole.rollback().await?;
             apply_events(conn, projector, events).await
@@ -516,7 +289,7 @@ async fn apply_events(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[StoredEvent],
-) -> Result<Applied, sqlx::Error> {
+) -> Result<Applied, StepError> {
     let mut outcome = Applied {
         last: None,
         applied: 0,
@@ -533,7 +306,8 @@ async fn apply_events(
             }
             match result {
                 Ok(()) => outcome.applied += 1,
-                Err(ApplyError::Database(e)) => return Err(e),
+                Err(ApplyError::Database(e)) => return Err(e.into()),
+                Err(ApplyError::Retry(reason)) => return Err(StepError::Retry(reason)),
                 Err(ApplyError::Poison(error)) => {
                     outcome.poison = Some((index, error));
                     return Ok(outcome);

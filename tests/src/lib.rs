@@ -8,8 +8,11 @@
 //! Log output appears only when `TEST_LOG` is set.
 #![forbid(unsafe_code)]
 
+pub mod eventually;
 pub mod seed;
 pub mod server_process;
+
+pub use eventually::{eventually, eventually_every};
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -244,8 +247,8 @@ async fn serve(
 fn projector_runtime(
     pool: &PgPool,
     workflows: &WorkflowSettings,
-    projectors: Vec<std::sync::Arc<dyn projections::runtime::Projector>>,
-) -> projections::runtime::ProjectorRuntime {
+    projectors: Vec<std::sync::Arc<dyn projections::projector::Projector>>,
+) -> projections::supervisor::ProjectorRuntime {
     api::startup::projector_runtime_of(
         pool.clone(),
         RuntimeConfig {
@@ -301,7 +304,7 @@ impl Projectors {
                             self.workflows.clone(),
                             self.gateway.clone(),
                         ),
-                    ) as std::sync::Arc<dyn projections::runtime::Projector>
+                    ) as std::sync::Arc<dyn projections::projector::Projector>
                 } else {
                     projector
                 }
@@ -594,11 +597,11 @@ impl TestApp {
             // A card charge whose callback is still on its way will write
             // more events.
             if self.payment_callbacks && self.undelivered_payment_callbacks().await > 0 {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "payment callbacks not delivered in {READ_MODEL_PATIENCE:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                eventually("the payment callbacks to be delivered", left, async || {
+                    self.undelivered_payment_callbacks().await == 0
+                })
+                .await;
                 continue;
             }
             if self.latest_position().await == head {

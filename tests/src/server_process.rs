@@ -155,23 +155,20 @@ pub async fn app_of(server: &ServerProcess, db: TestDatabase) -> TestApp {
 /// Waits (polling, with a deadline) until the server at `address` answers
 /// `/health/live`.
 pub async fn until_live(client: &reqwest::Client, address: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let live = client
-            .get(format!("{address}/health/live"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if live {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "shop serve did not come up in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    crate::eventually_every(
+        Duration::from_millis(25),
+        "shop serve to come up",
+        Duration::from_secs(60),
+        async || {
+            client
+                .get(format!("{address}/health/live"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
 }
 
 /// A number below `n`, at random.

@@ -2,14 +2,14 @@
 //! evidence: the hash chain and the audit seal, each kind of tampering
 //! named by `shop audit verify`.
 
-use std::time::Duration;
-
 use domain::metadata::Role;
 use projections::audit::{BrokenSeal, SealBreak};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use testkit::{expect_error, expect_json, spawn_app, Session, TestApp, READ_MODEL_PATIENCE};
+use testkit::{
+    eventually, expect_error, expect_json, spawn_app, Session, TestApp, READ_MODEL_PATIENCE,
+};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -421,24 +421,20 @@ async fn a_cut_stream_appended_to_again_halts_the_seal_and_readiness_names_it() 
     // The next command writes a new event with the removed one's sequence.
     expect_json(app.receive(&admin.token, product, 1).await, StatusCode::OK).await;
 
-    let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
-    let (sequence, error) = loop {
-        let dead: Option<(i64, String)> = sqlx::query_as(
-            "SELECT sequence, error FROM projector_dead_letters
-              WHERE projector = 'audit_seal' AND resolution IS NULL",
-        )
-        .fetch_optional(&app.db.pool)
-        .await
-        .unwrap();
-        if let Some(dead) = dead {
-            break dead;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the seal took the new event"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (sequence, error) = eventually(
+        "the seal to refuse the new event",
+        READ_MODEL_PATIENCE,
+        async || -> Option<(i64, String)> {
+            sqlx::query_as(
+                "SELECT sequence, error FROM projector_dead_letters
+                  WHERE projector = 'audit_seal' AND resolution IS NULL",
+            )
+            .fetch_optional(&app.db.pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
     assert_eq!(sequence, last);
     assert!(error.contains(&id), "{error}");
     let ready = app.get("/health/ready").await;

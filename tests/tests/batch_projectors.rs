@@ -33,11 +33,12 @@ use projections::admin;
 use projections::event_store::log::{read_after, Checkpoint};
 use projections::event_store::{CommandBus, Committed};
 use projections::lookups::EventStoreLookups;
+use projections::projector::Projector;
 use projections::read_models::catalog::CatalogProjector;
 use projections::read_models::orders::OrdersProjector;
-use projections::runtime::{step, Projector, RuntimeConfig};
+use projections::runtime::{step, RuntimeConfig};
 use sqlx::{Connection, PgConnection, PgPool};
-use testkit::{fresh_database, TestDatabase};
+use testkit::{eventually, fresh_database, TestDatabase};
 use uuid::Uuid;
 
 // ---- the random log ----
@@ -905,19 +906,18 @@ async fn head(pool: &PgPool) -> Checkpoint {
 /// horizon is cluster-wide: another test's open transaction may hold the
 /// newest events back for a moment).
 async fn wait_readable(pool: &PgPool, count: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while read_after(pool, Checkpoint::START, count as i64 + 1)
-        .await
-        .expect("read the log")
-        .len()
-        < count
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the log's newest events stayed unreadable"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the log's newest events to be readable",
+        Duration::from_secs(60),
+        async || {
+            read_after(pool, Checkpoint::START, count as i64 + 1)
+                .await
+                .expect("read the log")
+                .len()
+                >= count
+        },
+    )
+    .await;
 }
 
 /// How many events each step asks for.

@@ -13,7 +13,7 @@ use projections::workflows::WorkflowSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{
-    expect_json, shipping_address, spawn_app, spawn_app_without_payment_callbacks,
+    eventually, expect_json, shipping_address, spawn_app, spawn_app_without_payment_callbacks,
     test_workflow_settings, uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
 };
 use uuid::Uuid;
@@ -139,36 +139,39 @@ async fn an_unpaid_order_is_cancelled_after_the_payment_timeout_and_its_stock_re
     app.wait_for_workflows().await;
     app.capture_payment(paid, total).await;
 
-    let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
-    let order = loop {
-        let order = app.settled_order(&alice, unpaid).await;
-        if order["status"] != "pending" {
-            break order;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the unpaid order is still pending: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let order = eventually(
+        "the unpaid order to leave pending",
+        READ_MODEL_PATIENCE,
+        async || {
+            let order = app.settled_order(&alice, unpaid).await;
+            if order["status"] == "pending" {
+                Err(order)
+            } else {
+                Ok(order)
+            }
+        },
+    )
+    .await;
     assert_eq!(order["status"], "cancelled", "{order}");
     assert_eq!(order["cancellation_reason"], "payment_timeout", "{order}");
     // Wait for the paid order's deadline too: it is done and changes nothing.
-    let deadline = tokio::time::Instant::now() + READ_MODEL_PATIENCE;
-    loop {
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM deadlines WHERE done_at IS NULL")
-            .fetch_one(&app.db.pool)
-            .await
-            .expect("read the deadlines");
-        if open == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "deadlines still open"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "every deadline to be done",
+        READ_MODEL_PATIENCE,
+        async || {
+            let open: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM deadlines WHERE done_at IS NULL")
+                    .fetch_one(&app.db.pool)
+                    .await
+                    .expect("read the deadlines");
+            if open == 0 {
+                Ok(())
+            } else {
+                Err(format!("{open} deadlines still open"))
+            }
+        },
+    )
+    .await;
     app.wait_for_workflows().await;
     assert_eq!(app.stock(tea).await, (9, 0));
     let order = app.settled_order(&bob, paid).await;

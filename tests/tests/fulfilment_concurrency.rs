@@ -13,7 +13,6 @@
 //! Tests wait for conditions with a deadline, never for a fixed time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -22,8 +21,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::server_process::{app_of, until_live, ServerProcess};
 use testkit::{
-    expect_json, shipping_address, spawn_app_with, test_workflow_settings, uuid_field, Session,
-    TestApp, READ_MODEL_PATIENCE,
+    eventually_every, expect_json, shipping_address, spawn_app_with, test_workflow_settings,
+    uuid_field, Session, TestApp, READ_MODEL_PATIENCE,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -289,18 +288,8 @@ async fn let_go(app: &TestApp) {
         .expect("resume the workflow");
 }
 
-/// Polls `done` until it answers true; panics after `patience`.
-async fn wait_until<F, Fut>(what: &str, patience: Duration, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + patience;
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what}: not in {patience:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How often the waits here ask again.
+const POLL: Duration = Duration::from_millis(50);
 
 /// How many events of `event_type` the orders `ids` have together.
 async fn events_among(app: &TestApp, ids: &[Uuid], event_type: &str) -> usize {
@@ -333,10 +322,11 @@ async fn refund_when_paid(app: &TestApp, shop: &Shop, placed: &[Placed]) {
         placed,
         &[Fate::RefundedByAdmin, Fate::CancelledAfterPayment],
     );
-    wait_until(
+    eventually_every(
+        POLL,
         "the orders to refund are invoiced",
         READ_MODEL_PATIENCE,
-        || async { events_among(app, &to_refund, "InvoiceIssued").await == to_refund.len() },
+        async || events_among(app, &to_refund, "InvoiceIssued").await == to_refund.len(),
     )
     .await;
     eprintln!(
@@ -367,19 +357,26 @@ async fn refund_when_paid(app: &TestApp, shop: &Shop, placed: &[Placed]) {
 /// has passed, and the workflows have acted on everything.
 async fn settle(app: &TestApp, placed: &[Placed], payment_timeout: Duration) {
     let timed_out = ids_of(placed, &[Fate::TimedOut]);
-    wait_until(
+    eventually_every(
+        POLL,
         "the unanswered orders time out",
         payment_timeout + READ_MODEL_PATIENCE,
-        || async { events_among(app, &timed_out, "OrderCancelled").await == timed_out.len() },
+        async || events_among(app, &timed_out, "OrderCancelled").await == timed_out.len(),
     )
     .await;
-    wait_until("every deadline is done", READ_MODEL_PATIENCE, || async {
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM deadlines WHERE done_at IS NULL")
-            .fetch_one(&app.db.pool)
-            .await
-            .expect("count open deadlines");
-        open == 0
-    })
+    eventually_every(
+        POLL,
+        "every deadline is done",
+        READ_MODEL_PATIENCE,
+        async || {
+            let open: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM deadlines WHERE done_at IS NULL")
+                    .fetch_one(&app.db.pool)
+                    .await
+                    .expect("count open deadlines");
+            open == 0
+        },
+    )
     .await;
     app.wait_for_workflows().await;
 }
@@ -662,13 +659,16 @@ async fn sixty_four_orders_end_the_same_when_the_server_is_killed_in_the_middle(
     let_go(&app).await;
 
     // As soon as the workflow has begun on the orders.
-    wait_until("the workflow starts", READ_MODEL_PATIENCE, || async {
-        app.events_of_type("StockReserved").await > 0
-    })
+    eventually_every(
+        POLL,
+        "the workflow starts",
+        READ_MODEL_PATIENCE,
+        async || app.events_of_type("StockReserved").await > 0,
+    )
     .await;
     kill(&mut server, &app, "once stock is reserved").await;
     // Once the payments come back and invoices are issued.
-    wait_until("the first invoice", READ_MODEL_PATIENCE, || async {
+    eventually_every(POLL, "the first invoice", READ_MODEL_PATIENCE, async || {
         app.events_of_type("InvoiceIssued").await > 0
     })
     .await;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::server_process::{app_of, until_live, ServerProcess};
-use testkit::{expect_json, spawn_app, uuid_field, Session, TestApp};
+use testkit::{eventually, eventually_every, expect_json, spawn_app, uuid_field, Session, TestApp};
 use uuid::Uuid;
 
 fn shipping_address() -> Value {
@@ -227,35 +227,35 @@ async fn place_until_answered(
     body: &Value,
     key: &str,
 ) -> Uuid {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
-    loop {
-        let sent = client
-            .post(format!("{address}/v1/orders"))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
-            .json(body)
-            .timeout(std::time::Duration::from_secs(20))
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => {
-                let answer: Value = response.json().await.expect("an order");
-                return uuid_field(&answer, "id");
+    eventually_every(
+        std::time::Duration::from_millis(50),
+        format!("order {key} to be placed"),
+        std::time::Duration::from_secs(180),
+        async || {
+            let sent = client
+                .post(format!("{address}/v1/orders"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(body)
+                .timeout(std::time::Duration::from_secs(20))
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    let answer: Value = response.json().await.expect("an order");
+                    Some(uuid_field(&answer, "id"))
+                }
+                Ok(response) if response.status().is_server_error() => None,
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    panic!("placing order {key} answered {status}: {text}");
+                }
+                Err(_) => None,
             }
-            Ok(response) if response.status().is_server_error() => {}
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                panic!("placing order {key} answered {status}: {text}");
-            }
-            Err(_) => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "order {key} not placed in 180 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -498,14 +498,12 @@ async fn sigterm_while_the_workflow_is_far_behind_stops_within_ten_seconds_and_l
     projections::admin::resume(&app.db.pool, "fulfilment")
         .await
         .expect("resume the workflow");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while app.events_of_type("StockReserved").await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the workflow did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the workflow to start",
+        Duration::from_secs(60),
+        async || app.events_of_type("StockReserved").await > 0,
+    )
+    .await;
 
     let (status, took) = server.terminate().await;
     let invoiced_at_stop = app.events_of_type("InvoiceIssued").await;
@@ -522,14 +520,13 @@ async fn sigterm_while_the_workflow_is_far_behind_stops_within_ten_seconds_and_l
     // Started again, it finishes what was left: every order invoiced once.
     server.restart();
     until_live(&app.client, &address).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    while app.events_of_type("InvoiceIssued").await < ORDERS as i64 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not every order was invoiced after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every(
+        Duration::from_millis(100),
+        "every order to be invoiced after the restart",
+        Duration::from_secs(240),
+        async || app.events_of_type("InvoiceIssued").await >= ORDERS as i64,
+    )
+    .await;
     app.wait_for_workflows().await;
     assert_eq!(app.events_of_type("InvoiceIssued").await, ORDERS as i64);
     assert_eq!(

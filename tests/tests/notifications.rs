@@ -11,7 +11,7 @@ use projections::workflows::WorkflowSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{
-    customer_body, expect_json, fresh_database, shipping_address, spawn_app_with,
+    customer_body, eventually, expect_json, fresh_database, shipping_address, spawn_app_with,
     spawn_app_without_payment_callbacks, test_workflow_settings, uuid_field, TestApp,
 };
 use uuid::Uuid;
@@ -33,20 +33,21 @@ async fn ok(response: reqwest::Response) -> Value {
 /// event so far and the notifier has sent them all.
 async fn sent_notifications(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     let head = app.head_position().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let path = format!("/v1/notifications?min_position={head}&limit=100{query}");
-        let list = ok(app.get_as(&path, Some(token)).await).await;
-        let items = list["notifications"].as_array().unwrap().clone();
-        if items.iter().all(|n| n["status"] == "sent") {
-            return items;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not all sent: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let path = format!("/v1/notifications?min_position={head}&limit=100{query}");
+    eventually(
+        "every notification to be sent",
+        Duration::from_secs(30),
+        async || {
+            let list = ok(app.get_as(&path, Some(token)).await).await;
+            let items = list["notifications"].as_array().unwrap().clone();
+            if items.iter().all(|n| n["status"] == "sent") {
+                Ok(items)
+            } else {
+                Err(list)
+            }
+        },
+    )
+    .await
 }
 
 fn stages(items: &[Value], order: Uuid) -> Vec<(String, String)> {
@@ -182,19 +183,21 @@ async fn every_stage_of_an_order_sends_the_customer_one_message_once() {
 
     // Reading every event again queues nothing twice.
     app.replay_from_start("notifications").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let head = app.head_position().await;
-    while sqlx::query_scalar::<_, i64>(
-        "SELECT global_position FROM projector_checkpoints WHERE name = 'notifications'",
+    eventually(
+        "the replayed outbox to reach the head",
+        Duration::from_secs(30),
+        async || {
+            let at = sqlx::query_scalar::<_, i64>(
+                "SELECT global_position FROM projector_checkpoints WHERE name = 'notifications'",
+            )
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+            at >= head
+        },
     )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap()
-        < head
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
     assert_eq!(sent_notifications(&app, &ada.token, "").await, mine);
 
     // Pages, newest first.
@@ -353,15 +356,19 @@ async fn with_an_smtp_relay_configured_the_emails_go_out_by_smtp() {
     app.wait_for_workflows().await;
 
     // Placed and paid: two emails, sent through the relay.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let sent = loop {
-        let sent = inbox.received.lock().unwrap().clone();
-        if sent.len() >= 2 {
-            break sent;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{sent:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let sent = eventually(
+        "two emails through the relay",
+        Duration::from_secs(30),
+        async || {
+            let sent = inbox.received.lock().unwrap().clone();
+            if sent.len() >= 2 {
+                Ok(sent)
+            } else {
+                Err(format!("{sent:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     for (to, mail) in &sent {
         assert_eq!(to, &vec!["ada@example.com".to_string()]);
@@ -377,16 +384,30 @@ async fn with_an_smtp_relay_configured_the_emails_go_out_by_smtp() {
         sent[0].1
     );
     assert!(sent[1].1.contains("is paid"), "{}", sent[1].1);
-    let list = expect_json(
-        app.get_as("/v1/notifications", Some(&ada.token)).await,
-        StatusCode::OK,
+    // The relay holds the mail before the shop has its answer and records
+    // the message as sent.
+    eventually(
+        "both messages to be recorded as sent",
+        Duration::from_secs(30),
+        async || {
+            let list = expect_json(
+                app.get_as("/v1/notifications", Some(&ada.token)).await,
+                StatusCode::OK,
+            )
+            .await;
+            if list["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["status"] == "sent")
+            {
+                Ok(())
+            } else {
+                Err(list)
+            }
+        },
     )
     .await;
-    assert!(list["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|n| n["status"] == "sent"));
 }
 
 /// A notifier that holds back the messages whose subject is `Slow` until
@@ -458,14 +479,12 @@ async fn other_orders_messages_go_out_while_one_is_held_back_and_each_orders_sta
     let meanwhile = async {
         // The quick order's messages go out while the slow one's first is
         // held back; its second waits behind it.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while status("quick 2").await != "sent" || gate.holding.load(Ordering::SeqCst) != 1 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the quick order waited"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            "the quick order's messages to go out while the slow one's first is held",
+            Duration::from_secs(30),
+            async || status("quick 2").await == "sent" && gate.holding.load(Ordering::SeqCst) == 1,
+        )
+        .await;
         assert_eq!(status("quick 1").await, "sent");
         assert_eq!(status("slow 2").await, "pending");
         // Another sender meanwhile takes nothing: the slow order's second

@@ -3,7 +3,7 @@
 use api::staff::{create_staff, StaffAccount, StaffOutcome};
 use domain::metadata::Role;
 use serde_json::{json, Value};
-use testkit::{spawn_app, TestApp};
+use testkit::{eventually, spawn_app, TestApp};
 
 async fn staff_token(app: &TestApp, role: Role, username: &str) -> String {
     let outcome = create_staff(
@@ -75,26 +75,30 @@ async fn operators_see_every_projector_and_customers_may_not() {
     let app = spawn_app().await;
     let operator = staff_token(&app, Role::Operator, "ops").await;
     // Wait until the projectors have registered their checkpoints.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let list = loop {
-        let list: Value = app
-            .client
-            .get(app.url("/v1/admin/projections"))
-            .bearer_auth(&operator)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        // The read models' projectors, the outbox, the audit seal and the
-        // fulfilment workflow.
-        if list.as_array().is_some_and(|l| l.len() == 5) {
-            break list;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{list}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let list = eventually(
+        "the projectors to register their checkpoints",
+        std::time::Duration::from_secs(10),
+        async || {
+            let list: Value = app
+                .client
+                .get(app.url("/v1/admin/projections"))
+                .bearer_auth(&operator)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            // The read models' projectors, the outbox, the audit seal and the
+            // fulfilment workflow.
+            if list.as_array().is_some_and(|l| l.len() == 5) {
+                Ok(list)
+            } else {
+                Err(list)
+            }
+        },
+    )
+    .await;
     let names: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -151,14 +155,16 @@ async fn metrics_show_projector_lag_rising_while_paused_and_falling_after_resume
         response.text().await.unwrap()
     };
     // The projectors have registered.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while projections::admin::pause(&app.db.pool, "catalog")
-        .await
-        .is_err()
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        "catalog to register, so that it can be paused",
+        std::time::Duration::from_secs(10),
+        async || {
+            projections::admin::pause(&app.db.pool, "catalog")
+                .await
+                .is_ok()
+        },
+    )
+    .await;
     for n in 0..20 {
         let created = app
             .client
@@ -183,16 +189,17 @@ async fn metrics_show_projector_lag_rising_while_paused_and_falling_after_resume
     projections::admin::resume(&app.db.pool, "catalog")
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let page = scrape().await;
-        if sample(&page, "projector_lag_events", "projector=\"catalog\"") == Some(0.0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "lag did not fall:\n{page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the lag to fall",
+        std::time::Duration::from_secs(10),
+        async || {
+            let page = scrape().await;
+            if sample(&page, "projector_lag_events", "projector=\"catalog\"") == Some(0.0) {
+                Ok(())
+            } else {
+                Err(format!("\n{page}"))
+            }
+        },
+    )
+    .await;
 }

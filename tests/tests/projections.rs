@@ -13,11 +13,13 @@ use domain::product::ProductCommand;
 use domain::values::{CategoryId, Currency, Money, ProductId, Quantity, Sku};
 use projections::admin;
 use projections::event_store::log::StoredEvent;
+use projections::projector::{ApplyError, Projector};
 use projections::read_models;
-use projections::runtime::{step, ApplyError, Projector, ProjectorRuntime, RuntimeConfig};
+use projections::runtime::{step, RuntimeConfig};
+use projections::supervisor::ProjectorRuntime;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
-use testkit::{fresh_database, spawn_app, TestApp};
+use testkit::{eventually, fresh_database, spawn_app, TestApp};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -197,25 +199,25 @@ async fn a_poison_event_is_dead_lettered_halts_its_projector_and_the_others_keep
     let mut conn = PgConnection::connect(&app.db.url).await.unwrap();
     let after = insert_probe(&mut conn, "after-the-poison").await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let dead: Option<(String, i64)> = sqlx::query_as(
-            "SELECT projector, global_position FROM projector_dead_letters WHERE resolution IS NULL",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        let orders = checkpoint(pool, read_models::orders::NAME).await;
-        if dead.is_some() && orders >= after {
-            assert_eq!(dead, Some(("catalog".to_string(), poison)));
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no dead letter, or orders did not keep up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "a dead letter, with orders keeping up",
+        Duration::from_secs(15),
+        async || {
+            let dead: Option<(String, i64)> = sqlx::query_as(
+                "SELECT projector, global_position FROM projector_dead_letters WHERE resolution IS NULL",
+            )
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+            let orders = checkpoint(pool, read_models::orders::NAME).await;
+            if dead.is_some() && orders >= after {
+                assert_eq!(dead, Some(("catalog".to_string(), poison)));
+                return true;
+            }
+            false
+        },
+    )
+    .await;
     let (state,): (String,) =
         sqlx::query_as("SELECT state FROM projector_checkpoints WHERE name = 'catalog'")
             .fetch_one(pool)
@@ -235,26 +237,26 @@ async fn a_poison_event_is_dead_lettered_halts_its_projector_and_the_others_keep
 
     // Retrying a poison event halts the projector on it again...
     admin::retry(pool, "catalog").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = admin::status(pool).await.unwrap();
-        let catalog = status.iter().find(|p| p.name == "catalog").unwrap();
-        if catalog.state == "stopped" && catalog.dead_letters == 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{catalog:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "catalog to stop on the poison event again",
+        Duration::from_secs(15),
+        async || {
+            let status = admin::status(pool).await.unwrap();
+            let catalog = status.iter().find(|p| p.name == "catalog").unwrap();
+            if catalog.state == "stopped" && catalog.dead_letters == 1 {
+                Ok(())
+            } else {
+                Err(format!("{catalog:?}"))
+            }
+        },
+    )
+    .await;
     // ...skipping it lets the projector go on, and the server is ready again.
     assert_eq!(admin::skip(pool, "catalog").await.unwrap(), poison);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while checkpoint(pool, "catalog").await < after {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "catalog did not resume"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("catalog to resume", Duration::from_secs(15), async || {
+        checkpoint(pool, "catalog").await >= after
+    })
+    .await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
 }
 
@@ -404,15 +406,19 @@ async fn two_shop_processes_run_each_projector_once_and_the_survivor_takes_over_
     let pid = |child: &tokio::process::Child| format!("pid-{}", child.id().unwrap_or_default());
     let (first_pid, second_pid) = (pid(&first), pid(&second));
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let holders = loop {
-        let holders = lock_holders(&db.pool).await;
-        if holders.len() == projector_count {
-            break holders;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "locks: {holders:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let holders = eventually(
+        "every projector's lock to be taken",
+        Duration::from_secs(30),
+        async || {
+            let holders = lock_holders(&db.pool).await;
+            if holders.len() == projector_count {
+                Ok(holders)
+            } else {
+                Err(format!("locks: {holders:?}"))
+            }
+        },
+    )
+    .await;
     let mut names: Vec<&str> = holders.iter().map(|(p, _)| p.as_str()).collect();
     names.dedup();
     assert_eq!(
@@ -436,18 +442,19 @@ async fn two_shop_processes_run_each_projector_once_and_the_survivor_takes_over_
         (&mut second, first_pid)
     };
     victim.kill().await.expect("kill -9 the process");
-    let killed = tokio::time::Instant::now();
-    loop {
-        let holders = lock_holders(&db.pool).await;
-        if holders.len() == projector_count && holders.iter().all(|(_, i)| *i == survivor) {
-            break;
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(5),
-            "no takeover: {holders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the survivor to take over every lock",
+        Duration::from_secs(5),
+        async || {
+            let holders = lock_holders(&db.pool).await;
+            if holders.len() == projector_count && holders.iter().all(|(_, i)| *i == survivor) {
+                Ok(())
+            } else {
+                Err(format!("{holders:?}"))
+            }
+        },
+    )
+    .await;
 
     // And the survivor projects what is written after the takeover.
     let state = api::startup::AppState::new(
@@ -468,23 +475,20 @@ async fn two_shop_processes_run_each_projector_once_and_the_survivor_takes_over_
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM rm_categories WHERE id = $1")
-                .bind(id.as_uuid())
-                .fetch_optional(&db.pool)
-                .await
-                .unwrap();
-        if found.is_some() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the survivor did not project"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the survivor to project",
+        Duration::from_secs(10),
+        async || {
+            let found: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM rm_categories WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .fetch_optional(&db.pool)
+                    .await
+                    .unwrap();
+            found.is_some()
+        },
+    )
+    .await;
 }
 
 /// Every read-model table's rows, as JSON text, in a stable order.
@@ -600,13 +604,15 @@ async fn projectors_killed_at_random_moments_end_equal_to_a_fresh_run() {
     // Let a last instance catch up.
     let stop = CancellationToken::new();
     let last = tokio::spawn(runtime(&db.pool, "last").run(stop.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while checkpoint(&db.pool, "catalog").await < head
-        || checkpoint(&db.pool, "orders").await < head
-    {
-        assert!(tokio::time::Instant::now() < deadline, "did not catch up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "a last instance to catch up",
+        Duration::from_secs(60),
+        async || {
+            checkpoint(&db.pool, "catalog").await >= head
+                && checkpoint(&db.pool, "orders").await >= head
+        },
+    )
+    .await;
     stop.cancel();
     last.await.unwrap();
     let survived = read_models_snapshot(&db.pool).await;

@@ -9,12 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::metadata::Role;
 use projections::event_store::log::StoredEvent;
+use projections::projector::{ApplyError, Projector};
 use projections::read_models::{self, catalog::CatalogProjector};
-use projections::runtime::{ApplyError, Projector, ProjectorRuntime, RuntimeConfig};
+use projections::runtime::RuntimeConfig;
+use projections::supervisor::ProjectorRuntime;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
-use testkit::{expect_json, fresh_database, seed, spawn_app, uuid_field, TestApp};
+use testkit::{
+    eventually, eventually_every, expect_json, fresh_database, seed, spawn_app, uuid_field, TestApp,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -126,20 +130,20 @@ fn rows_of(body: &Value) -> usize {
 
 async fn wait_until_done(app: &TestApp, token: &str, name: &str) -> Value {
     let path = format!("/v1/admin/projections/{name}/rebuild");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    loop {
-        let progress = expect_json(app.get_as(&path, Some(token)).await, StatusCode::OK).await;
-        match progress["state"].as_str() {
-            Some("done") => return progress,
-            Some("building") => {}
-            other => panic!("rebuild of {name} is {other:?}: {progress}"),
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rebuild of {name} did not finish: {progress}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every(
+        Duration::from_millis(100),
+        format!("the rebuild of {name} to finish"),
+        Duration::from_secs(600),
+        async || {
+            let progress = expect_json(app.get_as(&path, Some(token)).await, StatusCode::OK).await;
+            match progress["state"].as_str() {
+                Some("done") => Ok(progress),
+                Some("building") => Err(progress),
+                other => panic!("rebuild of {name} is {other:?}: {progress}"),
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -302,44 +306,45 @@ async fn a_rebuild_killed_midway_resumes_where_it_stopped_and_ends_equal() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the rebuild");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let processed_at_kill = loop {
-        let processed: Option<i64> = sqlx::query_scalar(
-            "SELECT processed FROM projector_rebuilds WHERE name = 'catalog' AND state = 'building'",
-        )
-        .fetch_optional(&app.db.pool)
-        .await
-        .unwrap();
-        if let Some(processed) = processed.filter(|p| *p >= 10_000) {
-            break processed;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rebuild did not get going"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let processed_at_kill = eventually_every(
+        Duration::from_millis(10),
+        "the rebuild to get going",
+        Duration::from_secs(300),
+        async || {
+            let processed: Option<i64> = sqlx::query_scalar(
+                "SELECT processed FROM projector_rebuilds WHERE name = 'catalog' AND state = 'building'",
+            )
+            .fetch_optional(&app.db.pool)
+            .await
+            .unwrap();
+            processed.filter(|p| *p >= 10_000)
+        },
+    )
+    .await;
     first.start_kill().expect("kill -9 the rebuild");
     first.wait().await.unwrap();
 
     // Interrupted as soon as the killed process's database session ends (its
     // server process notices the closed connection when it next waits on it).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let progress = loop {
-        let progress = app
-            .get_as(
-                "/v1/admin/projections/catalog/rebuild",
-                Some(&operator.token),
-            )
-            .await;
-        let progress = expect_json(progress, StatusCode::OK).await;
-        if progress["state"] == "interrupted" {
-            break progress;
-        }
-        assert_eq!(progress["state"], "building", "{progress}");
-        assert!(tokio::time::Instant::now() < deadline, "{progress}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let progress = eventually(
+        "the killed rebuild to be interrupted",
+        Duration::from_secs(30),
+        async || {
+            let progress = app
+                .get_as(
+                    "/v1/admin/projections/catalog/rebuild",
+                    Some(&operator.token),
+                )
+                .await;
+            let progress = expect_json(progress, StatusCode::OK).await;
+            if progress["state"] == "interrupted" {
+                return Ok(progress);
+            }
+            assert_eq!(progress["state"], "building", "{progress}");
+            Err(progress)
+        },
+    )
+    .await;
 
     // Killed midway: the live model is untouched and still version 1; the
     // shadow tables and the rebuild's checkpoint wait for a resume.
@@ -450,14 +455,12 @@ async fn a_raised_projector_version_is_built_in_the_background_and_switched_in()
     // switches when caught up, with no operator involved.
     let stop = CancellationToken::new();
     let v2 = tokio::spawn(runtime(&db.pool, vec![Arc::new(CatalogV2)]).run(stop.clone()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while live_version(&db.pool, "catalog").await != 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "version 2 was not switched in"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "version 2 to be switched in",
+        Duration::from_secs(120),
+        async || live_version(&db.pool, "catalog").await == 2,
+    )
+    .await;
     let (state, version): (String, i32) =
         sqlx::query_as("SELECT state, version FROM projector_rebuilds WHERE name = 'catalog'")
             .fetch_one(&db.pool)
@@ -496,25 +499,22 @@ async fn a_query_holding_a_live_table_during_the_switch_neither_fails_nor_blocks
     expect_json(started, StatusCode::ACCEPTED).await;
 
     // ...until the switch, holding the others, waits for it.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                             WHERE application_name LIKE 'shop rebuild catalog %'
-                               AND wait_event_type = 'Lock')",
-        )
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-        if waiting {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the switch never waited for the reader"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually_every(
+        Duration::from_millis(5),
+        "the switch to wait for the reader",
+        Duration::from_secs(60),
+        async || -> bool {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                                 WHERE application_name LIKE 'shop rebuild catalog %'
+                                   AND wait_event_type = 'Lock')",
+            )
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
     // The reader now needs a table the switch holds: a lock cycle, which
     // the switch breaks by giving way, so the reader's query answers.
     let products: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_products")

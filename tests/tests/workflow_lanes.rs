@@ -21,8 +21,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use testkit::{
-    expect_json, shipping_address, spawn_app_with_gateway, test_workflow_settings, uuid_field,
-    Projectors, Session, TestApp,
+    eventually, expect_json, shipping_address, spawn_app_with_gateway, test_workflow_settings,
+    uuid_field, Projectors, Session, TestApp,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -78,10 +78,10 @@ impl SlowGateway {
 
     /// Waits until `n` charges are held back.
     async fn until_holding(&self, n: usize) {
-        until(
+        eventually(
             "the gateway to hold the slow card's charge",
             PATIENCE,
-            || async { self.holding() == n },
+            async || self.holding() == n,
         )
         .await;
     }
@@ -134,19 +134,6 @@ impl PaymentGateway for SlowGateway {
     }
 }
 
-/// Polls `check` until it holds; fails naming `what` after `within`.
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Places an order of one of `product`, paid by `card`; answers its id.
 async fn place(app: &TestApp, customer: &Session, product: Uuid, card: &str) -> Uuid {
     let body = json!({
@@ -171,20 +158,14 @@ async fn view(app: &TestApp, customer: &Session, order: Uuid) -> Value {
 
 /// Waits until the order is paid and invoiced; answers its invoice number.
 async fn invoiced(app: &TestApp, customer: &Session, order: Uuid) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually("the order to be paid and invoiced", PATIENCE, async || {
         let order = view(app, customer, order).await;
-        if let (Some("paid"), Some(number)) =
-            (order["status"].as_str(), order["invoice_number"].as_str())
-        {
-            return number.to_string();
+        match (order["status"].as_str(), order["invoice_number"].as_str()) {
+            (Some("paid"), Some(number)) => Ok(number.to_string()),
+            _ => Err(order),
         }
-        assert!(
-            Instant::now() < deadline,
-            "not paid and invoiced in {PATIENCE:?}: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// The fulfilment workflow's checkpoint position.
@@ -248,10 +229,10 @@ async fn a_charge_the_gateway_holds_back_delays_neither_the_catalog_nor_the_orde
     });
     let product = app.create_product(&admin.token, &body).await;
     let head = app.latest_position().await;
-    until(
+    eventually(
         "the catalog to show the new product",
         READ_MODEL_BOUND,
-        || async {
+        async || {
             let response = app
                 .get(&format!("/v1/products/{product}?min_position={head}"))
                 .await;
@@ -341,12 +322,10 @@ async fn a_crash_while_one_order_waits_on_the_gateway_redoes_only_what_was_unfin
     // The checkpoint is past every event of the early orders, and stops
     // before the event the slow order's lane is still acting on.
     let waiting_at = position_of(&app, slow, "StockReserved").await;
-    until(
+    eventually(
         "the checkpoint to reach the slow order's charge",
         PATIENCE,
-        || async {
-            workflow_checkpoint(&app).await >= position_of(&app, slow, "OrderPlaced").await
-        },
+        async || workflow_checkpoint(&app).await >= position_of(&app, slow, "OrderPlaced").await,
     )
     .await;
     let checkpoint = workflow_checkpoint(&app).await;
@@ -422,10 +401,10 @@ async fn a_poison_order_event_stops_the_workflow_just_before_it_until_an_operato
     .fetch_one(&app.db.pool)
     .await
     .expect("insert a poison event");
-    until(
+    eventually(
         "the workflow to stop at the poison event",
         PATIENCE,
-        || async { checkpoint_of(&app, "fulfilment").await.0 == "stopped" },
+        async || checkpoint_of(&app, "fulfilment").await.0 == "stopped",
     )
     .await;
     let dead: Vec<i64> = sqlx::query_scalar(
@@ -445,10 +424,10 @@ async fn a_poison_order_event_stops_the_workflow_just_before_it_until_an_operato
     // Stopped, it acts on nothing after the poison event...
     let later = place(&app, &alice, tea, "tok_visa").await;
     let placed_at = position_of(&app, later, "OrderPlaced").await;
-    until(
+    eventually(
         "another projector to read past the new order",
         PATIENCE,
-        || async { checkpoint_of(&app, "audit_seal").await.1 >= placed_at },
+        async || checkpoint_of(&app, "audit_seal").await.1 >= placed_at,
     )
     .await;
     assert_eq!(events_of(&app, later, "StockReserved").await, 0);
@@ -464,7 +443,7 @@ async fn a_poison_order_event_stops_the_workflow_just_before_it_until_an_operato
             .expect("skip the poison event"),
         poison
     );
-    until("the later order to be invoiced", PATIENCE, || async {
+    eventually("the later order to be invoiced", PATIENCE, async || {
         events_of(&app, later, "InvoiceIssued").await == 1
     })
     .await;

@@ -31,7 +31,8 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use projections::event_store::log::head_position;
 use projections::read_models;
-use projections::runtime::{ProjectorRuntime, RuntimeConfig};
+use projections::runtime::RuntimeConfig;
+use projections::supervisor::ProjectorRuntime;
 use testkit::seed;
 use tokio_util::sync::CancellationToken;
 

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 
 use crate::event_store::log::StoredEvent;
-use crate::runtime::{ApplyError, Projector};
+use crate::projector::{ApplyError, Projector};
 
 /// How many streams are sealed.
 pub async fn sealed_streams(pool: &PgPool) -> Result<i64, sqlx::Error> {
@@ -189,11 +189,11 @@ async fn write(conn: &mut PgConnection, seals: &[Seal<'_>]) -> Result<(), ApplyE
     if written != seals.len() as u64 {
         // Only this projector (under its lock) writes the seals; someone
         // else did meanwhile. The batch is read and folded again.
-        return Err(ApplyError::Database(sqlx::Error::Protocol(format!(
+        return Err(ApplyError::Retry(format!(
             "{} of {} seals moved while sealing",
             seals.len() as u64 - written,
             seals.len()
-        ))));
+        )));
     }
     Ok(())
 }

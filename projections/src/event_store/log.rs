@@ -51,6 +51,13 @@ impl StoredEvent {
             global_position: self.global_position,
         }
     }
+
+    /// The payload as the aggregate's event type `E`, read in place (no copy
+    /// of the payload). A projector's `?` turns the error into a poison event
+    /// (see [`crate::projector::ApplyError`]).
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        E::deserialize(&self.payload)
+    }
 }
 
 #[derive(sqlx::FromRow)]

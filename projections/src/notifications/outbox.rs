@@ -27,8 +27,7 @@ use domain::values::{CustomerId, Money, OrderId};
 use sqlx::PgConnection;
 
 use crate::event_store::log::StoredEvent;
-use crate::read_models::decode;
-use crate::runtime::{ApplyError, Projector};
+use crate::projector::{ApplyError, Projector};
 
 pub const NAME: &str = "notifications";
 
@@ -57,7 +56,7 @@ impl Projector for NotificationsProjector {
                 email,
                 phone,
                 ..
-            } = decode(event)?
+            } = event.decode()?
             {
                 sqlx::query(
                     "INSERT INTO notification_contacts (customer_id, fullname, email, phone)
@@ -74,7 +73,7 @@ impl Projector for NotificationsProjector {
             }
             return Ok(());
         }
-        let Some(message) = message(decode(event)?) else {
+        let Some(message) = message(event.decode()?) else {
             return Ok(());
         };
         queue(conn, &message, event.global_position).await

@@ -14,7 +14,8 @@ pub mod orders;
 
 use std::sync::Arc;
 
-use crate::runtime::Projector;
+use crate::event_store::log::StoredEvent;
+use crate::projector::{ApplyError, Projector};
 
 /// Every projector the server runs.
 pub fn all() -> Vec<Arc<dyn Projector>> {
@@ -24,13 +25,9 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
     ]
 }
 
-/// Decodes a stored event's payload into the aggregate's event type.
-/// Decodes a stored event's payload into the aggregate's event type (from
-/// the payload in place: no copy of it).
-pub(crate) fn decode<E: serde::de::DeserializeOwned>(
-    event: &crate::event_store::log::StoredEvent,
-) -> Result<E, crate::runtime::ApplyError> {
-    Ok(E::deserialize(&event.payload)?)
+/// [`StoredEvent::decode`] as an [`ApplyError`], for the projectors here.
+pub(crate) fn decode<E: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<E, ApplyError> {
+    Ok(event.decode()?)
 }
 
 /// Keyset paging: `rows` were fetched with `LIMIT limit + 1`. When the extra

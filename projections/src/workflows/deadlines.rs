@@ -21,7 +21,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::CommandBus;
-use crate::runtime::{ApplyError, BackgroundTask};
+use crate::projector::ApplyError;
+use crate::runtime::{BackgroundTask, StepError};
 
 /// An unpaid order's time is up: `Expire` (cancelled with `payment_timeout`
 /// when still pending). `aggregate_id` is the order id.
@@ -69,8 +70,8 @@ impl DeadlinePoller {
     }
 
     /// Runs every deadline due now, one transaction each. Returns how many
-    /// ran; stops at the first database error.
-    pub async fn run_due(&self) -> Result<usize, sqlx::Error> {
+    /// ran; stops at the first error that passes (the deadline stays due).
+    pub async fn run_due(&self) -> Result<usize, StepError> {
         let mut ran = 0;
         while ran < BATCH {
             let mut tx = self.pool.begin().await?;
@@ -88,7 +89,8 @@ impl DeadlinePoller {
             };
             let outcome = match self.run_one(&kind, &aggregate_id).await {
                 Ok(outcome) => outcome,
-                Err(ApplyError::Database(e)) => return Err(e),
+                Err(ApplyError::Database(e)) => return Err(e.into()),
+                Err(ApplyError::Retry(reason)) => return Err(StepError::Retry(reason)),
                 // Nothing will make it succeed later: record why and move on.
                 Err(ApplyError::Poison(reason)) => {
                     tracing::error!(deadline = id, %kind, %aggregate_id, %reason, "deadline cannot run");
@@ -112,7 +114,7 @@ impl DeadlinePoller {
         match kind {
             PAYMENT_TIMEOUT => {
                 let meta = CommandMetadata::new(
-                    Actor::System("fulfilment".to_string()),
+                    Actor::System(super::FULFILMENT.to_string()),
                     format!("deadline-{kind}-{aggregate_id}"),
                     "Expire",
                 );
@@ -146,7 +148,7 @@ impl BackgroundTask for DeadlinePoller {
                     self.interval
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, ?backoff, "the deadline poller hit a database error; retrying");
+                    tracing::warn!(error = %e, ?backoff, "the deadline poller hit an error; retrying");
                     let wait = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     wait

@@ -58,14 +58,14 @@ use sqlx::{PgConnection, PgPool};
 use super::deadlines::{self, PAYMENT_TIMEOUT};
 use super::lanes::{Group, LaneConfig, Pass, Stage, Workflow};
 use super::payment::PaymentSteps;
-use super::{caused_by, infrastructure, WorkflowSettings};
+use super::{caused_by, infrastructure, stream_failure, WorkflowSettings};
 use crate::event_store::log::StoredEvent;
 use crate::event_store::{streams, CommandBus};
 use crate::payments::SimulatedGateway;
-use crate::read_models::decode;
-use crate::runtime::{ApplyError, Projector};
+use crate::projector::{ApplyError, Projector};
 
-pub const NAME: &str = "fulfilment";
+/// This workflow's name (see [`super::FULFILMENT`]).
+pub use super::FULFILMENT as NAME;
 
 pub struct Fulfilment {
     pool: PgPool,
@@ -189,7 +189,7 @@ impl Fulfilment {
                 keys,
             )
             .await
-            .map_err(|e| ApplyError::Database(sqlx::Error::Protocol(e.to_string())))?;
+            .map_err(stream_failure)?;
             items.insert(*product_id, loaded.exists().then_some(loaded.aggregate));
         }
         // One order after the other, all lines or none, on copies.
@@ -630,7 +630,7 @@ impl Fulfilment {
         event: &Arc<StoredEvent>,
         stages: Option<&Lanes>,
     ) -> Result<(), ApplyError> {
-        let order_event: OrderEvent = decode(event)?;
+        let order_event: OrderEvent = event.decode()?;
         match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
@@ -747,7 +747,7 @@ impl Pass for Lanes {
         if event.event_type != "OrderPlaced" {
             return;
         }
-        if let Ok(OrderEvent::OrderPlaced { order_id, .. }) = decode(event) {
+        if let Ok(OrderEvent::OrderPlaced { order_id, .. }) = event.decode() {
             let request = Reservation {
                 event: event.clone(),
                 order_id,

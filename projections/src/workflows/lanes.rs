@@ -7,7 +7,7 @@
 //! only below the oldest open transaction (see [`crate::event_store::log`]):
 //! listings and order history would wait for the gateway, and one slow order
 //! would hold up every other. So the runtime runs a workflow here instead
-//! (see [`crate::runtime::Projector::workflow`]):
+//! (see [`Projector::workflow`]):
 //!
 //! - **Reading.** Under the projector's advisory lock, on its own
 //!   connection, the runner reads the log after its cursor in commit order
@@ -42,8 +42,9 @@
 //!   ([`Pass::admit`], in commit order), so a stage whose decisions depend on
 //!   order (stock reservation) decides exactly in commit order, whichever
 //!   lane gets there first.
-//! - **Faults.** A database or event-store error makes the lane try its event
-//!   again with backoff while the other lanes go on; an error of the
+//! - **Faults.** A database or event-store error, or an outside party that
+//!   is down (see [`ApplyError::Retry`]), makes the lane try its event again
+//!   with backoff while the other lanes go on; an error of the
 //!   runner's own reads and writes ends the run, and the projector worker
 //!   reconnects, takes the lock again and starts at the checkpoint. A poison
 //!   event is recorded in `projector_dead_letters`. Under
@@ -77,53 +78,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::runtime::{
-    load_checkpoint, record_dead_letter, ApplyError, PoisonPolicy, Projector, RuntimeConfig,
-    STOP_GRACE,
-};
+use crate::projector::{ApplyError, PoisonPolicy, Projector};
+use crate::runtime::{load_checkpoint, record_dead_letter, RuntimeConfig, STOP_GRACE};
 
-/// Bounds of a workflow's runner.
-#[derive(Debug, Clone)]
-pub struct LaneConfig {
-    /// Lanes (orders) acting at once.
-    pub lanes: usize,
-    /// Events read but not finished, at most.
-    pub window: usize,
-    /// Shortest time between two checkpoint writes while events finish.
-    pub checkpoint_every: Duration,
-}
-
-impl Default for LaneConfig {
-    fn default() -> Self {
-        Self {
-            lanes: 32,
-            window: 1024,
-            checkpoint_every: Duration::from_millis(100),
-        }
-    }
-}
-
-/// A projector whose effects are commands, run in lanes.
-pub trait Workflow: Send + Sync + 'static {
-    fn lane_config(&self) -> LaneConfig {
-        LaneConfig::default()
-    }
-    /// Starts a pass over the log from the checkpoint: the state its lanes
-    /// share (group stages), dropped when the pass ends.
-    fn start(self: Arc<Self>) -> Arc<dyn Pass>;
-}
-
-/// One pass of a workflow over the log.
-#[async_trait]
-pub trait Pass: Send + Sync + 'static {
-    /// Sees each event the workflow handles as it is read, in commit order,
-    /// before any lane acts on it (e.g. to queue a request in that order).
-    /// It must not wait.
-    fn admit(&self, _event: &Arc<StoredEvent>) {}
-    /// Acts on one event. A lane's events come one at a time, in commit
-    /// order; an event may come again (after an error or a crash).
-    async fn act(&self, event: &Arc<StoredEvent>) -> Result<(), ApplyError>;
-}
+/// A workflow's side of the runner (defined next to [`Projector`]).
+pub use crate::projector::{LaneConfig, Pass, Workflow};
 
 /// Longest wait between retries inside a lane or a stage.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -457,8 +416,8 @@ impl Runner<'_> {
     }
 }
 
-/// Acts on one event until it is done or poison: database errors are
-/// retried with backoff; a poison event is recorded as a dead letter.
+/// Acts on one event until it is done or poison: database errors and
+/// [`ApplyError::Retry`] are retried with backoff; a poison event is recorded as a dead letter.
 async fn act_on(
     pass: Arc<dyn Pass>,
     pool: PgPool,
@@ -490,8 +449,8 @@ async fn act_on(
                     }
                 }
             }
-            Err(ApplyError::Database(e)) => {
-                tracing::warn!(projector, position = event.global_position, error = %e, ?backoff, "a workflow step hit a database error; retrying it");
+            Err(e @ (ApplyError::Database(_) | ApplyError::Retry(_))) => {
+                tracing::warn!(projector, position = event.global_position, error = %e, ?backoff, "a workflow step failed for now; retrying it");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -579,8 +538,8 @@ pub trait Group: Send + Sync + 'static {
 
     /// Acts on `requests` together, in their order, and answers each:
     /// `Err(reason)` for a request that is poison. An
-    /// [`ApplyError::Database`] has the whole group tried again after a
-    /// backoff; an [`ApplyError::Poison`] has each request tried alone, in
+    /// [`ApplyError::Database`] or [`ApplyError::Retry`] has the whole group
+    /// tried again after a backoff; an [`ApplyError::Poison`] has each request tried alone, in
     /// order, to find the one at fault. Either way the group must be safe to
     /// repeat.
     async fn handle(
@@ -593,7 +552,7 @@ pub trait Group: Send + Sync + 'static {
 /// whichever waiting lane finds it free takes every request waiting then (in
 /// the order they were queued), has the [`Group`] handle them together and
 /// answers them all. So requests group themselves: one at a time when they
-/// come one at a time, many when many wait. Database errors are retried
+/// come one at a time, many when many wait. Errors that pass are retried
 /// inside the stage, so a failure never lets a later request overtake an
 /// earlier one.
 pub struct Stage<G: Group> {
@@ -710,7 +669,7 @@ impl<G: Group> Stage<G> {
         }
     }
 
-    /// Handles a group, retrying database errors; `Err`: the group is poison.
+    /// Handles a group, retrying errors that pass; `Err`: the group is poison.
     async fn handle_retrying(
         &self,
         requests: &[G::Request],
@@ -727,8 +686,8 @@ impl<G: Group> Stage<G> {
                     ))
                 }
                 Err(ApplyError::Poison(reason)) => return Err(reason),
-                Err(ApplyError::Database(e)) => {
-                    tracing::warn!(error = %e, requests = requests.len(), ?backoff, "a workflow group hit a database error; retrying it");
+                Err(e @ (ApplyError::Database(_) | ApplyError::Retry(_))) => {
+                    tracing::warn!(error = %e, requests = requests.len(), ?backoff, "a workflow group failed for now; retrying it");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

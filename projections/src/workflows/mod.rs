@@ -14,10 +14,12 @@
 //! model. Its checkpoint and dead letters are the runtime's, as for a read
 //! model.
 //!
-//! Faults: a failure of the database or the event store is
-//! [`ApplyError::Database`] (the step is retried); a domain refusal that is
-//! an expected outcome (out of stock) is handled; only an event the workflow
-//! can never act on is poison.
+//! Faults: a failure of the database is [`ApplyError::Database`]; an
+//! outside party that is down (the payment gateway), a command whose
+//! aggregate kept changing (concurrency conflicts) and other failures of the
+//! event store are [`ApplyError::Retry`]; both have the step retried. A
+//! domain refusal that is an expected outcome (out of stock) is handled;
+//! only an event the workflow can never act on is poison.
 //!
 //! # Layout
 //! - `lanes`: the workflow runner (lanes, the checkpoint at the lowest
@@ -42,7 +44,14 @@ use domain::metadata::{Actor, CommandMetadata, CORRELATION_ID};
 use sqlx::PgPool;
 
 use crate::event_store::log::StoredEvent;
-use crate::runtime::{ApplyError, BackgroundTask, Projector};
+use crate::event_store::streams::StreamError;
+use crate::projector::{ApplyError, Projector};
+use crate::runtime::BackgroundTask;
+
+/// The fulfilment workflow's name: the key of its checkpoint, and the
+/// system actor of every command it sends, from its payment steps and its
+/// deadlines too. Every workflow's name is written here and nowhere else.
+pub const FULFILMENT: &str = "fulfilment";
 
 /// Durations of the workflows' time-based steps.
 #[derive(Debug, Clone)]
@@ -128,23 +137,32 @@ pub(crate) fn caused_by(workflow: &str, event: &StoredEvent, command: &str) -> C
         .caused_by(format!("event-{}", event.global_position))
 }
 
-/// A command's failure that is not the domain's answer: the event store or
-/// the database failed (retried), or the aggregate's own events cannot be
-/// read (poison).
+/// A command's failure that is not the domain's answer: the database failed
+/// or the aggregate kept changing under the command (both retried), or the
+/// aggregate's own events cannot be read (poison).
 pub(crate) fn infrastructure<E: std::error::Error>(error: AggregateError<E>) -> ApplyError {
     match error {
         AggregateError::UserError(e) => ApplyError::Poison(format!("unexpected refusal: {e}")),
         AggregateError::DeserializationError(e) => {
             ApplyError::Poison(format!("cannot read the aggregate's events: {e}"))
         }
-        AggregateError::AggregateConflict => ApplyError::Database(sqlx::Error::Io(
-            std::io::Error::other("the aggregate kept changing (concurrency conflicts)"),
-        )),
-        AggregateError::DatabaseConnectionError(e) | AggregateError::UnexpectedError(e) => {
-            ApplyError::Database(match e.downcast::<sqlx::Error>() {
-                Ok(sqlx_error) => *sqlx_error,
-                Err(other) => sqlx::Error::Io(std::io::Error::other(other)),
-            })
+        AggregateError::AggregateConflict => {
+            ApplyError::Retry("the aggregate kept changing (concurrency conflicts)".to_string())
         }
+        AggregateError::DatabaseConnectionError(e) | AggregateError::UnexpectedError(e) => {
+            match e.downcast::<sqlx::Error>() {
+                Ok(sqlx_error) => ApplyError::Database(*sqlx_error),
+                Err(other) => ApplyError::Retry(format!("the event store failed: {other}")),
+            }
+        }
+    }
+}
+
+/// A failure to load a stream: the database's own errors are
+/// [`ApplyError::Database`]; the store's others are tried again too.
+pub(crate) fn stream_failure(error: StreamError) -> ApplyError {
+    match error {
+        StreamError::Database(e) => ApplyError::Database(e),
+        other => ApplyError::Retry(format!("cannot load the stream: {other}")),
     }
 }

@@ -18,17 +18,16 @@ use std::sync::Arc;
 use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::order::{Order, OrderCommand, OrderEvent, PaymentMethodKind};
-use domain::payment::{ChargeRequest, GatewayError, PaymentGateway, RefundRequest};
+use domain::payment::{ChargeRequest, GatewayError, PaymentGateway, PaymentSource, RefundRequest};
 use domain::values::{Money, OrderId};
 use domain::wallet::{wallet_id, Wallet, WalletCommand, WalletError};
 use sqlx::PgPool;
 
-use super::fulfilment::NAME;
-use super::{caused_by, infrastructure};
+use super::{caused_by, infrastructure, FULFILMENT};
 use crate::event_store::log::StoredEvent;
 use crate::event_store::CommandBus;
 use crate::payments::ChargeFor;
-use crate::runtime::ApplyError;
+use crate::projector::ApplyError;
 
 pub(crate) struct PaymentSteps {
     pool: PgPool,
@@ -37,8 +36,9 @@ pub(crate) struct PaymentSteps {
     gateway: Arc<dyn PaymentGateway>,
 }
 
+/// The gateway cannot be reached now: the step is tried again later.
 fn gateway_down(error: GatewayError) -> ApplyError {
-    ApplyError::Database(sqlx::Error::Io(std::io::Error::other(error.to_string())))
+    ApplyError::Retry(error.to_string())
 }
 
 impl PaymentSteps {
@@ -60,7 +60,7 @@ impl PaymentSteps {
         command: OrderCommand,
         name: &str,
     ) -> Result<bool, ApplyError> {
-        let meta = caused_by(NAME, event, name);
+        let meta = caused_by(FULFILMENT, event, name);
         match self
             .orders
             .execute_with_retry(&order_id.to_string(), command, &meta)
@@ -128,7 +128,7 @@ impl PaymentSteps {
         let total = order.total().clone();
         if total.minor == 0 {
             let command = OrderCommand::CapturePayment {
-                payment_id: format!("free:{order_id}"),
+                payment_id: PaymentSource::Free(order_id).to_string(),
                 amount: total,
                 now: Utc::now(),
             };
@@ -164,7 +164,7 @@ impl PaymentSteps {
                     reference: ChargeFor::Order(order_id).reference(),
                     amount: total.clone(),
                 };
-                let meta = caused_by(NAME, event, "DebitWallet");
+                let meta = caused_by(FULFILMENT, event, "DebitWallet");
                 match self
                     .wallets
                     .execute_with_retry(&wallet_id(customer_id).to_string(), command, &meta)
@@ -180,7 +180,7 @@ impl PaymentSteps {
                     Err(e) => return Err(infrastructure(e)),
                 }
                 let command = OrderCommand::CapturePayment {
-                    payment_id: format!("wallet:{order_id}"),
+                    payment_id: PaymentSource::Wallet(order_id).to_string(),
                     amount: total.clone(),
                     now: Utc::now(),
                 };
@@ -232,9 +232,10 @@ impl PaymentSteps {
             return Ok(());
         }
         let reference = format!("refund:{order_id}:{}", total_refunded.minor);
-        let paid_from_wallet = order
-            .payment_id()
-            .is_some_and(|id| id.starts_with("wallet:"));
+        let paid_from_wallet = matches!(
+            order.payment_id().map(str::parse),
+            Some(Ok(PaymentSource::Wallet(_)))
+        );
         match order.payment_method() {
             Some(PaymentMethodKind::Wallet) if paid_from_wallet => {
                 self.credit_wallet(event, order, reference, amount).await
@@ -279,7 +280,7 @@ impl PaymentSteps {
             reference,
             amount,
         };
-        let meta = caused_by(NAME, event, "CreditWallet");
+        let meta = caused_by(FULFILMENT, event, "CreditWallet");
         match self
             .wallets
             .execute_with_retry(&wallet_id(customer_id).to_string(), command, &meta)
