@@ -34,3 +34,21 @@ pub mod sku;
 pub mod stored;
 pub mod values;
 pub mod wallet;
+
+use cqrs_es::Aggregate;
+
+/// The stored type name of every aggregate ([`Aggregate::TYPE`]), as the
+/// event log's `aggregate_type` holds it.
+pub const AGGREGATE_TYPES: &[&str] = &[
+    cart::Cart::TYPE,
+    category::Category::TYPE,
+    coupon::Coupon::TYPE,
+    customer::Customer::TYPE,
+    inventory::InventoryItem::TYPE,
+    invoice::InvoiceNumbering::TYPE,
+    order::Order::TYPE,
+    product::Product::TYPE,
+    shop::Shop::TYPE,
+    sku::SkuClaim::TYPE,
+    wallet::Wallet::TYPE,
+];

@@ -14,6 +14,18 @@ use sqlx::PgConnection;
 
 use crate::event_store::log::StoredEvent;
 
+/// The aggregate types (of [`domain::AGGREGATE_TYPES`]) whose events
+/// `handles` turns away: a runner reads those events without their payloads
+/// ([`crate::event_store::log::read_after_skipping`]). A type the domain does
+/// not list is read whole.
+pub fn unhandled_types(handles: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    domain::AGGREGATE_TYPES
+        .iter()
+        .copied()
+        .filter(|aggregate_type| !handles(aggregate_type))
+        .collect()
+}
+
 /// What to do with an event a projector cannot apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoisonPolicy {

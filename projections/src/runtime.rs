@@ -27,7 +27,8 @@ use sqlx::{Acquire, Connection, PgConnection};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
+use crate::event_store::log::{read_after_skipping, Checkpoint, StoredEvent};
+use crate::projector::unhandled_types;
 /// What a projector is; defined in [`crate::projector`] and named here too.
 pub use crate::projector::{ApplyError, PoisonPolicy, Projector};
 
@@ -147,7 +148,8 @@ pub async fn step(
     if state != "running" {
         return Ok(0);
     }
-    let events = read_after(&mut *conn, checkpoint, batch_size).await?;
+    let skip = unhandled_types(|aggregate_type| projector.handles(aggregate_type));
+    let events = read_after_skipping(&mut *conn, checkpoint, batch_size, &skip).await?;
     if !events.is_empty() {
         apply_batch(conn, projector, checkpoint, &events).await?;
     }

@@ -77,8 +77,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::event_store::log::{read_after, Checkpoint, StoredEvent};
-use crate::projector::{ApplyError, PoisonPolicy, Projector};
+use crate::event_store::log::{read_after_skipping, Checkpoint, StoredEvent};
+use crate::projector::{unhandled_types, ApplyError, PoisonPolicy, Projector};
 use crate::runtime::{load_checkpoint, record_dead_letter, RuntimeConfig, STOP_GRACE};
 
 /// A workflow's side of the runner (defined next to [`Projector`]).
@@ -260,7 +260,8 @@ impl Runner<'_> {
                 let limit = ((capacity - self.window.len()) as i64)
                     .min(self.config.batch_size)
                     .max(1);
-                let events = read_after(&mut *conn, self.cursor, limit).await?;
+                let skip = unhandled_types(|aggregate_type| self.projector.handles(aggregate_type));
+                let events = read_after_skipping(&mut *conn, self.cursor, limit, &skip).await?;
                 want_read = events.len() as i64 == limit;
                 next_poll = Instant::now() + poll;
                 self.take(events);
