@@ -50,7 +50,11 @@ Every error answers `{\"error\": \"<code>\", \"message\": \"...\"}`. \
 Commands answer the affected `id` and `position` (the global position of their last event); \
 queries accept `min_position` (or the `X-Min-Position` header) and wait, bounded, until the read model has reached it, \
 answering `X-Read-Model-Position` and, when it had not caught up in time, `X-Read-Model-Stale: true`. \
-Lists use keyset pagination: `limit` (1 to 100, default 20) and `cursor`; answers carry `next_cursor` (null on the last page).\n\n\
+Lists use keyset pagination: `limit` (1 to 100, default 20) and `cursor`; answers carry `next_cursor` (null on the last page). \
+Every answer carries `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer`; \
+answers are `Cache-Control: no-store` unless they say otherwise (the Redoc script of `/docs` is cached for a week), \
+and carry `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; ...` unless they are a page with its own policy \
+(`/docs`; the printable invoice allows its inline style only).\n\n\
 Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `customer`, `admin`, `operator`, `auditor`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),

@@ -10,6 +10,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use axum::http::HeaderValue;
 use axum::Router;
 use domain::cart::{Cart, CartServices};
 use domain::category::{Category, CategoryServices};
@@ -40,6 +45,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 
@@ -237,7 +243,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(routes::health::router())
         .merge(routes::accounts::router())
         .merge(routes::catalog::router())
@@ -280,8 +286,43 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(LatencyUnit::Millis),
                 ),
         )
-        .layer(axum::middleware::from_fn(crate::extract::request_id))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::extract::request_id));
+    with_security_headers(routes).with_state(state)
+}
+
+/// What an answer may do in a browser when it sets nothing of its own: load
+/// nothing, run nothing, be framed by no one. JSON needs nothing; the pages
+/// (`/docs`, the printable invoice) set their own policy.
+pub const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The security headers of every answer, errors included: `nosniff` always;
+/// `Cache-Control: no-store` (most answers are someone's own data, and every
+/// read may be newer a moment later), a content security policy and
+/// `X-Frame-Options: DENY` unless the route sets its own (the Redoc bundle is
+/// cached on purpose, the pages have their policies); no `Referer` leaves.
+fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
 /// A bound, ready-to-run server.

@@ -849,3 +849,145 @@ async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
     }
     assert_eq!(app.event_count().await, events, "nothing was written");
 }
+
+/// An admin and `count` products at 1.00, none in stock.
+async fn many_products(app: &TestApp, count: usize) -> Vec<Uuid> {
+    let (_, products) = app.stocked_catalog(&vec![(100, 0); count]).await;
+    products
+}
+
+/// Writes one line of each product into the customer's cart straight into
+/// the event store, past the cart's own rules (as carts made before the cart
+/// had its line cap may hold).
+async fn write_cart_lines(app: &TestApp, customer: Uuid, products: &[Uuid]) {
+    use cqrs_es::Aggregate;
+    use domain::cart::{cart_id_for, Cart, CartEvent};
+    use domain::values::{CustomerId, ProductId, Quantity};
+    use projections::event_store::streams::{append, load, NewEvents};
+
+    let customer_id = CustomerId(customer);
+    let cart_id = cart_id_for(&customer_id);
+    let id = cart_id.to_string();
+    let loaded = load::<Cart>(&app.db.pool, &id, &[])
+        .await
+        .expect("load the cart");
+    let one = Quantity::try_from(1).unwrap();
+    let events: Vec<CartEvent> = products
+        .iter()
+        .map(|product| CartEvent::CartItemAdded {
+            cart_id,
+            customer_id,
+            product_id: ProductId(*product),
+            quantity: one,
+            line_quantity: one,
+        })
+        .collect();
+    let mut cart = loaded.aggregate.clone();
+    for event in &events {
+        cart.apply(event.clone());
+    }
+    let metadata = std::collections::BTreeMap::from([
+        ("actor".to_string(), format!("customer:{customer}")),
+        ("command".to_string(), "AddCartItem".to_string()),
+    ]);
+    let new = NewEvents::of(&id, &loaded, &cart, &events, &metadata).expect("serialize");
+    append(&app.db.pool, &[new])
+        .await
+        .expect("append the cart lines");
+}
+
+#[tokio::test]
+async fn a_cart_refuses_a_line_past_the_hundredth() {
+    let app = spawn_app().await;
+    let products = many_products(&app, 101).await;
+    let alice = app.register_customer("alice").await;
+    for product in &products[..100] {
+        ok(app.add_to_cart(&alice.token, *product, 1).await).await;
+    }
+    let events = app.event_count().await;
+
+    let refused = expect_error(
+        app.add_to_cart(&alice.token, products[100], 1).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_code(&refused, "too_many_lines");
+    assert_eq!(app.event_count().await, events);
+    assert_eq!(
+        app.cart(&alice.token).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
+
+    // More of a product the cart holds is still a hundred lines.
+    ok(app.add_to_cart(&alice.token, products[0], 2).await).await;
+    let cart = app.cart(&alice.token).await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 100);
+    assert_eq!(cart["items"][0]["quantity"], 3, "{cart}");
+
+    // An explicit list is held to the same cap, with the same answer.
+    let items: Vec<Value> = products
+        .iter()
+        .map(|p| json!({"product_id": p, "quantity": 1}))
+        .collect();
+    let refused = expect_error(
+        app.place_order(&alice.token, &items_order(json!(items)), None)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_code(&refused, "too_many_lines");
+
+    // A full cart can be ordered.
+    let placed = expect_json(
+        app.place_order(&alice.token, &cart_order(None), None).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(placed["items"].as_array().unwrap().len(), 100, "{placed}");
+}
+
+#[tokio::test]
+async fn an_order_placed_from_a_cart_of_more_than_a_hundred_lines_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let products = many_products(&app, 101).await;
+    let alice = app.register_customer("alice").await;
+    write_cart_lines(&app, alice.id, &products).await;
+    assert_eq!(
+        app.cart(&alice.token).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        101
+    );
+    let events = app.event_count().await;
+
+    let refused = expect_error(
+        app.place_order(&alice.token, &cart_order(None), Some("big-cart"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_code(&refused, "too_many_lines");
+    assert_eq!(app.event_count().await, events, "something was written");
+    assert_eq!(app.order_count().await, 0);
+    assert_eq!(
+        app.cart(&alice.token).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        101
+    );
+
+    // Removing a line makes it an order.
+    let path = format!("/v1/cart/items/{}", products[100]);
+    ok(app.delete(&path, Some(&alice.token)).await).await;
+    let placed = expect_json(
+        app.place_order(&alice.token, &cart_order(None), None).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(placed["items"].as_array().unwrap().len(), 100, "{placed}");
+}

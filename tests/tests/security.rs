@@ -6,7 +6,10 @@ use chrono::{Duration, Utc};
 use domain::metadata::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use testkit::{customer_body, expect_error, expect_json, spawn_app, TestApp, PASSWORD};
+use testkit::{
+    customer_body, expect_error, expect_json, shipping_address, spawn_app,
+    spawn_app_without_payment_callbacks, test_workflow_settings, uuid_field, TestApp, PASSWORD,
+};
 use uuid::Uuid;
 
 /// Unpadded base64url, as JWTs use it.
@@ -305,4 +308,164 @@ async fn a_customer_is_refused_with_403_before_the_body_is_even_read() {
         expect_error(response, StatusCode::FORBIDDEN).await;
     }
     assert_eq!(app.event_count().await, before);
+}
+
+/// The value of `name` in `response`'s headers, or "" when it has none.
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().expect("a visible header").to_string())
+        .unwrap_or_default()
+}
+
+/// The directives of a content security policy, each as written.
+fn directives(csp: &str) -> Vec<String> {
+    csp.split(';')
+        .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+/// What every answer carries: `nosniff`, and, unless it says otherwise on
+/// purpose, no caching and no framing.
+fn assert_base_headers(what: &str, response: &reqwest::Response) {
+    assert_eq!(
+        header(response, "x-content-type-options"),
+        "nosniff",
+        "{what}"
+    );
+    assert_eq!(header(response, "x-frame-options"), "DENY", "{what}");
+    assert_eq!(header(response, "referrer-policy"), "no-referrer", "{what}");
+    let csp = directives(&header(response, "content-security-policy"));
+    assert!(
+        csp.iter().any(|d| d == "frame-ancestors 'none'"),
+        "{what}: {csp:?}"
+    );
+    assert!(
+        csp.iter().any(|d| d == "default-src 'none'"),
+        "{what}: {csp:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_fitting_security_headers() {
+    let app = spawn_app_without_payment_callbacks(test_workflow_settings()).await;
+    let (admin, products) = app.stocked_catalog(&[(1000, 5)]).await;
+    let alice = app.register_customer("alice").await;
+    let body = json!({
+        "shipping_address": shipping_address(),
+        "items": [{"product_id": products[0], "quantity": 1}],
+        "payment": {"method": "card", "token": "tok_visa"},
+    });
+    let order = expect_json(
+        app.place_order(&alice.token, &body, None).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let order_id = uuid_field(&order, "id");
+    app.wait_for_workflows().await;
+    app.capture_payment(order_id, order["total"].as_i64().unwrap())
+        .await;
+    app.wait_for_workflows().await;
+
+    // JSON: private data, public data, a command's answer, errors (of a
+    // handler, of the auth extractor, of the router's fallback).
+    let invoice_path = format!("/v1/orders/{order_id}/invoice");
+    let json_answers = [
+        ("GET /v1/me", app.me(Some(&alice.token)).await, 200),
+        (
+            "GET /v1/cart",
+            app.get_as("/v1/cart", Some(&alice.token)).await,
+            200,
+        ),
+        (
+            "GET /v1/orders/{id}",
+            app.get_as(&format!("/v1/orders/{order_id}"), Some(&alice.token))
+                .await,
+            200,
+        ),
+        (
+            "GET invoice as JSON",
+            app.get_as(&invoice_path, Some(&alice.token)).await,
+            200,
+        ),
+        (
+            "GET /v1/admin/projections",
+            app.get_as("/v1/admin/projections", Some(&admin.token))
+                .await,
+            200,
+        ),
+        (
+            "GET /v1/admin/projections as a customer",
+            app.get_as("/v1/admin/projections", Some(&alice.token))
+                .await,
+            403,
+        ),
+        ("GET /v1/products", app.get("/v1/products").await, 200),
+        (
+            "POST /v1/cart/items",
+            app.add_to_cart(&alice.token, products[0], 1).await,
+            200,
+        ),
+        (
+            "GET /v1/orders/{unknown}",
+            app.get_as(
+                &format!("/v1/orders/{}", Uuid::new_v4()),
+                Some(&alice.token),
+            )
+            .await,
+            404,
+        ),
+        ("GET /v1/me without a token", app.me(None).await, 401),
+        ("GET /nowhere", app.get("/nowhere").await, 404),
+        ("GET /openapi.json", app.get("/openapi.json").await, 200),
+    ];
+    for (what, response, status) in &json_answers {
+        assert_eq!(response.status().as_u16(), *status, "{what}");
+        assert!(
+            header(response, "content-type").starts_with("application/json"),
+            "{what}"
+        );
+        assert_base_headers(what, response);
+        assert_eq!(header(response, "cache-control"), "no-store", "{what}");
+    }
+
+    // The printable invoice: its own strict policy, never stored.
+    let page = app
+        .request(Method::GET, &invoice_path, Some(&alice.token))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    assert_base_headers("the invoice page", &page);
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    let csp = directives(&header(&page, "content-security-policy"));
+    for directive in [
+        "style-src 'unsafe-inline'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ] {
+        assert!(csp.iter().any(|d| d == directive), "{directive}: {csp:?}");
+    }
+    assert!(
+        !csp.iter().any(|d| d.starts_with("script-src")),
+        "the invoice page runs no script: {csp:?}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script"), "{html}");
+
+    // The docs page keeps the policy Redoc needs; its script stays cached.
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert_base_headers("/docs", &docs);
+    assert!(directives(&header(&docs, "content-security-policy"))
+        .iter()
+        .any(|d| d == "script-src 'self'"));
+    let script = app.get("/docs/redoc.standalone.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(header(&script, "x-content-type-options"), "nosniff");
+    assert!(header(&script, "cache-control").contains("max-age="));
 }

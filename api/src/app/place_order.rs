@@ -6,7 +6,9 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use domain::cart::{cart_id_for, CartCommand, CartError};
 use domain::coupon::CouponCommand;
-use domain::order::{Order, OrderCommand, OrderError, OrderView, PaymentMethod, ShippingAddress};
+use domain::order::{
+    check_line_count, Order, OrderCommand, OrderError, OrderView, PaymentMethod, ShippingAddress,
+};
 use domain::values::{CustomerId, OrderId, ProductId, Quantity};
 
 use super::coupons::{order_coupon, OrderCouponError};
@@ -14,9 +16,6 @@ use super::orders::{load_order, LoadOrderError};
 use super::pricing::{order_lines, subtotal, PricingError};
 use super::{replayed_creation, Caller, Class, KeyReused, Kind, StoreError, UseCaseError};
 use crate::startup::AppState;
-
-/// The most lines one order may have.
-pub const MAX_LINES: usize = 100;
 
 /// What is asked for.
 #[derive(Debug, Clone)]
@@ -77,8 +76,6 @@ pub struct Placed {
 pub enum PlaceOrderError {
     #[error("expected_total is a total in minor units: 0 or more.")]
     InvalidExpectedTotal,
-    #[error("An order has at most {MAX_LINES} lines.")]
-    TooManyLines,
     /// A quantity that is not one; the message says why.
     #[error("{0}")]
     InvalidQuantity(String),
@@ -103,7 +100,6 @@ impl UseCaseError for PlaceOrderError {
         use PlaceOrderError::*;
         match self {
             InvalidExpectedTotal => Class::refused(Kind::Rule, "invalid_expected_total"),
-            TooManyLines => Class::refused(Kind::Rule, "too_many_lines"),
             InvalidQuantity(_) => Class::refused(Kind::Rule, "invalid_quantity"),
             Cart(e) => Class::domain(e),
             Pricing(e) => e.class(),
@@ -199,15 +195,15 @@ async fn place(
     let customer_id = request.customer_id;
     let now = Utc::now();
 
-    // 1. What is ordered: the given lines, or the cart with its coupon.
+    // 1. What is ordered: the given lines, or the cart with its coupon
+    //    (either within the order's line cap, asked before pricing them;
+    //    a cart from before the cart had the cap may hold more).
     if request.expected_total.is_some_and(|total| total < 0) {
         return Err(PlaceOrderError::InvalidExpectedTotal);
     }
     let (requested, applied, from_cart) = match &request.items {
         Some(items) => {
-            if items.len() > MAX_LINES {
-                return Err(PlaceOrderError::TooManyLines);
-            }
+            check_line_count(items.len()).map_err(PlaceOrderError::Order)?;
             let lines = items
                 .iter()
                 .map(|&(product_id, q)| Ok((product_id, quantity(q)?)))
@@ -219,6 +215,7 @@ async fn place(
             if cart.is_empty() {
                 return Err(PlaceOrderError::Cart(CartError::EmptyCart));
             }
+            check_line_count(cart.lines().len()).map_err(PlaceOrderError::Order)?;
             let lines = cart
                 .lines()
                 .iter()

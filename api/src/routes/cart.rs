@@ -161,7 +161,7 @@ struct AddItem {
     path = "/v1/cart/items",
     tag = "cart",
     summary = "Add a line",
-    description = "Role: customer (staff accounts have no cart). Adds the product, or increases the quantity of its line.",
+    description = "Role: customer (staff accounts have no cart). Adds the product, or increases the quantity of its line. A cart holds at most 100 lines (one per product), as many as one order.",
     security(("bearer" = [])),
     request_body = AddItem,
     responses(
@@ -169,7 +169,7 @@ struct AddItem {
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no such product (`product_not_found`).", body = ErrorBody),
         (status = 409, description = "The product is no longer sold (`product_discontinued`), the line would hold more than 1000000 (`quantity_too_large`), or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`.", body = ErrorBody),
+        (status = 422, description = "A rule is broken: `invalid_quantity`, or the product is not in the cart and the cart already has 100 lines (`too_many_lines`).", body = ErrorBody),
     ),
 )]
 async fn add_item(

@@ -8,7 +8,7 @@
 //! else gets 404, as for the order.
 
 use axum::extract::State;
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -118,14 +118,22 @@ async fn get_invoice(
         InvoiceFormat::Json => Json(invoice).into_response(),
         InvoiceFormat::Html => {
             let mut response = render_html(&invoice).into_response();
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
+            headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
     })
 }
+
+/// What the printable page may do: its one inline stylesheet, nothing else
+/// (no script, image, font, frame, form or base), framed by no one.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn invoice_of(order: &Order, seller: &Seller) -> Result<Invoice> {
     let (Some(order_id), Some(number), Some(issued_at)) = (

@@ -125,7 +125,8 @@ enum PaymentBody {
 #[serde(deny_unknown_fields)]
 struct NewOrder {
     shipping_address: AddressBody,
-    /// Absent: the cart is ordered (with its coupon).
+    /// Absent: the cart is ordered (with its coupon). At most 100 lines
+    /// either way.
     #[serde(default)]
     #[schema(min_items = 1, max_items = 100)]
     items: Option<Vec<ItemBody>>,
@@ -179,7 +180,7 @@ struct OrderAnswer {
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "A line names no product (`product_not_found`), or the cart's coupon is gone (`unknown_coupon`).", body = ErrorBody),
         (status = 409, description = "Refused as things are now: `empty_cart`, `product_discontinued`, `total_mismatch` (prices changed), `coupon_expired`, `coupon_used_up`, `insufficient_stock`; or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "The body breaks a rule its schema states (`invalid_body`, `invalid_quantity`, `invalid_shipping_address`, `invalid_country`, ...), or the `Idempotency-Key` was used with another body (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The body breaks a rule its schema states (`invalid_body`, `invalid_quantity`, `invalid_shipping_address`, `invalid_country`, ...), the order would have more than 100 lines (`too_many_lines`: `items` or the cart; nothing is written), or the `Idempotency-Key` was used with another body (`idempotency_key_reused`).", body = ErrorBody),
     ),
 )]
 async fn place_order(

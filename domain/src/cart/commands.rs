@@ -8,7 +8,8 @@ use crate::values::{CustomerId, OrderId, ProductId, Quantity};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CartCommand {
     /// Adds a line, or increases an existing line by `quantity`. The product
-    /// must exist and still be sold; a line holds at most `Quantity::MAX`.
+    /// must exist and still be sold; a line holds at most `Quantity::MAX`,
+    /// and a cart at most [`crate::order::MAX_LINES`] lines.
     AddItem {
         customer_id: CustomerId,
         product_id: ProductId,

@@ -13,6 +13,8 @@ pub enum CartError {
     ProductDiscontinued(ProductId),
     #[error("a cart line holds at most {max} items")]
     QuantityTooLarge { max: u32 },
+    #[error("a cart has at most {max} lines, as many as one order")]
+    TooManyLines { max: usize },
     #[error("the cart has no line for product {0}")]
     LineNotFound(ProductId),
     #[error("there is no coupon {code:?}")]
@@ -41,6 +43,7 @@ impl DomainError for CartError {
             CartError::ProductNotFound(_) => "product_not_found",
             CartError::ProductDiscontinued(_) => "product_discontinued",
             CartError::QuantityTooLarge { .. } => "quantity_too_large",
+            CartError::TooManyLines { .. } => "too_many_lines",
             CartError::LineNotFound(_) => "cart_line_not_found",
             CartError::CouponNotFound { .. } => "unknown_coupon",
             CartError::CouponExpired { .. } => "coupon_expired",
@@ -65,6 +68,8 @@ impl DomainError for CartError {
             | CartError::CouponUsedUp { .. }
             | CartError::EmptyCart
             | CartError::WrongCustomer => ErrorKind::Conflict,
+            // The same rule as for an order's lines.
+            CartError::TooManyLines { .. } => ErrorKind::Rule,
             CartError::Unavailable(_) => ErrorKind::Unavailable,
         }
     }

@@ -169,6 +169,14 @@ impl Cart {
                 return Err(CartError::WrongCustomer);
             }
         }
+        // A new line past the most one order may have could never be
+        // ordered (more lines, from before this rule, may be changed or
+        // removed, but not added to).
+        if self.line(product_id).is_none() && self.lines.len() >= crate::order::MAX_LINES {
+            return Err(CartError::TooManyLines {
+                max: crate::order::MAX_LINES,
+            });
+        }
         match services.catalog.product(product_id).await? {
             None => return Err(CartError::ProductNotFound(product_id)),
             Some(p) if p.discontinued => return Err(CartError::ProductDiscontinued(product_id)),

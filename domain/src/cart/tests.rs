@@ -218,6 +218,39 @@ fn a_line_cannot_hold_more_than_the_maximum_quantity() {
         .then_expect_error(CartError::QuantityTooLarge { max: Quantity::MAX });
 }
 
+/// One line each of `count` products other than the mug and the pen.
+fn other_lines(count: usize) -> Vec<CartEvent> {
+    (0..count)
+        .map(|i| added(ProductId(Uuid::from_u128(1000 + i as u128)), 1, 1))
+        .collect()
+}
+
+#[test]
+fn a_cart_refuses_a_line_past_the_hundredth() {
+    CartTest::with(services())
+        .given(other_lines(crate::order::MAX_LINES))
+        .when(add(mug(), 1))
+        .then_expect_error(CartError::TooManyLines { max: 100 });
+}
+
+#[test]
+fn a_cart_of_ninety_nine_lines_takes_a_hundredth() {
+    CartTest::with(services())
+        .given(other_lines(99))
+        .when(add(mug(), 1))
+        .then_expect_events(vec![added(mug(), 1, 1)]);
+}
+
+#[test]
+fn a_full_cart_still_takes_more_of_a_product_it_holds() {
+    let mut given = other_lines(crate::order::MAX_LINES - 1);
+    given.push(added(mug(), 1, 1));
+    CartTest::with(services())
+        .given(given)
+        .when(add(mug(), 2))
+        .then_expect_events(vec![added(mug(), 2, 3)]);
+}
+
 #[test]
 fn a_line_may_reach_exactly_the_maximum_quantity() {
     CartTest::with(services())
@@ -607,6 +640,11 @@ fn errors_have_stable_codes_and_kinds() {
             ErrorKind::Conflict,
         ),
         (CartError::EmptyCart, "empty_cart", ErrorKind::Conflict),
+        (
+            CartError::TooManyLines { max: 100 },
+            "too_many_lines",
+            ErrorKind::Rule,
+        ),
         (
             CartError::WrongCustomer,
             "cart_of_another_customer",

@@ -13,6 +13,8 @@ pub enum OrderError {
     AlreadyPlaced,
     #[error("an order needs at least one line")]
     NoLines,
+    #[error("an order has at most {max} lines")]
+    TooManyLines { max: usize },
     #[error("product {0} appears on more than one line")]
     DuplicateLine(ProductId),
     #[error("amounts must be in {expected}, got {found}")]
@@ -82,6 +84,7 @@ impl DomainError for OrderError {
             OrderError::NotFound => "order_not_found",
             OrderError::AlreadyPlaced => "order_already_placed",
             OrderError::NoLines => "order_has_no_lines",
+            OrderError::TooManyLines { .. } => "too_many_lines",
             OrderError::DuplicateLine(_) => "duplicate_order_line",
             OrderError::CurrencyMismatch { .. } => "currency_mismatch",
             OrderError::NegativeAmount => "negative_amount",
@@ -126,6 +129,7 @@ impl DomainError for OrderError {
             // Paid and refunded follow from payments, not from a request.
             | OrderError::StatusNotSettable { .. } => ErrorKind::Conflict,
             OrderError::NoLines
+            | OrderError::TooManyLines { .. }
             | OrderError::DuplicateLine(_)
             | OrderError::CurrencyMismatch { .. }
             | OrderError::NegativeAmount

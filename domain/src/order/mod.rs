@@ -36,6 +36,20 @@ pub use error::OrderError;
 pub use events::OrderEvent;
 pub use status::{legal_transition, CancellationReason, OrderStatus, PaymentStatus};
 
+/// The most lines one order may have. A cart refuses a new line past as
+/// many (see `Cart`), so a cart filled since then can always be ordered.
+pub const MAX_LINES: usize = 100;
+
+/// Whether `count` lines are few enough for one order
+/// ([`OrderError::TooManyLines`] beyond [`MAX_LINES`]). The order refuses
+/// more when it is placed; callers may ask first, before pricing them.
+pub fn check_line_count(count: usize) -> Result<(), OrderError> {
+    if count > MAX_LINES {
+        return Err(OrderError::TooManyLines { max: MAX_LINES });
+    }
+    Ok(())
+}
+
 /// One line of an order, priced when the order was placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -393,6 +407,7 @@ impl Order {
         if lines.is_empty() {
             return Err(OrderError::NoLines);
         }
+        check_line_count(lines.len())?;
         let mut seen = BTreeSet::new();
         let mut subtotal = Money::zero(currency.clone());
         for line in &lines {

@@ -664,6 +664,50 @@ fn an_order_needs_at_least_one_line() {
         .then_expect_error(OrderError::NoLines);
 }
 
+/// `count` lines of one unit at 1.00, each of its own product.
+fn many_lines(count: usize) -> Vec<OrderLine> {
+    (0..count)
+        .map(|i| line(ProductId(Uuid::from_u128(1000 + i as u128)), "Tea", 100, 1))
+        .collect()
+}
+
+#[test]
+fn an_order_has_at_most_a_hundred_lines() {
+    let mut place = Place::new();
+    place.lines = many_lines(MAX_LINES + 1);
+    place.coupon = None;
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(place.command())
+        .then_expect_error(OrderError::TooManyLines { max: 100 });
+}
+
+#[test]
+fn an_order_of_a_hundred_lines_is_placed() {
+    let mut place = Place::new();
+    place.lines = many_lines(MAX_LINES);
+    place.coupon = None;
+    let events = OrderTest::with(())
+        .given_no_previous_events()
+        .when(place.command())
+        .inspect_result()
+        .expect("placed");
+    assert!(
+        matches!(&events[..], [OrderEvent::OrderPlaced { lines, .. }] if lines.len() == 100),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn the_line_count_can_be_checked_before_the_lines_are_priced() {
+    assert_eq!(check_line_count(0), Ok(()));
+    assert_eq!(check_line_count(100), Ok(()));
+    assert_eq!(
+        check_line_count(101),
+        Err(OrderError::TooManyLines { max: 100 })
+    );
+}
+
 #[test]
 fn every_line_is_in_the_order_currency() {
     let mut place = Place::new();
@@ -1552,6 +1596,11 @@ fn errors_have_stable_codes_and_kinds() {
                 got: usd(2),
             },
             "payment_amount_mismatch",
+            Rule,
+        ),
+        (
+            OrderError::TooManyLines { max: 100 },
+            "too_many_lines",
             Rule,
         ),
         (
