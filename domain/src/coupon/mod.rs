@@ -82,10 +82,14 @@ impl Discount {
     fn is_well_formed(&self) -> bool {
         match self {
             Discount::Percent(p) => (1..=100).contains(p),
-            Discount::Fixed(m) => m.minor > 0,
+            Discount::Fixed(m) => (1..=AMOUNT_OFF_MAX).contains(&m.minor),
         }
     }
 }
+
+/// The largest fixed discount, in minor units: the highest price a product
+/// may have.
+pub const AMOUNT_OFF_MAX: i64 = crate::product::PRICE_MAX;
 
 /// A code as customers may type it: trimmed and upper-cased, not validated.
 pub fn normalize_code(raw: &str) -> String {

@@ -102,11 +102,12 @@ fn a_code_is_three_to_thirty_two_letters_digits_dashes_or_underscores() {
 }
 
 #[test]
-fn a_percentage_discount_is_one_to_one_hundred() {
+fn a_discount_is_one_to_one_hundred_percent_or_a_positive_amount_up_to_the_highest_price() {
     for discount in [
         Discount::Percent(0),
         Discount::Percent(101),
         Discount::Fixed(usd(0)),
+        Discount::Fixed(usd(AMOUNT_OFF_MAX + 1)),
     ] {
         CouponTest::with(())
             .given_no_previous_events()
