@@ -136,14 +136,7 @@ pub async fn step(
     batch_size: i64,
 ) -> Result<usize, StepError> {
     let name = projector.name();
-    sqlx::query(
-        "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(projector.version())
-    .execute(&mut *conn)
-    .await?;
+    ensure_checkpoint(conn, projector).await?;
     let (state, checkpoint) = load_checkpoint(conn, name).await?;
     if state != "running" {
         return Ok(0);
@@ -154,6 +147,23 @@ pub async fn step(
         apply_batch(conn, projector, checkpoint, &events).await?;
     }
     Ok(events.len())
+}
+
+/// Gives a projector its checkpoint row (at the start of the log) unless it
+/// has one.
+pub(crate) async fn ensure_checkpoint(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(projector.name())
+    .bind(projector.version())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn load_checkpoint(

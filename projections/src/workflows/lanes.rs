@@ -79,7 +79,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event_store::log::{read_after_skipping, Checkpoint, StoredEvent};
 use crate::projector::{unhandled_types, ApplyError, PoisonPolicy, Projector};
-use crate::runtime::{load_checkpoint, record_dead_letter, RuntimeConfig, STOP_GRACE};
+use crate::runtime::{
+    ensure_checkpoint, load_checkpoint, record_dead_letter, RuntimeConfig, STOP_GRACE,
+};
 
 /// A workflow's side of the runner (defined next to [`Projector`]).
 pub use crate::projector::{LaneConfig, Pass, Workflow};
@@ -100,14 +102,7 @@ pub(crate) async fn run(
     shutdown: &CancellationToken,
 ) -> Result<(), sqlx::Error> {
     let name = projector.name();
-    sqlx::query(
-        "INSERT INTO projector_checkpoints (name, version) VALUES ($1, $2)
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(projector.version())
-    .execute(&mut *conn)
-    .await?;
+    ensure_checkpoint(conn, projector).await?;
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
