@@ -24,20 +24,22 @@ async fn get_ok(app: &TestApp, path: &str) -> Value {
     expect_json(app.get_fresh(path).await, StatusCode::OK).await
 }
 
-#[tokio::test]
-async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_every_event_names_its_origin(
-) {
-    let app = spawn_app().await;
+/// What the catalog tests start from: a signed-in admin, categories
+/// (Clothing > Shirts > T-shirts, and Sale), a shop, and two products
+/// (a tee in T-shirts from the shop, a mug in Clothing).
+struct Catalog {
+    admin: testkit::Session,
+    root: Uuid,
+    sale: Uuid,
+    child: Uuid,
+    grandchild: Uuid,
+    shop: Uuid,
+    tee: Uuid,
+    mug: Uuid,
+}
 
-    // An admin made by `shop users create --role admin` signs in.
+async fn catalog(app: &TestApp) -> Catalog {
     let admin = app.bootstrap_admin().await;
-    let token = Some(admin.token.as_str());
-    let me = expect_json(app.me(token).await, StatusCode::OK).await;
-    assert_eq!(me["role"], "admin");
-    assert_eq!(uuid_field(&me, "customer_id"), admin.id);
-
-    // A category tree: root > child > grandchild, then the child moves under
-    // another root and the grandchild is renamed.
     let root = app.create_category(&admin.token, "Clothing", None).await;
     let sale = app.create_category(&admin.token, "Sale", None).await;
     let child = app
@@ -46,6 +48,61 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     let grandchild = app
         .create_category(&admin.token, "T-shirts", Some(child))
         .await;
+    let shop = app.create_shop(&admin.token, "Corner Shop").await;
+    let tee = app
+        .create_product(
+            &admin.token,
+            &product_body("Red tee", "tee-red-m", grandchild, Some(shop)),
+        )
+        .await;
+    let mug = app
+        .create_product(&admin.token, &product_body("Mug", "MUG-1", root, None))
+        .await;
+    Catalog {
+        admin,
+        root,
+        sale,
+        child,
+        grandchild,
+        shop,
+        tee,
+        mug,
+    }
+}
+
+/// [`catalog`] with 10 tees and 3 mugs in stock.
+async fn stocked(app: &TestApp) -> Catalog {
+    let c = catalog(app).await;
+    expect_json(app.receive(&c.admin.token, c.tee, 10).await, StatusCode::OK).await;
+    expect_json(app.receive(&c.admin.token, c.mug, 3).await, StatusCode::OK).await;
+    assert_eq!(app.availability(c.tee).await, (10, 0, 10));
+    c
+}
+
+#[tokio::test]
+async fn an_admin_made_by_the_cli_signs_in_as_admin() {
+    let app = spawn_app().await;
+    // An admin made by `shop users create --role admin` signs in.
+    let admin = app.bootstrap_admin().await;
+    let token = Some(admin.token.as_str());
+    let me = expect_json(app.me(token).await, StatusCode::OK).await;
+    assert_eq!(me["role"], "admin");
+    assert_eq!(uuid_field(&me, "customer_id"), admin.id);
+}
+
+#[tokio::test]
+async fn categories_form_a_tree_that_can_be_moved_and_renamed_but_never_into_a_cycle() {
+    let app = spawn_app().await;
+    // A category tree: root > child > grandchild, then the child moves under
+    // another root and the grandchild is renamed.
+    let Catalog {
+        admin,
+        sale,
+        child,
+        grandchild,
+        ..
+    } = catalog(&app).await;
+    let token = Some(admin.token.as_str());
     let category = get_ok(&app, &format!("/v1/categories/{grandchild}")).await;
     assert_eq!(category["name"], "T-shirts");
     assert_eq!(uuid_field(&category, "parent_category_id"), child);
@@ -98,9 +155,19 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
         .await;
     let body = expect_error(cycle, StatusCode::CONFLICT).await;
     assert_eq!(body["error"], "category_cycle");
+}
 
-    // A shop and two products, one in the grandchild category with the shop.
-    let shop = app.create_shop(&admin.token, "Corner Shop").await;
+#[tokio::test]
+async fn a_shop_and_its_product_are_stored_as_given_with_the_sku_upper_case() {
+    let app = spawn_app().await;
+    let Catalog {
+        admin,
+        grandchild,
+        shop,
+        tee,
+        ..
+    } = catalog(&app).await;
+    let token = Some(admin.token.as_str());
     let updated = app
         .put_json(
             &format!("/v1/shops/{shop}"),
@@ -113,15 +180,6 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     assert_eq!(stored["name"], "Corner Shop");
     assert_eq!(stored["address"], "1 Main Street");
 
-    let tee = app
-        .create_product(
-            &admin.token,
-            &product_body("Red tee", "tee-red-m", grandchild, Some(shop)),
-        )
-        .await;
-    let mug = app
-        .create_product(&admin.token, &product_body("Mug", "MUG-1", root, None))
-        .await;
     let product = get_ok(&app, &format!("/v1/products/{tee}")).await;
     assert_eq!(product["name"], "Red tee");
     assert_eq!(product["sku"], "TEE-RED-M", "SKUs are stored upper case");
@@ -130,7 +188,14 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     assert_eq!(uuid_field(&product, "category_id"), grandchild);
     assert_eq!(uuid_field(&product, "shop_id"), shop);
     assert_eq!(product["available"], 0);
+}
 
+#[tokio::test]
+async fn received_stock_is_available_when_read_at_the_receipts_position() {
+    let app = spawn_app().await;
+    let Catalog {
+        admin, tee, mug, ..
+    } = catalog(&app).await;
     // Stock arrives; reading at the receipt's position sees it.
     let received = expect_json(app.receive(&admin.token, tee, 10).await, StatusCode::OK).await;
     let position = received["position"]
@@ -141,7 +206,11 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     expect_json(app.receive(&admin.token, mug, 3).await, StatusCode::OK).await;
     assert_eq!(app.availability(tee).await, (10, 0, 10));
     assert_eq!(app.availability(mug).await, (3, 0, 3));
+}
 
+#[tokio::test]
+async fn a_customer_registers_and_signs_in_with_the_username_in_any_letter_case() {
+    let app = spawn_app().await;
     // A customer registers and signs in.
     let registered = app.register(&customer_body("Grace.Hopper")).await;
     let body = expect_json(registered, StatusCode::CREATED).await;
@@ -159,7 +228,13 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     // The username signs in in any letter case, as the same account.
     let same = app.sign_in("GRACE.HOPPER", testkit::PASSWORD).await;
     assert_eq!(same.id, customer_id);
+}
 
+#[tokio::test]
+async fn a_repeated_hold_writes_nothing_and_releasing_it_gives_the_stock_back() {
+    let app = spawn_app().await;
+    let Catalog { admin, tee, .. } = stocked(&app).await;
+    let token = Some(admin.token.as_str());
     // A hold takes stock out of what is available; the same hold again
     // changes nothing; releasing it gives the stock back.
     let owner = Uuid::new_v4();
@@ -184,8 +259,13 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
         .await;
     expect_json(released, StatusCode::OK).await;
     assert_eq!(app.availability(tee).await, (10, 0, 10));
+}
 
-    // A decrement per order, once.
+#[tokio::test]
+async fn an_order_decrements_the_stock_once() {
+    let app = spawn_app().await;
+    let Catalog { admin, tee, .. } = stocked(&app).await;
+    let token = Some(admin.token.as_str());
     let decrement_path = format!("/v1/inventory/{tee}/decrement");
     let decrement = json!({"quantity": 3, "order_id": Uuid::new_v4()});
     let first = app.put_json(&decrement_path, &decrement, token).await;
@@ -201,7 +281,15 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
         "a repeated decrement writes nothing"
     );
     assert_eq!(app.availability(tee).await, (7, 0, 7));
+}
 
+#[tokio::test]
+async fn an_order_lock_holds_every_line_or_none() {
+    let app = spawn_app().await;
+    let Catalog {
+        admin, tee, mug, ..
+    } = stocked(&app).await;
+    let token = Some(admin.token.as_str());
     // An order lock is all lines or none: the mug line cannot fit, so the
     // tee line it held first is let go again.
     let too_many = json!({
@@ -217,7 +305,7 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     assert!(refused["message"].as_str().is_some_and(|m| !m.is_empty()));
     assert_eq!(
         app.availability(tee).await,
-        (7, 0, 7),
+        (10, 0, 10),
         "no hold is left behind"
     );
     assert_eq!(app.availability(mug).await, (3, 0, 3));
@@ -232,7 +320,7 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
     });
     let locked = app.post_json("/v1/inventory/lock", &fits, token).await;
     assert_eq!(expect_json(locked, StatusCode::OK).await["locked"], true);
-    assert_eq!(app.availability(tee).await, (7, 2, 5));
+    assert_eq!(app.availability(tee).await, (10, 2, 8));
     assert_eq!(app.availability(mug).await, (3, 3, 0));
     let events = app.event_count().await;
     let relocked = app.post_json("/v1/inventory/lock", &fits, token).await;
@@ -242,15 +330,58 @@ async fn an_admin_builds_the_catalog_and_moves_stock_a_customer_signs_up_and_eve
         events,
         "locking an order again writes nothing"
     );
-    assert_eq!(app.availability(tee).await, (7, 2, 5));
+    assert_eq!(app.availability(tee).await, (10, 2, 8));
+}
 
-    // The username is taken in every letter case.
+#[tokio::test]
+async fn a_username_is_taken_in_every_letter_case() {
+    let app = spawn_app().await;
+    expect_json(
+        app.register(&customer_body("Grace.Hopper")).await,
+        StatusCode::CREATED,
+    )
+    .await;
     let events = app.event_count().await;
     let twice = app.register(&customer_body("gRACE.hOPPER")).await;
     let body = expect_error(twice, StatusCode::CONFLICT).await;
     assert_eq!(body["error"], "username_taken");
     assert_eq!(app.event_count().await, events);
+}
 
+#[tokio::test]
+async fn every_event_names_its_actor_request_cause_and_command() {
+    let app = spawn_app().await;
+    let Catalog {
+        admin,
+        root,
+        child,
+        shop,
+        tee,
+        mug,
+        ..
+    } = stocked(&app).await;
+    let token = Some(admin.token.as_str());
+    expect_json(
+        app.register(&customer_body("Grace.Hopper")).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let hold = json!({"quantity": 4, "owner_id": Uuid::new_v4()});
+    let hold_path = format!("/v1/inventory/{tee}/hold");
+    expect_json(app.put_json(&hold_path, &hold, token).await, StatusCode::OK).await;
+    let decrement = json!({"quantity": 3, "order_id": Uuid::new_v4()});
+    let decrement_path = format!("/v1/inventory/{tee}/decrement");
+    expect_json(
+        app.put_json(&decrement_path, &decrement, token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let lock = json!({
+        "order_id": Uuid::new_v4(),
+        "items": [{"product_id": tee, "quantity": 2}, {"product_id": mug, "quantity": 3}],
+    });
+    let locked = app.post_json("/v1/inventory/lock", &lock, token).await;
+    assert_eq!(expect_json(locked, StatusCode::OK).await["locked"], true);
     // A request's id is the correlation id of every event it causes, and is
     // echoed back.
     let traced = app

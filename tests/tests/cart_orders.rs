@@ -611,17 +611,36 @@ async fn an_order_is_answered_as_it_was_at_a_version_or_a_moment() {
     expect_error(bad, StatusCode::BAD_REQUEST).await;
 }
 
+/// Sends each `(method, path, body, status)` with `token` and expects that
+/// status in the one error shape; then that nothing was written.
+async fn refused_and_nothing_written(
+    app: &testkit::TestApp,
+    token: Option<&str>,
+    cases: Vec<(Method, String, Value, StatusCode)>,
+) {
+    let events = app.event_count().await;
+    for (method, path, body, status) in cases {
+        let mut request = app.request(method.clone(), &path, token);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let actual = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(actual, status, "{method} {path} {body}: {text}");
+        let parsed: Value = serde_json::from_str(&text).expect("JSON");
+        testkit::assert_error_shape(&parsed);
+    }
+    assert_eq!(app.event_count().await, events, "nothing was written");
+}
+
 #[tokio::test]
-async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
+async fn bad_input_to_the_cart_is_a_4xx_that_writes_nothing() {
     let app = spawn_app().await;
-    let (admin, products) = catalog(&app, &[300]).await;
+    let (_admin, products) = catalog(&app, &[300]).await;
     let alice = app.register_customer("alice").await;
-    let token = Some(alice.token.as_str());
     let product = products[0];
     let nobody = Uuid::new_v4();
-    let events = app.event_count().await;
-
-    let item = |p: Uuid, q: Value| json!([{"product_id": p, "quantity": q}]);
     let cases: Vec<(Method, String, Value, StatusCode)> = vec![
         (
             Method::POST,
@@ -683,6 +702,21 @@ async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
             json!({"code": "NOSUCH"}),
             StatusCode::CONFLICT,
         ),
+    ];
+    refused_and_nothing_written(&app, Some(alice.token.as_str()), cases).await;
+}
+
+#[tokio::test]
+async fn bad_input_to_placing_or_cancelling_an_order_is_a_4xx_that_writes_nothing() {
+    let app = spawn_app().await;
+    let (_admin, products) = catalog(&app, &[300]).await;
+    let alice = app.register_customer("alice").await;
+    let token = Some(alice.token.as_str());
+    let product = products[0];
+    let nobody = Uuid::new_v4();
+    let events = app.event_count().await;
+    let item = |p: Uuid, q: Value| json!([{"product_id": p, "quantity": q}]);
+    let cases: Vec<(Method, String, Value, StatusCode)> = vec![
         (
             Method::POST,
             "/v1/orders".into(),
@@ -758,19 +792,7 @@ async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
             StatusCode::NOT_FOUND,
         ),
     ];
-    for (method, path, body, status) in cases {
-        let response = app
-            .request(method.clone(), &path, token)
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
-        let actual = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(actual, status, "{method} {path} {body}: {text}");
-        let parsed: Value = serde_json::from_str(&text).expect("JSON");
-        testkit::assert_error_shape(&parsed);
-    }
+    refused_and_nothing_written(&app, token, cases).await;
     let bad_json = app
         .request(Method::POST, "/v1/orders", token)
         .header("content-type", "application/json")
@@ -779,10 +801,15 @@ async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
         .await
         .expect("send");
     expect_error(bad_json, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.event_count().await, events, "nothing was written");
+}
 
-    // Admin endpoints with bad input.
-    let admin_token = Some(admin.token.as_str());
-    for (method, path, body, status) in [
+#[tokio::test]
+async fn bad_input_to_an_admins_order_actions_is_a_4xx_that_writes_nothing() {
+    let app = spawn_app().await;
+    let (admin, _products) = catalog(&app, &[300]).await;
+    let nobody = Uuid::new_v4();
+    let cases: Vec<(Method, String, Value, StatusCode)> = vec![
         (
             Method::PUT,
             format!("/v1/orders/{nobody}/status"),
@@ -837,17 +864,8 @@ async fn bad_input_to_carts_coupons_and_orders_is_a_4xx_that_writes_nothing() {
             Value::Null,
             StatusCode::NOT_FOUND,
         ),
-    ] {
-        let mut request = app.request(method.clone(), &path, admin_token);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("send");
-        let actual = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(actual, status, "{method} {path} {body}: {text}");
-    }
-    assert_eq!(app.event_count().await, events, "nothing was written");
+    ];
+    refused_and_nothing_written(&app, Some(admin.token.as_str()), cases).await;
 }
 
 /// An admin and `count` products at 1.00, none in stock.
