@@ -45,14 +45,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::inventory::{HoldRequest, InventoryCommand, InventoryError, InventoryItem};
 use domain::invoice::{numbering_id, InvoiceNumbering, InvoiceNumberingCommand};
 use domain::order::{CancellationReason, Order, OrderCommand, OrderError, OrderEvent, OrderLine};
 use domain::payment::PaymentGateway;
 use domain::values::OrderId;
-use domain::values::ProductId;
+use domain::values::{ProductId, Quantity};
 use sqlx::{PgConnection, PgPool};
 
 use super::deadlines::{self, PAYMENT_TIMEOUT};
@@ -196,31 +195,28 @@ impl Fulfilment {
         let mut requests: BTreeMap<ProductId, Vec<HoldRequest>> = BTreeMap::new();
         let mut outcomes = Vec::new();
         for (index, _, order_id, order) in &orders {
-            let mut trial: BTreeMap<ProductId, InventoryItem> = BTreeMap::new();
-            let mut short = None;
-            for line in order.lines() {
-                let Some(Some(current)) = items.get(&line.product_id) else {
-                    short = Some((line.product_id, InventoryError::NotStocked));
-                    break;
-                };
-                let item = trial
-                    .entry(line.product_id)
-                    .or_insert_with(|| current.clone());
-                let command = InventoryCommand::PlaceHold {
-                    owner_id: order_id.as_uuid(),
-                    quantity: line.quantity,
-                    expires_at: None,
-                    now,
-                };
-                if let Err(e) = item.handle(command, &(), &EventSink::default()).await {
-                    short = Some((line.product_id, e));
-                    break;
+            let lines: Vec<(ProductId, Quantity)> = order
+                .lines()
+                .iter()
+                .map(|line| (line.product_id, line.quantity))
+                .collect();
+            let decided = domain::inventory::hold_all(
+                |p| items.get(&p).and_then(Option::as_ref),
+                order_id.as_uuid(),
+                &lines,
+                now,
+            )
+            .await;
+            let short = match decided {
+                Ok(trial) => {
+                    for (product_id, item) in trial {
+                        items.insert(product_id, Some(item));
+                    }
+                    None
                 }
-            }
+                Err(short) => Some(short),
+            };
             if short.is_none() {
-                for (product_id, item) in trial {
-                    items.insert(product_id, Some(item));
-                }
                 for line in order.lines() {
                     requests
                         .entry(line.product_id)
