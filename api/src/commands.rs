@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::app::refusals::InvalidIdempotencyKey;
 use crate::app::{self, Caller, Class, StoreError, UseCaseError};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -62,6 +63,22 @@ pub fn domain_error<E: DomainError>(e: &E) -> ApiError {
     ApiError::from_use_case(&Refusal(e))
 }
 
+/// The `Idempotency-Key` header as the API document shows it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    /// 1 to 255 visible ASCII characters. A repeat of the same request with
+    /// the same key answers the first answer and writes nothing; another
+    /// body under the key is 422 `idempotency_key_reused`.
+    #[param(
+        rename = "Idempotency-Key",
+        max_length = 255,
+        pattern = r"^[\t -~]*[!-~][\t -~]*$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 /// The optional `Idempotency-Key` header of a creating POST.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);
@@ -80,8 +97,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
+                InvalidIdempotencyKey::new(
                     "Idempotency-Key must be 1 to 255 visible ASCII characters.",
                 )
             })?;

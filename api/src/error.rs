@@ -8,8 +8,35 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::app::{Class, Kind, StoreError, UseCaseError};
+use crate::app::refusals;
+use crate::app::{Class, Kind, Refusals, StoreError, UseCaseError, CONCURRENT_MODIFICATION};
+
+/// Every error answer of the API: a stable snake_case code and a sentence
+/// for people. Some answers add fields (e.g. `details`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": "not_found", "message": "There is no such product."}))]
+pub struct ErrorBody {
+    /// Stable, snake_case: what clients branch on.
+    pub error: String,
+    /// A human sentence; may change between versions.
+    pub message: String,
+}
+
+/// The codes of the answers the shared extractors and the HTTP layer give,
+/// which `crate::openapi` documents for every operation that can get them.
+pub mod codes {
+    pub const MALFORMED_JSON: &str = "malformed_json";
+    pub const INVALID_TEXT: &str = "invalid_text";
+    pub const INVALID_BODY: &str = "invalid_body";
+    pub const INVALID_PATH: &str = "invalid_path";
+    pub const INVALID_QUERY: &str = "invalid_query";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+}
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -49,14 +76,19 @@ impl ApiError {
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            codes::DATABASE_UNAVAILABLE,
             "The database is unavailable; try again shortly.",
         )
+    }
+    /// A domain refusal (its kind's status, its code) with a message of its
+    /// own.
+    pub fn refusal(error: &impl domain::error::DomainError, message: impl Into<String>) -> Self {
+        Self::new(status(error.kind().into()), error.code(), message)
     }
     /// Text with the NUL character, which PostgreSQL cannot store.
     pub fn nul_in_text() -> Self {
         Self::bad_request(
-            "invalid_text",
+            codes::INVALID_TEXT,
             "Text may not contain the NUL character (U+0000).",
         )
     }
@@ -127,19 +159,9 @@ pub use crate::app::is_nul_in_text;
 impl ApiError {
     pub fn from_use_case(error: &(impl UseCaseError + ?Sized)) -> Self {
         match error.class() {
-            Class::Refused { kind, code } => {
-                let status = match kind {
-                    Kind::BadInput => StatusCode::BAD_REQUEST,
-                    Kind::Forbidden => StatusCode::FORBIDDEN,
-                    Kind::Rule => StatusCode::UNPROCESSABLE_ENTITY,
-                    Kind::Conflict => StatusCode::CONFLICT,
-                    Kind::NotFound => StatusCode::NOT_FOUND,
-                    Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                };
-                ApiError::new(status, code, error.to_string())
-            }
+            Class::Refused { kind, code } => ApiError::new(status(kind), code, error.to_string()),
             Class::Store(StoreError::Conflict) => {
-                ApiError::conflict("concurrent_modification", StoreError::Conflict.to_string())
+                ApiError::conflict(CONCURRENT_MODIFICATION, StoreError::Conflict.to_string())
             }
             Class::Store(e @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -149,6 +171,89 @@ impl ApiError {
             Class::Store(StoreError::Internal(e)) => ApiError::internal(e),
         }
     }
+}
+
+/// The status of a refusal of that kind.
+pub fn status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::BadInput => StatusCode::BAD_REQUEST,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::Rule => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+/// What a refusal of that kind means, as the document says it.
+fn meaning(kind: Kind) -> &'static str {
+    match kind {
+        Kind::BadInput => "Malformed",
+        Kind::Forbidden => "The caller's role may not do this",
+        Kind::Rule => "Breaks a rule",
+        Kind::Conflict => "Refused as things are now",
+        Kind::NotFound => "Names something that does not exist",
+        Kind::Unavailable => "A service this needs did not answer; try again shortly",
+        Kind::Unauthorized => "Not signed as required",
+        Kind::TooManyRequests => "Too many requests; wait as `Retry-After` says",
+    }
+}
+
+/// The error answers of an operation whose refusals are `T`'s (a use
+/// case's error, or a tuple of them), for its document entry:
+/// `responses(..., Answers::<PlaceOrderError>)`. One answer per status,
+/// listing every code it can carry, all in the one error shape.
+pub struct Answers<T>(std::marker::PhantomData<T>);
+
+impl<T: Refusals> utoipa::IntoResponses for Answers<T> {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        let mut refusals = Vec::new();
+        T::refusals(&mut refusals);
+        let mut by_status: std::collections::BTreeMap<u16, (Kind, Vec<&str>)> = Default::default();
+        for (kind, code) in refusals {
+            let (_, codes) = by_status
+                .entry(status(kind).as_u16())
+                .or_insert((kind, Vec::new()));
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        by_status
+            .into_iter()
+            .map(|(status, (kind, codes))| {
+                let codes = codes
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let description = format!("{}: {codes}.", meaning(kind));
+                (status.to_string(), error_answer(&description))
+            })
+            .collect()
+    }
+}
+
+/// An answer in the one error shape, for the document.
+pub fn error_answer(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// `From` for each use case's error, all through [`ApiError::from_use_case`].
@@ -165,7 +270,9 @@ macro_rules! from_use_case {
 from_use_case!(
     StoreError,
     crate::app::KeyReused,
+    crate::app::Forbidden,
     crate::app::cancel_order::CancelOrderError,
+    crate::app::create_product::CreateProductError,
     crate::app::coupons::OrderCouponError,
     crate::app::create_staff_user::CreateStaffError,
     crate::app::lock_stock::LockStockError,
@@ -179,6 +286,24 @@ from_use_case!(
     crate::app::register::RegisterError,
     crate::app::set_order_status::SetOrderStatusError,
     crate::app::update_product::UpdateProductError,
+    refusals::InvalidQuantity,
+    refusals::InvalidTtl,
+    refusals::InvalidAmount,
+    refusals::InvalidSearch,
+    refusals::InvalidVersion,
+    refusals::InvalidLimit,
+    refusals::InvalidMinPosition,
+    refusals::InvalidIdempotencyKey,
+    refusals::CursorNotFound,
+    refusals::NotFound,
+    refusals::InvalidCallback,
+    refusals::InvalidSignature,
+    refusals::InvalidCredentials,
+    refusals::TooManyAttempts,
+    refusals::ReadModelBehind,
+    refusals::InvoiceNotIssued,
+    refusals::RebuildRunning,
+    refusals::NotRebuildable,
 );
 
 impl From<JsonRejection> for ApiError {
@@ -187,18 +312,18 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 "Send the body as JSON with `Content-Type: application/json`.",
             ),
             JsonDataError(e) => {
-                ApiError::unprocessable("invalid_body", clean_serde_message(&e.body_text()))
+                ApiError::unprocessable(codes::INVALID_BODY, clean_serde_message(&e.body_text()))
             }
             JsonSyntaxError(e) => {
-                ApiError::bad_request("malformed_json", clean_serde_message(&e.body_text()))
+                ApiError::bad_request(codes::MALFORMED_JSON, clean_serde_message(&e.body_text()))
             }
             BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                codes::PAYLOAD_TOO_LARGE,
                 "The request body is larger than this endpoint accepts.",
             ),
             other => ApiError::bad_request("bad_request", other.body_text()),
@@ -209,7 +334,7 @@ impl From<JsonRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::bad_request(
-            "invalid_path",
+            codes::INVALID_PATH,
             format!("A path parameter is invalid: {}", rejection.body_text()),
         )
     }
@@ -218,7 +343,7 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::bad_request(
-            "invalid_query",
+            codes::INVALID_QUERY,
             format!("A query parameter is invalid: {}", rejection.body_text()),
         )
     }

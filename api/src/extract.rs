@@ -23,14 +23,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
             axum::Json::<serde_json::Value>::from_request(request, state).await?;
         if !value.is_object() {
             return Err(ApiError::unprocessable(
-                "invalid_body",
+                crate::error::codes::INVALID_BODY,
                 "The body must be a JSON object.",
             ));
         }
         whole_numbers_as_integers(&mut value);
         serde_path_to_error::deserialize(value)
             .map(AppJson)
-            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))
+            .map_err(|e| ApiError::unprocessable(crate::error::codes::INVALID_BODY, e.to_string()))
     }
 }
 

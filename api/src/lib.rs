@@ -27,4 +27,6 @@ pub mod routes;
 pub mod secrets;
 pub mod staff;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
+pub mod tokens;

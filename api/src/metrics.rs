@@ -13,9 +13,11 @@ use axum::response::{IntoResponse, Response};
 use domain::metadata::Role;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::app::Forbidden;
 use crate::auth::AuthUser;
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The process-wide recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
@@ -66,7 +68,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 403, description = "Not on loopback and not an operator or admin (`forbidden`).", body = crate::openapi::ErrorBody),
+        Answers::<Forbidden>,
     ),
 )]
 pub async fn render(

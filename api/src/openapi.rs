@@ -1,44 +1,28 @@
-//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers'
-//! `#[utoipa::path]` annotations, served at `GET /openapi.json`, and `/docs`:
-//! a page that renders it with a vendored copy of Redoc, so it works without
-//! internet access.
+//! The OpenAPI 3.1 document of the HTTP API: what is not an operation (the
+//! description, tags, shared schemas, the bearer scheme), and what is added
+//! to every operation once the routes have registered theirs
+//! (`crate::routes::api`; served by `crate::routes::docs`).
 //!
 //! Handlers declare their success answers and the errors their own logic
 //! gives (404, 409, 422, ...). The errors every handler gets from the shared
 //! extractors are added here by [`ErrorAnswers`], from what the operation
 //! takes: a body (400, 413, 415, 422), path or query parameters (400), a
 //! bearer token (401), and the database (503). So the document cannot forget
-//! them, and they all reference the one error schema, [`ErrorBody`].
+//! them, and they all reference the one error schema,
+//! [`crate::error::ErrorBody`].
 
-use std::sync::OnceLock;
-
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, ObjectBuilder, OpenApi as Document, RefOr, Required,
-    ResponseBuilder, Type,
+use utoipa::openapi::{HeaderBuilder, ObjectBuilder, OpenApi as Document, RefOr, Required, Type};
+use utoipa::{Modify, OpenApi};
+
+use crate::app::refusals::{CursorNotFound, InvalidLimit, InvalidMinPosition};
+use crate::error::codes::{
+    DATABASE_UNAVAILABLE, INVALID_BODY, INVALID_PATH, INVALID_QUERY, INVALID_TEXT, MALFORMED_JSON,
+    PAYLOAD_TOO_LARGE, UNAUTHORIZED, UNSUPPORTED_MEDIA_TYPE,
 };
-use utoipa::{Modify, OpenApi, ToSchema};
-
-use crate::routes;
-use crate::startup::AppState;
-
-/// Every error answer of the API: a stable snake_case code and a sentence
-/// for people. Some answers add fields (e.g. `details`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": "not_found", "message": "There is no such product."}))]
-pub struct ErrorBody {
-    /// Stable, snake_case: what clients branch on.
-    pub error: String,
-    /// A human sentence; may change between versions.
-    pub message: String,
-}
+use crate::error::error_answer;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,68 +42,8 @@ and carry `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; 
 Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `customer`, `admin`, `operator`, `auditor`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(
-        routes::health::live,
-        routes::health::ready,
-        routes::accounts::register,
-        routes::accounts::login,
-        routes::accounts::me,
-        routes::listings::list_products,
-        routes::listings::search_products,
-        routes::listings::get_product,
-        routes::catalog::create_product,
-        routes::catalog::update_product,
-        routes::catalog::discontinue_product,
-        routes::listings::list_categories,
-        routes::listings::search_categories,
-        routes::listings::get_category,
-        routes::catalog::create_category,
-        routes::catalog::update_category,
-        routes::listings::list_shops,
-        routes::listings::get_shop,
-        routes::catalog::create_shop,
-        routes::catalog::update_shop,
-        routes::listings::availability,
-        routes::inventory::receive,
-        routes::inventory::adjust,
-        routes::inventory::place_hold,
-        routes::inventory::release_hold,
-        routes::inventory::decrement,
-        routes::inventory::lock,
-        routes::cart::get_cart,
-        routes::cart::empty_cart,
-        routes::cart::add_item,
-        routes::cart::change_quantity,
-        routes::cart::remove_item,
-        routes::cart::apply_coupon,
-        routes::cart::remove_coupon,
-        routes::coupons::create_coupon,
-        routes::coupons::get_coupon,
-        routes::orders::place_order,
-        routes::orders::list_orders,
-        routes::orders::change_status_legacy,
-        routes::orders::get_order,
-        routes::orders::order_history,
-        routes::orders::change_status,
-        routes::orders::cancel_order,
-        routes::orders::refund_order,
-        routes::invoices::get_invoice,
-        routes::admin::projections,
-        routes::admin::events,
-        routes::notifications::list,
-        routes::payments::tokenize,
-        routes::payments::webhook,
-        routes::payments::wallet,
-        routes::payments::top_up,
-        routes::rebuilds::start,
-        routes::rebuilds::progress,
-        crate::metrics::render,
-        openapi_json,
-        docs_page,
-        docs_script,
-    ),
     components(schemas(
-        ErrorBody,
+        crate::error::ErrorBody,
         projections::admin::ProjectorStatus,
         projections::audit::AuditEvent,
         projections::rebuild::RebuildStatus,
@@ -133,7 +57,7 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         domain::order::ShippingAddress,
         domain::metadata::Role,
     )),
-    modifiers(&BearerScheme, &ErrorAnswers),
+    modifiers(&BearerScheme),
     tags(
         (name = "accounts", description = "Registering, signing in, the signed-in account."),
         (name = "catalog", description = "Products, categories and shops: reads for anyone, changes for admins."),
@@ -199,22 +123,6 @@ impl Modify for ErrorAnswers {
     }
 }
 
-fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                        "ErrorBody",
-                    ))))
-                    .build(),
-            )
-            .build(),
-    )
-}
-
 fn add_error_answers(operation: &mut Operation) {
     let params = operation.parameters.as_deref().unwrap_or_default();
     let takes_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
@@ -227,57 +135,76 @@ fn add_error_answers(operation: &mut Operation) {
         .as_deref()
         .is_none_or(|id| !WITHOUT_DATABASE.contains(&id));
 
-    let mut add = |status: &str, description: &str| {
-        operation
-            .responses
-            .responses
-            .entry(status.to_string())
-            .or_insert_with(|| error_answer(description));
-    };
+    // An answer the operation documents already (from its refusals) gets
+    // the shared causes added to its description.
+    let mut add =
+        |status: &str, description: &str| match operation.responses.responses.get_mut(status) {
+            Some(RefOr::T(answer)) if !answer.description.contains(description) => {
+                answer.description = format!("{} {description}", answer.description);
+            }
+            Some(_) => {}
+            None => {
+                operation
+                    .responses
+                    .responses
+                    .insert(status.to_string(), error_answer(description));
+            }
+        };
     if takes_body || takes_path || takes_query {
         let mut causes = Vec::new();
         if takes_body {
-            causes.push("the body is not well-formed JSON (`malformed_json`)");
-            causes.push("a text holds the NUL character (`invalid_text`)");
+            causes.push(format!(
+                "the body is not well-formed JSON (`{MALFORMED_JSON}`)"
+            ));
+            causes.push(format!("a text holds the NUL character (`{INVALID_TEXT}`)"));
         }
         if takes_path {
-            causes.push("a path parameter is invalid, e.g. not a UUID (`invalid_path`)");
+            causes.push(format!(
+                "a path parameter is invalid, e.g. not a UUID (`{INVALID_PATH}`)"
+            ));
         }
         if takes_query {
-            causes.push("a query parameter is invalid or unknown (`invalid_query`, `invalid_limit`, `invalid_min_position`, ...)");
+            causes.push(format!(
+                "a query parameter is invalid or unknown (`{INVALID_QUERY}`, `{}`, `{}`, ...)",
+                InvalidLimit::CODE,
+                InvalidMinPosition::CODE
+            ));
         }
         add("400", &format!("Malformed request: {}.", causes.join("; ")));
     }
     if takes_cursor {
         add(
             "404",
-            "The cursor is not one this list gave out (`cursor_not_found`).",
+            &format!(
+                "The cursor is not one this list gave out (`{}`).",
+                CursorNotFound::CODE
+            ),
         );
     }
     if takes_token {
         add(
             "401",
-            "No valid bearer token (`unauthorized`): missing, malformed, expired or not signed by this server.",
+            &format!("No valid bearer token (`{UNAUTHORIZED}`): missing, malformed, expired or not signed by this server."),
         );
     }
     if takes_body {
         add(
             "413",
-            "The body is larger than the server accepts (`payload_too_large`).",
+            &format!("The body is larger than the server accepts (`{PAYLOAD_TOO_LARGE}`)."),
         );
         add(
             "415",
-            "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`).",
+            &format!("The body is not sent as `Content-Type: application/json` (`{UNSUPPORTED_MEDIA_TYPE}`)."),
         );
         add(
             "422",
-            "The JSON does not fit the schema: a missing, unknown or mistyped field (`invalid_body`), or a value that breaks a rule.",
+            &format!("The JSON does not fit the schema: a missing, unknown or mistyped field (`{INVALID_BODY}`)."),
         );
     }
     if uses_database {
         add(
             "503",
-            "The database is unavailable (`database_unavailable`); try again shortly.",
+            &format!("The database is unavailable (`{DATABASE_UNAVAILABLE}`); try again shortly."),
         );
     }
 }
@@ -346,7 +273,7 @@ fn extra_rules() -> [(&'static str, &'static str, Value); 2] {
 
 /// Where a link puts the created thing's id.
 #[derive(Clone, Copy)]
-enum Fill {
+pub(crate) enum Fill {
     /// A path parameter of that name.
     Path(&'static str),
     /// A field of that name in the request body (the rest is generated).
@@ -356,7 +283,7 @@ enum Fill {
 /// What a created thing's id opens: (path, method, status, where the
 /// answer's `id` goes, the operations that take it). Served as OpenAPI
 /// links, so a client or a fuzzer can follow them.
-const LINKS: [(&str, &str, &str, Fill, &[&str]); 7] = [
+pub(crate) const LINKS: [(&str, &str, &str, Fill, &[&str]); 7] = [
     (
         "/v1/categories",
         "post",
@@ -427,6 +354,31 @@ const CLOSED_VARIANTS: [&str; 2] = ["PaymentBody", "TopUpPayment"];
 
 const NO_NUL: &str = "^[^\\u0000]*$";
 
+/// The `format` that marks a text as "not blank" in the request types
+/// (`#[schema(format = "not-blank")]`); [`served`] replaces it by
+/// [`NOT_BLANK`].
+const NOT_BLANK_FORMAT: &str = "not-blank";
+
+/// Text that holds a character other than white space, and no NUL.
+const NOT_BLANK: &str =
+    r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$";
+
+/// Every schema marked [`NOT_BLANK_FORMAT`] gets the [`NOT_BLANK`] pattern
+/// instead.
+fn not_blank(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            if fields.get("format").and_then(Value::as_str) == Some(NOT_BLANK_FORMAT) {
+                fields.remove("format");
+                fields.insert("pattern".to_string(), Value::from(NOT_BLANK));
+            }
+            fields.values_mut().for_each(not_blank);
+        }
+        Value::Array(items) => items.iter_mut().for_each(not_blank),
+        _ => {}
+    }
+}
+
 /// Text never holds the NUL character (PostgreSQL cannot store it; such a
 /// request is 400 `invalid_text`): every free-form string schema, one with no
 /// `format`, `enum`, `const` or `pattern` of its own, says so as a pattern.
@@ -451,16 +403,18 @@ fn forbid_nul(value: &mut Value) {
     }
 }
 
-/// The document as served, built once: what the derive makes, plus the rules
-/// it cannot state (see [`forbid_nul`], [`CLOSED_VARIANTS`],
-/// [`extra_rules`]).
-pub fn document() -> &'static Value {
-    static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+/// The document as served: what the router's `#[utoipa::path]` entries and
+/// [`ApiDoc`] make, the error answers every operation gets from the shared
+/// extractors ([`ErrorAnswers`]), plus the rules the derive cannot state
+/// (see [`forbid_nul`], [`CLOSED_VARIANTS`], [`extra_rules`]) and the links.
+pub fn served(mut api: Document) -> Value {
+    ErrorAnswers.modify(&mut api);
+    {
+        let mut value = serde_json::to_value(api).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot serialize the OpenAPI document");
             json!({})
         });
+        not_blank(&mut value);
         forbid_nul(&mut value);
         for name in CLOSED_VARIANTS {
             let variants = value
@@ -506,382 +460,5 @@ pub fn document() -> &'static Value {
             }
         }
         value
-    })
-}
-
-/// The document as JSON, serialized once.
-fn document_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| document().to_string())
-}
-
-/// Redoc's standalone bundle (MIT, see `api/assets/redoc.LICENSE`), vendored
-/// so that `/docs` needs no internet access.
-const REDOC_JS: &str = include_str!("../assets/redoc.standalone.js");
-
-/// The page: Redoc reading `/openapi.json`. Nothing is loaded from another
-/// origin (Redoc's default theme names its fonts but does not fetch them).
-const DOCS_HTML: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Shop API</title>
-<style>body { margin: 0; padding: 0; }</style>
-</head>
-<body>
-<redoc spec-url="/openapi.json" hide-hostname="true" expand-responses="200,201"></redoc>
-<script src="/docs/redoc.standalone.js"></script>
-</body>
-</html>
-"#;
-
-/// What the page may load: only from this server. Redoc styles itself
-/// inline and runs its search index in a worker made from a blob; its
-/// side-menu logo, which it would fetch from its CDN, is refused (and
-/// hidden by Redoc when it fails to load).
-const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; \
-base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(openapi_json))
-        .route("/docs", get(docs_page))
-        .route("/docs/redoc.standalone.js", get(docs_script))
-}
-
-/// The OpenAPI 3.1 document of this API.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    summary = "This API's OpenAPI document",
-    description = "Anyone. The OpenAPI 3.1 document of this API, generated from the code.",
-    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
-)]
-pub(crate) async fn openapi_json() -> Response {
-    ([(CONTENT_TYPE, "application/json")], document_json()).into_response()
-}
-
-/// A page that renders the document.
-#[utoipa::path(
-    get,
-    path = "/docs",
-    tag = "operations",
-    summary = "The API reference, readable",
-    description = "Anyone. An HTML page that renders `/openapi.json` with Redoc, served by this server: it works without internet access.",
-    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
-)]
-pub(crate) async fn docs_page() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/html; charset=utf-8"),
-            (CONTENT_SECURITY_POLICY, DOCS_CSP),
-        ],
-        DOCS_HTML,
-    )
-        .into_response()
-}
-
-/// The vendored Redoc bundle.
-#[utoipa::path(
-    get,
-    path = "/docs/redoc.standalone.js",
-    tag = "operations",
-    summary = "The Redoc script /docs uses",
-    description = "Anyone. Redoc's standalone bundle (MIT licence), vendored. Cached for a week.",
-    responses((status = 200, description = "The script.", content_type = "text/javascript", body = String)),
-)]
-pub(crate) async fn docs_script() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (CACHE_CONTROL, "public, max-age=604800"),
-        ],
-        REDOC_JS,
-    )
-        .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_document_is_openapi_3_1() {
-        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
-        assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
-    }
-
-    #[test]
-    fn every_link_names_an_operation_and_what_it_takes() {
-        let document = document();
-        let mut operations = std::collections::HashMap::new();
-        for item in document["paths"].as_object().unwrap().values() {
-            for operation in item.as_object().unwrap().values() {
-                if let Some(id) = operation["operationId"].as_str() {
-                    operations.insert(id.to_string(), operation.clone());
-                }
-            }
-        }
-        let mut count = 0;
-        for (path, method, status, fill, targets) in LINKS {
-            let answer = &document["paths"][path][method]["responses"][status];
-            for target in targets {
-                let link = &answer["links"][*target];
-                let operation = operations.get(*target).expect("the target exists");
-                assert_eq!(link["operationId"], *target);
-                match fill {
-                    Fill::Path(name) => {
-                        let takes = operation["parameters"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|p| p["name"] == name && p["in"] == "path");
-                        assert!(takes, "{target} takes the path parameter {name}");
-                    }
-                    Fill::Body(field) => {
-                        let body = operation["requestBody"]["content"]["application/json"]
-                            ["schema"]["$ref"]
-                            .as_str()
-                            .expect("a body schema");
-                        let schema = document
-                            .pointer(&body.replace("#/", "/"))
-                            .expect("the body schema exists");
-                        assert!(
-                            schema["properties"][field].is_object(),
-                            "{target} takes the body field {field}"
-                        );
-                    }
-                }
-                count += 1;
-            }
-        }
-        assert!(count >= 20, "{count} links");
-    }
-
-    #[test]
-    fn the_docs_page_loads_nothing_from_another_origin() {
-        assert!(!DOCS_HTML.contains("http://") && !DOCS_HTML.contains("https://"));
-        assert!(DOCS_HTML.contains("src=\"/docs/redoc.standalone.js\""));
-    }
-}
-
-/// The hand-written patterns, held to the rules they state.
-#[cfg(test)]
-mod schema_rules {
-    use domain::customer::{Email, Fullname, Password, Phone, Username};
-    use domain::order::ShippingAddress;
-    use domain::payment::{validate_card, CardDetails};
-    use domain::values::{optional_text, required_text, Sku};
-
-    use super::*;
-
-    /// One property's schema in the served document.
-    fn property(schema: &str, field: &str) -> Value {
-        let found = document()
-            .pointer(&format!("/components/schemas/{schema}/properties/{field}"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        assert!(found.is_object(), "{schema}.{field} is in the document");
-        found
-    }
-
-    /// Whether `value` fits a string schema: its pattern and lengths.
-    fn fits(schema: &Value, value: &str) -> bool {
-        let length = value.chars().count() as u64;
-        let pattern_ok = schema["pattern"]
-            .as_str()
-            .is_none_or(|p| regex::Regex::new(p).unwrap().is_match(value));
-        pattern_ok
-            && schema["minLength"].as_u64().is_none_or(|min| length >= min)
-            && schema["maxLength"].as_u64().is_none_or(|max| length <= max)
-    }
-
-    /// A valid value with every interesting character put at its start, in
-    /// its middle and at its end, plus the edges of the length rules.
-    fn samples(valid: &str, longest: usize) -> Vec<String> {
-        let odd = (0u32..=0xa1)
-            .chain([
-                0x1680, 0x2000, 0x200a, 0x200b, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff,
-            ])
-            .filter_map(char::from_u32)
-            .chain("@.+-_/ äé".chars());
-        let mut out = vec![String::new(), valid.to_string()];
-        let middle = valid
-            .char_indices()
-            .nth(valid.chars().count() / 2)
-            .unwrap()
-            .0;
-        let (head, tail) = valid.split_at(middle);
-        for c in odd {
-            out.push(format!("{c}{valid}"));
-            out.push(format!("{head}{c}{tail}"));
-            out.push(format!("{valid}{c}"));
-            out.push(format!("{c}{c}"));
-        }
-        for n in [
-            1,
-            2,
-            3,
-            4,
-            5,
-            6,
-            7,
-            8,
-            12,
-            15,
-            16,
-            19,
-            20,
-            longest - 1,
-            longest,
-            longest + 1,
-        ] {
-            for unit in ["a", "7", "A-"] {
-                let text = unit.repeat(n).chars().take(n).collect::<String>();
-                out.push(text.clone());
-                out.push(format!(" {text}"));
-                out.push(format!("{text}\n"));
-            }
-        }
-        for pad in [longest.saturating_sub(12), longest.saturating_sub(11)] {
-            out.push(format!("{}@example.com", "a".repeat(pad)));
-            out.push(format!(" {}@example.com", "a".repeat(pad)));
-        }
-        out.extend(
-            [
-                "12/30", "1/2030", "00/30", "13/30", "012/30", "0012/30", "00012/30", "12/3",
-                "12/030",
-            ]
-            .map(String::from),
-        );
-        out
-    }
-
-    /// Holds a field's schema to the rule the server applies: the same
-    /// values fit the one and pass the other. Text that is stored must also
-    /// be free of NUL, which PostgreSQL refuses.
-    fn agree(schema: &str, field: &str, valid: &str, longest: usize, rule: impl Fn(&str) -> bool) {
-        let property = property(schema, field);
-        assert!(fits(&property, valid), "{schema}.{field}: {valid:?} fits");
-        for value in samples(valid, longest) {
-            assert_eq!(
-                fits(&property, &value),
-                rule(&value),
-                "{schema}.{field}: the schema and the rule disagree on {value:?}"
-            );
-        }
-    }
-
-    fn stored(ok: bool, value: &str) -> bool {
-        ok && !value.contains('\0')
-    }
-
-    fn address(country: &str) -> ShippingAddress {
-        ShippingAddress {
-            name: "Ada".into(),
-            line1: "1 Road".into(),
-            line2: None,
-            city: "London".into(),
-            postal_code: "N1".into(),
-            country: country.into(),
-        }
-    }
-
-    fn card(number: &str, expiry: &str, cvc: &str) -> bool {
-        let card = CardDetails {
-            number: number.into(),
-            expiry: expiry.into(),
-            cvc: cvc.into(),
-        };
-        validate_card(&card).is_ok()
-    }
-
-    #[test]
-    fn the_schema_states_the_account_rules_exactly() {
-        agree("RegisterRequest", "username", "ann.b-1", 32, |s| {
-            Username::parse(s).is_ok()
-        });
-        agree("RegisterRequest", "password", "correct horse", 128, |s| {
-            Password::parse(s).is_ok()
-        });
-        agree("RegisterRequest", "fullname", "Ann Smith", 100, |s| {
-            Fullname::parse(s).is_ok()
-        });
-        agree("RegisterRequest", "email", "ann@example.com", 254, |s| {
-            Email::parse(s).is_ok()
-        });
-        agree("RegisterRequest", "phone", "+44 20-7946 0958", 16, |s| {
-            Phone::parse(s).is_ok()
-        });
-    }
-
-    #[test]
-    fn the_schema_states_the_catalog_and_inventory_rules_exactly() {
-        use domain::product::{parse_description, parse_image_url, parse_name};
-        agree("NewProduct", "name", "Mug", 200, |s| {
-            stored(parse_name(s).is_ok(), s)
-        });
-        agree("NewProduct", "description", "A mug", 5000, |s| {
-            stored(parse_description(s).is_ok(), s)
-        });
-        agree("NewProduct", "sku", "MUG-01", 64, |s| {
-            stored(Sku::parse(s).is_ok(), s)
-        });
-        agree(
-            "NewProduct",
-            "image_url",
-            "https://img.example/a.png",
-            2048,
-            |s| stored(parse_image_url(s).is_ok(), s),
-        );
-        for schema in ["NewCategory", "NewShop"] {
-            agree(schema, "name", "Tools", 100, |s| {
-                stored(required_text("name", s, 100).is_ok(), s)
-            });
-        }
-        agree("NewShop", "address", "1 Road", 500, |s| {
-            stored(optional_text("address", Some(s), 500).is_ok(), s)
-        });
-        agree("Adjust", "reason", "count", 500, |s| {
-            stored(required_text("reason", s, 500).is_ok(), s)
-        });
-        agree("Receive", "reason", "delivery", 500, |s| {
-            stored(optional_text("reason", Some(s), 500).is_ok(), s)
-        });
-        agree("NewCoupon", "code", "SUMMER10", 32, |s| {
-            stored(domain::coupon::parse_code(s).is_ok(), s)
-        });
-    }
-
-    #[test]
-    fn the_schema_states_the_address_and_card_rules_exactly() {
-        for (field, max) in [
-            ("name", 200),
-            ("line1", 200),
-            ("city", 100),
-            ("postal_code", 20),
-        ] {
-            agree("AddressBody", field, "Ada", max, |s| {
-                stored(required_text("field", s, max).is_ok(), s)
-            });
-        }
-        agree("AddressBody", "line2", "Flat 2", 200, |s| {
-            stored(optional_text("line2", Some(s), 200).is_ok(), s)
-        });
-        agree("AddressBody", "country", "GB", 3, |s| {
-            address(s).normalized().is_ok()
-        });
-        agree("CardBody", "card_number", "4242 4242 4242 4242", 19, |s| {
-            card(s, "12/30", "123")
-        });
-        agree("CardBody", "expiry", "12/30", 7, |s| {
-            card("4242424242424242", s, "123")
-        });
-        agree("CardBody", "cvc", "123", 4, |s| {
-            card("4242424242424242", "12/30", s)
-        });
     }
 }

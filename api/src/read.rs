@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::app::refusals::{CursorNotFound, InvalidLimit, InvalidMinPosition, ReadModelBehind};
 use crate::error::{ApiError, Result};
 
 /// The longest a query waits for its read model to reach `min_position`.
@@ -40,12 +41,7 @@ pub fn min_position(query: Option<i64>, headers: &HeaderMap) -> Result<Option<i6
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_min_position",
-                        "X-Min-Position must be an integer.",
-                    )
-                })?,
+                .ok_or_else(|| InvalidMinPosition::new("X-Min-Position must be an integer."))?,
         ),
     };
     Ok(query.or(header))
@@ -119,11 +115,10 @@ impl Freshness {
     /// position in time (the thing may exist but not be projected yet).
     pub fn missing(&self, not_found: ApiError) -> ApiError {
         if self.stale {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "read_model_behind",
+            ReadModelBehind::new(
                 "The read model has not caught up with min_position yet; try again shortly.",
             )
+            .into()
         } else {
             not_found
         }
@@ -146,10 +141,7 @@ pub fn limit(requested: Option<i64>) -> Result<i64> {
     match requested {
         None => Ok(20),
         Some(n) if (1..=100).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 100.",
-        )),
+        Some(_) => Err(InvalidLimit::new("limit must be between 1 and 100.").into()),
     }
 }
 
@@ -185,9 +177,5 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: Option<&str>) -> Result<Option
 /// A cursor that names no place in the list asked for: made up, or from
 /// another list or sort order.
 pub fn cursor_not_found() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "cursor_not_found",
-        "The cursor is not one this list gave out; start again without it.",
-    )
+    CursorNotFound::new("The cursor is not one this list gave out; start again without it.").into()
 }

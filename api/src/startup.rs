@@ -3,11 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
-
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{
@@ -16,20 +14,11 @@ use axum::http::header::{
 };
 use axum::http::HeaderValue;
 use axum::Router;
-use domain::cart::{Cart, CartServices};
-use domain::category::{Category, CategoryServices};
-use domain::coupon::Coupon;
-use domain::customer::Customer;
-use domain::inventory::InventoryItem;
-use domain::order::Order;
-use domain::payment::PaymentGateway;
-use domain::product::{Product, ProductServices};
-use domain::shipping::Carrier;
-use domain::shop::Shop;
-use domain::sku::SkuClaim;
+use domain::cart::CartServices;
+use domain::category::CategoryServices;
+use domain::product::ProductServices;
 use domain::values::Currency;
-use domain::wallet::Wallet;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use projections::audit::seal::AuditSeal;
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
@@ -49,41 +38,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 
-use crate::auth::{TokenKeys, Tokens};
 use crate::error;
 use crate::routes;
+use crate::tokens::TokenKeys;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub tokens: Tokens,
-    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    pub currency: Currency,
-    pub customers: CommandBus<Customer>,
-    pub categories: CommandBus<Category>,
-    pub shops: CommandBus<Shop>,
-    pub products: CommandBus<Product>,
-    pub skus: CommandBus<SkuClaim>,
-    pub inventory: CommandBus<InventoryItem>,
-    pub carts: CommandBus<Cart>,
-    pub coupons: CommandBus<Coupon>,
-    pub orders: CommandBus<Order>,
-    /// Who issues the invoices.
-    pub seller: Seller,
-    /// Books shipments when an admin marks an order shipped.
-    pub carrier: Arc<dyn Carrier>,
-    pub wallets: CommandBus<Wallet>,
-    /// The payment gateway (the simulated one by default).
-    pub gateway: Arc<dyn PaymentGateway>,
-    /// Verifies the gateway's callbacks (HMAC-SHA256).
-    pub payment_webhook_secret: Arc<str>,
-    /// The projectors this server knows (rebuilds look them up by name).
-    pub projectors: Arc<[Arc<dyn Projector>]>,
-    /// Cancelled at shutdown: background work (rebuilds) stops between
-    /// batches and resumes at the next start.
-    pub background: CancellationToken,
-}
+pub use crate::state::{AppState, Seller};
 
 /// What the API needs beyond the database.
 #[derive(Debug, Clone)]
@@ -95,22 +54,6 @@ pub struct AppConfig {
     /// The secret the payment gateway signs its callbacks with.
     pub payment_webhook_secret: String,
     pub seller: Seller,
-}
-
-/// The seller named on invoices.
-#[derive(Debug, Clone)]
-pub struct Seller {
-    pub name: String,
-    pub address: String,
-}
-
-impl Default for Seller {
-    fn default() -> Self {
-        Self {
-            name: "Shop".to_string(),
-            address: String::new(),
-        }
-    }
 }
 
 impl AppConfig {
@@ -243,22 +186,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(routes::health::router())
-        .merge(routes::accounts::router())
-        .merge(routes::catalog::router())
-        .merge(routes::inventory::router())
-        .merge(routes::listings::router())
-        .merge(routes::admin::router())
-        .merge(routes::rebuilds::router())
-        .route("/metrics", axum::routing::get(crate::metrics::render))
-        .merge(routes::cart::router())
-        .merge(routes::coupons::router())
-        .merge(routes::orders::router())
-        .merge(routes::invoices::router())
-        .merge(routes::notifications::router())
-        .merge(routes::payments::router())
-        .merge(crate::openapi::router())
+    let (routes, _) = routes::api().split_for_parts();
+    let routes = routes
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

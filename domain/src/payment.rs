@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Utc};
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::{CustomerId, Money, OrderId};
 
 /// A card as typed in. `Debug` shows only the last four digits.
@@ -87,20 +86,11 @@ pub enum CardError {
     InvalidCvc,
 }
 
-impl DomainError for CardError {
-    fn code(&self) -> String {
-        match self {
-            CardError::InvalidNumber => "invalid_card_number",
-            CardError::InvalidExpiry => "invalid_expiry",
-            CardError::InvalidCvc => "invalid_cvc",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Rule
-    }
-}
+crate::error_codes!(CardError {
+    Self::InvalidNumber => Rule "invalid_card_number",
+    Self::InvalidExpiry => Rule "invalid_expiry",
+    Self::InvalidCvc => Rule "invalid_cvc",
+});
 
 /// Luhn check of a string of ASCII digits.
 pub fn luhn_valid(digits: &str) -> bool {

@@ -6,7 +6,6 @@
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::order::ShippingAddress;
 use crate::values::OrderId;
 
@@ -36,22 +35,10 @@ pub enum CarrierError {
     Refused(String),
 }
 
-impl DomainError for CarrierError {
-    fn code(&self) -> String {
-        match self {
-            CarrierError::Unavailable(_) => "carrier_unavailable",
-            CarrierError::Refused(_) => "shipment_refused",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            CarrierError::Unavailable(_) => ErrorKind::Unavailable,
-            CarrierError::Refused(_) => ErrorKind::Rule,
-        }
-    }
-}
+crate::error_codes!(CarrierError {
+    Self::Unavailable(_) => Unavailable "carrier_unavailable",
+    Self::Refused(_) => Rule "shipment_refused",
+});
 
 /// A carrier. Booking the same order again must answer the same shipment
 /// (a retried request must not book a second parcel).

@@ -1,12 +1,11 @@
 //! The OpenAPI document at `/openapi.json` and the `/docs` page.
 //!
-//! The routes the router serves are read from the source of the `api` crate
-//! (every `.route("<path>", get(..).post(..))` call), so a new endpoint
-//! without an `#[utoipa::path]` annotation fails here, and so does a
-//! documented operation the router does not serve.
+//! Every route is registered together with its document entry
+//! (`api::routes`), so the document's paths are the router's; these tests
+//! hold the router to answering each documented operation, and the entries
+//! to the conventions every client relies on.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use domain::metadata::Role;
 use reqwest::Method;
@@ -15,82 +14,6 @@ use testkit::spawn_app;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 const ERROR_SCHEMA: &str = "#/components/schemas/ErrorBody";
-
-fn api_sources() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read api/src") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src"),
-        &mut files,
-    );
-    files.sort();
-    files
-}
-
-/// The text of the call whose opening parenthesis is at `open`, without the
-/// parentheses.
-fn call_arguments(text: &str, open: usize) -> &str {
-    let mut depth = 0;
-    for (i, c) in text[open..].char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &text[open + 1..open + i];
-                }
-            }
-            _ => {}
-        }
-    }
-    panic!("unbalanced parentheses after byte {open}");
-}
-
-/// Every (METHOD, path) the router serves, from the `.route(..)` calls in
-/// the api crate's source.
-fn served_routes() -> BTreeSet<(String, String)> {
-    let mut routes = BTreeSet::new();
-    for file in api_sources() {
-        let text = std::fs::read_to_string(&file).expect("read a source file");
-        for (at, _) in text.match_indices(".route(") {
-            let args = call_arguments(&text, at + ".route".len());
-            let args = args.trim_start();
-            assert!(
-                args.starts_with('"'),
-                "{}: a route whose path is not a string literal: {args}",
-                file.display()
-            );
-            let end = args[1..].find('"').expect("closing quote") + 1;
-            let path = &args[1..end];
-            let handlers = &args[end + 1..];
-            let before_ok = |i: usize| {
-                i == 0 || {
-                    let c = handlers.as_bytes()[i - 1];
-                    !(c.is_ascii_alphanumeric() || c == b'_')
-                }
-            };
-            let mut found = false;
-            for method in METHODS {
-                let pattern = format!("{method}(");
-                if handlers.match_indices(&pattern).any(|(i, _)| before_ok(i)) {
-                    routes.insert((method.to_uppercase(), path.to_string()));
-                    found = true;
-                }
-            }
-            assert!(found, "{}: no method for route {path}", file.display());
-        }
-    }
-    routes
-}
 
 fn operations(document: &Value) -> Vec<(String, String, &Value)> {
     let mut out = Vec::new();
@@ -116,7 +39,7 @@ async fn fetch_document(app: &testkit::TestApp) -> Value {
 }
 
 #[tokio::test]
-async fn the_document_is_openapi_3_1_and_documents_every_route_the_router_serves() {
+async fn the_document_is_openapi_3_1_and_the_router_answers_every_operation_it_documents() {
     let app = spawn_app().await;
     let document = fetch_document(&app).await;
     assert!(
@@ -124,25 +47,10 @@ async fn the_document_is_openapi_3_1_and_documents_every_route_the_router_serves
         "{}",
         document["openapi"]
     );
-
-    let served = served_routes();
     assert!(
-        served.len() > 40,
-        "the source scan found too few routes: {served:?}"
-    );
-    let documented: BTreeSet<(String, String)> = operations(&document)
-        .into_iter()
-        .map(|(m, p, _)| (m, p))
-        .collect();
-    let undocumented: Vec<_> = served.difference(&documented).collect();
-    let not_served: Vec<_> = documented.difference(&served).collect();
-    assert!(
-        undocumented.is_empty(),
-        "served but not in /openapi.json (add #[utoipa::path] and list it in api::openapi::ApiDoc): {undocumented:?}"
-    );
-    assert!(
-        not_served.is_empty(),
-        "in /openapi.json but not served: {not_served:?}"
+        operations(&document).len() > 40,
+        "too few operations: {}",
+        operations(&document).len()
     );
 
     // And the router really answers each documented operation: never with

@@ -12,8 +12,8 @@ use domain::values::OrderId;
 use uuid::Uuid;
 
 use super::orders::{load_order, visible_order, LoadOrderError};
-use super::{Caller, Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, Caller, StoreError};
+use crate::state::AppState;
 
 /// Who may cancel any order (besides its owner).
 pub const CANCELLERS: &[Role] = &[Role::Admin];
@@ -31,16 +31,12 @@ pub enum CancelOrderError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for CancelOrderError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            CancelOrderError::Forbidden => Class::refused(Kind::Forbidden, "forbidden"),
-            CancelOrderError::Order(e) => Class::domain(e),
-            CancelOrderError::Load(e) => e.class(),
-            CancelOrderError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(CancelOrderError {
+    Self::Forbidden => refused(Forbidden, super::FORBIDDEN),
+    Self::Order(e) => domain(e: OrderError),
+    Self::Load(e) => nested(e: LoadOrderError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Cancels the order `id` for the signed-in `user_id` with `role`; answers
 /// the position of the last event written.

@@ -8,8 +8,8 @@ use domain::coupon::{used_up, within_validity, Coupon, CouponError, Discount};
 use domain::order::OrderCoupon;
 use domain::values::Money;
 
-use super::{Class, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, StoreError};
+use crate::state::AppState;
 
 /// Why a coupon cannot be used now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,18 +71,12 @@ pub enum OrderCouponError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for OrderCouponError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            OrderCouponError::Unknown(e) => Class::domain(e),
-            OrderCouponError::Refused(e) => Class::domain(e),
-            OrderCouponError::InvalidDiscount(_) => {
-                Class::refused(super::Kind::Rule, "invalid_discount")
-            }
-            OrderCouponError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(OrderCouponError {
+    Self::Unknown(e) => domain(e: CartError),
+    Self::Refused(e) => domain(e: CouponError),
+    Self::InvalidDiscount(_) => refused(Rule, "invalid_discount"),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// The cart's coupon as the order takes it, after checking that it may be
 /// used now.

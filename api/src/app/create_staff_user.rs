@@ -8,8 +8,8 @@ use domain::metadata::{Actor, CommandMetadata, Role};
 use domain::values::CustomerId;
 
 use super::register::{hash, register, NewAccount, RegisterError};
-use super::{Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, StoreError};
+use crate::state::AppState;
 
 /// What `shop users create` asks for.
 #[derive(Debug, Clone)]
@@ -52,18 +52,12 @@ pub enum CreateStaffError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for CreateStaffError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            CreateStaffError::Invalid(_) => Class::refused(Kind::Rule, "invalid_account"),
-            CreateStaffError::UsernameTaken { .. } => {
-                Class::refused(Kind::Conflict, "username_taken")
-            }
-            CreateStaffError::Customer(e) => Class::domain(e),
-            CreateStaffError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(CreateStaffError {
+    Self::Invalid(_) => refused(Rule, "invalid_account"),
+    Self::UsernameTaken { .. } => refused(Conflict, "username_taken"),
+    Self::Customer(e) => domain(e: CustomerError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Creates the staff account. An existing username is refused
 /// ([`CreateStaffError::UsernameTaken`]) unless `promote` is set; then the

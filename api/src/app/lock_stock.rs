@@ -17,8 +17,8 @@ use projections::event_store::streams;
 use uuid::Uuid;
 
 use super::products::{existing_product, FindProductError};
-use super::{Caller, Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, Caller, StoreError};
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockStockError {
@@ -28,24 +28,20 @@ pub enum LockStockError {
     DuplicateLine(Uuid),
     /// A quantity that is not one; the message says why.
     #[error("{0}")]
-    InvalidQuantity(String),
+    InvalidQuantity(super::refusals::InvalidQuantity),
     #[error(transparent)]
     Product(#[from] FindProductError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for LockStockError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            LockStockError::EmptyOrder => Class::refused(Kind::Rule, "empty_order"),
-            LockStockError::DuplicateLine(_) => Class::refused(Kind::Rule, "duplicate_line"),
-            LockStockError::InvalidQuantity(_) => Class::refused(Kind::Rule, "invalid_quantity"),
-            LockStockError::Product(e) => e.class(),
-            LockStockError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(LockStockError {
+    Self::EmptyOrder => refused(Rule, "empty_order"),
+    Self::DuplicateLine(_) => refused(Rule, "duplicate_line"),
+    Self::InvalidQuantity(e) => nested(e: super::refusals::InvalidQuantity),
+    Self::Product(e) => nested(e: FindProductError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// What came of a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +78,9 @@ pub async fn lock_stock(
         if !seen.insert(product_id) {
             return Err(LockStockError::DuplicateLine(product_id));
         }
-        let quantity =
-            Quantity::new(quantity).map_err(|e| LockStockError::InvalidQuantity(e.to_string()))?;
+        let quantity = Quantity::new(quantity).map_err(|e| {
+            LockStockError::InvalidQuantity(super::refusals::InvalidQuantity(e.to_string()))
+        })?;
         lines.push((ProductId(product_id), quantity));
     }
 

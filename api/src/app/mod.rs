@@ -22,13 +22,16 @@ use uuid::Uuid;
 pub mod cancel_order;
 pub mod cart;
 pub mod coupons;
+pub mod create_product;
 pub mod create_staff_user;
 pub mod lock_stock;
 pub mod orders;
+pub mod passwords;
 pub mod place_order;
 pub mod pricing;
 pub mod products;
 pub mod refund_order;
+pub mod refusals;
 pub mod register;
 pub mod set_order_status;
 pub mod update_product;
@@ -86,6 +89,10 @@ pub enum Kind {
     NotFound,
     /// An outside service did not answer (HTTP 503).
     Unavailable,
+    /// The caller is not who they say (HTTP 401).
+    Unauthorized,
+    /// The caller asked too often (HTTP 429).
+    TooManyRequests,
 }
 
 impl From<ErrorKind> for Kind {
@@ -128,6 +135,115 @@ impl Class<'_> {
 pub trait UseCaseError: fmt::Display {
     fn class(&self) -> Class<'_>;
 }
+
+/// One refusal an error can answer: its kind and its code.
+pub type Refusal = (Kind, &'static str);
+
+/// Every refusal an error type can answer (for the API document); trouble
+/// with the store other than a concurrent change (the database down, NUL in
+/// text) is documented for every operation at once.
+pub trait Refusals {
+    fn refusals(out: &mut Vec<Refusal>);
+}
+
+/// A domain error's refusals: its codes, each with its kind.
+pub fn domain_refusals<E: domain::error::ErrorCodes>(out: &mut Vec<Refusal>) {
+    out.extend(E::CODES.iter().map(|c| (Kind::from(c.kind), c.code)));
+}
+
+/// A domain error's refusals of one kind.
+pub fn domain_refusals_of<E: domain::error::ErrorCodes>(out: &mut Vec<Refusal>, kind: Kind) {
+    out.extend(
+        E::CODES
+            .iter()
+            .map(|c| (Kind::from(c.kind), c.code))
+            .filter(|(k, _)| *k == kind),
+    );
+}
+
+/// A domain error's refusals, as a [`Refusals`] type.
+pub struct Domain<E>(std::marker::PhantomData<E>);
+
+impl<E: domain::error::ErrorCodes> Refusals for Domain<E> {
+    fn refusals(out: &mut Vec<Refusal>) {
+        domain_refusals::<E>(out);
+    }
+}
+
+/// A tuple's refusals: each member's.
+macro_rules! tuple_refusals {
+    ($($member:ident),+) => {
+        impl<$($member: Refusals),+> Refusals for ($($member,)+) {
+            fn refusals(out: &mut Vec<Refusal>) {
+                $($member::refusals(out);)+
+            }
+        }
+    };
+}
+tuple_refusals!(A, B);
+tuple_refusals!(A, B, C);
+tuple_refusals!(A, B, C, D);
+tuple_refusals!(A, B, C, D, E);
+
+/// The code of a refusal because of the caller's role.
+pub const FORBIDDEN: &str = "forbidden";
+
+/// The caller's role may not do this.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("Your role may not do this.")]
+pub struct Forbidden;
+
+use_case_error!(Forbidden {
+    Forbidden => refused(Forbidden, FORBIDDEN),
+});
+
+/// Implements [`UseCaseError`] and [`Refusals`] for a use case's error enum
+/// from one table, so each variant's kind and code are written once. Each
+/// variant is `refused(Kind, "code")`, `domain(e: DomainErrorType)` (the
+/// domain's own kind and code; `domain(e: Type where Kind)` when only its
+/// codes of that kind can occur) or `nested(e: UseCaseErrorType)`.
+macro_rules! use_case_error {
+    ($error:ty { $($pattern:pat => $how:ident $args:tt),+ $(,)? }) => {
+        impl $crate::app::UseCaseError for $error {
+            fn class(&self) -> $crate::app::Class<'_> {
+                match self {
+                    $($pattern => $crate::app::use_case_error!(@class $how $args),)+
+                }
+            }
+        }
+
+        impl $crate::app::Refusals for $error {
+            fn refusals(out: &mut Vec<$crate::app::Refusal>) {
+                $($crate::app::use_case_error!(@doc out $how $args);)+
+            }
+        }
+    };
+    (@class refused ($kind:ident, $code:expr)) => {
+        $crate::app::Class::refused($crate::app::Kind::$kind, $code)
+    };
+    (@class domain ($e:ident : $ty:ty $(where $only:ident)?)) => {
+        $crate::app::Class::domain($e)
+    };
+    (@class nested ($e:ident : $ty:ty)) => {
+        $crate::app::UseCaseError::class($e)
+    };
+    (@doc $out:ident refused ($kind:ident, $code:expr)) => {
+        $out.push(($crate::app::Kind::$kind, $code))
+    };
+    (@doc $out:ident domain ($e:ident : $ty:ty)) => {
+        $crate::app::domain_refusals::<$ty>($out)
+    };
+    (@doc $out:ident domain ($e:ident : $ty:ty where $only:ident)) => {
+        $crate::app::domain_refusals_of::<$ty>($out, $crate::app::Kind::$only)
+    };
+    (@doc $out:ident nested ($e:ident : $ty:ty)) => {
+        <$ty as $crate::app::Refusals>::refusals($out)
+    };
+}
+pub(crate) use use_case_error;
+
+/// The code of [`StoreError::Conflict`].
+pub const CONCURRENT_MODIFICATION: &str = "concurrent_modification";
 
 /// The store (or something under it) failed; nothing the caller did wrong,
 /// except text with the NUL character, which PostgreSQL cannot store.
@@ -208,6 +324,12 @@ impl UseCaseError for StoreError {
     }
 }
 
+impl Refusals for StoreError {
+    fn refusals(out: &mut Vec<Refusal>) {
+        out.push((Kind::Conflict, CONCURRENT_MODIFICATION));
+    }
+}
+
 /// Whether PostgreSQL refused a value because it holds the NUL character
 /// (U+0000): as a text parameter (22021) or inside JSON stored as jsonb
 /// (22P05). Only a client can have sent it, so it is bad input, not our
@@ -224,11 +346,9 @@ pub fn is_nul_in_text(error: &sqlx::Error) -> bool {
 #[error("This Idempotency-Key was already used with a different request body.")]
 pub struct KeyReused;
 
-impl UseCaseError for KeyReused {
-    fn class(&self) -> Class<'_> {
-        Class::refused(Kind::Rule, "idempotency_key_reused")
-    }
-}
+use_case_error!(KeyReused {
+    KeyReused => refused(Rule, "idempotency_key_reused"),
+});
 
 /// For a creating command under an `Idempotency-Key`: when the aggregate
 /// already exists, the first request's position if it had the same body

@@ -9,8 +9,8 @@ use domain::order::{Order, OrderError};
 use projections::event_store::{load_aggregate, streams};
 use uuid::Uuid;
 
-use super::{Class, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, StoreError};
+use crate::state::AppState;
 
 /// Who may read any order (besides its owner).
 pub const READERS: &[Role] = &[Role::Admin, Role::Auditor];
@@ -37,14 +37,10 @@ impl From<sqlx::Error> for LoadOrderError {
     }
 }
 
-impl UseCaseError for LoadOrderError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            LoadOrderError::NotFound(e) => Class::domain(e),
-            LoadOrderError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(LoadOrderError {
+    Self::NotFound(e) => domain(e: OrderError where NotFound),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Loads an order, optionally as it was: up to sequence `version`, and/or
 /// from the events recorded at or before `as_of`. Answers the order and the

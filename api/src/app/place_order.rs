@@ -14,8 +14,8 @@ use domain::values::{CustomerId, OrderId, ProductId, Quantity};
 use super::coupons::{order_coupon, OrderCouponError};
 use super::orders::{load_order, LoadOrderError};
 use super::pricing::{order_lines, subtotal, PricingError};
-use super::{replayed_creation, Caller, Class, KeyReused, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{replayed_creation, use_case_error, Caller, KeyReused, StoreError};
+use crate::state::AppState;
 
 /// What is asked for.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub enum PlaceOrderError {
     InvalidExpectedTotal,
     /// A quantity that is not one; the message says why.
     #[error("{0}")]
-    InvalidQuantity(String),
+    InvalidQuantity(super::refusals::InvalidQuantity),
     #[error(transparent)]
     Cart(CartError),
     #[error(transparent)]
@@ -95,22 +95,17 @@ pub enum PlaceOrderError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for PlaceOrderError {
-    fn class(&self) -> Class<'_> {
-        use PlaceOrderError::*;
-        match self {
-            InvalidExpectedTotal => Class::refused(Kind::Rule, "invalid_expected_total"),
-            InvalidQuantity(_) => Class::refused(Kind::Rule, "invalid_quantity"),
-            Cart(e) => Class::domain(e),
-            Pricing(e) => e.class(),
-            Coupon(e) => e.class(),
-            Order(e) => Class::domain(e),
-            KeyReused(e) => e.class(),
-            Load(e) => e.class(),
-            Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(PlaceOrderError {
+    Self::InvalidExpectedTotal => refused(Rule, "invalid_expected_total"),
+    Self::InvalidQuantity(e) => nested(e: super::refusals::InvalidQuantity),
+    Self::Cart(e) => domain(e: CartError),
+    Self::Pricing(e) => nested(e: PricingError),
+    Self::Coupon(e) => nested(e: OrderCouponError),
+    Self::Order(e) => domain(e: OrderError),
+    Self::KeyReused(e) => nested(e: KeyReused),
+    Self::Load(e) => nested(e: LoadOrderError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Places the order. Under an idempotency key a repeat of the same body
 /// answers the first answer (the order as placed, at sequence 1) and writes
@@ -168,7 +163,9 @@ fn view(order: &Order) -> Result<OrderView, StoreError> {
 }
 
 fn quantity(value: i64) -> Result<Quantity, PlaceOrderError> {
-    Quantity::new(value).map_err(|e| PlaceOrderError::InvalidQuantity(e.to_string()))
+    Quantity::new(value).map_err(|e| {
+        PlaceOrderError::InvalidQuantity(super::refusals::InvalidQuantity(e.to_string()))
+    })
 }
 
 /// Order of effects, so that a failure leaves nothing half-applied:

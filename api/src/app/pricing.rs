@@ -9,8 +9,8 @@ use domain::product::Product;
 use domain::values::{Currency, Money, ProductId, Quantity};
 
 use super::coupons::usable_discount;
-use super::{Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, StoreError};
+use crate::state::AppState;
 
 /// A product as the catalog has it now, or `None` when it was never
 /// created.
@@ -86,18 +86,12 @@ pub enum PricingError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for PricingError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            PricingError::ProductNotFound(_) => Class::refused(Kind::NotFound, "product_not_found"),
-            PricingError::ProductDiscontinued(_) => {
-                Class::refused(Kind::Conflict, "product_discontinued")
-            }
-            PricingError::Order(e) => Class::domain(e),
-            PricingError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(PricingError {
+    Self::ProductNotFound(_) => refused(NotFound, "product_not_found"),
+    Self::ProductDiscontinued(_) => refused(Conflict, "product_discontinued"),
+    Self::Order(e) => domain(e: OrderError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Prices every line of an order from the catalog as it is now: each line
 /// must name a product that is for sale.
@@ -157,14 +151,10 @@ pub enum CartPricingError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for CartPricingError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            CartPricingError::AmountTooLarge => Class::refused(Kind::Rule, "amount_too_large"),
-            CartPricingError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(CartPricingError {
+    Self::AmountTooLarge => refused(Rule, "amount_too_large"),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Prices the cart. A line whose product is gone or has no price is shown
 /// at zero (a line can only have been added for a product that exists, so

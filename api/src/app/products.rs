@@ -6,8 +6,8 @@ use domain::product::Product;
 use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{ProductId, Sku};
 
-use super::{load_error, Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{load_error, use_case_error, StoreError};
+use crate::state::AppState;
 
 /// A product that does not exist (or was never created).
 #[derive(Debug, thiserror::Error)]
@@ -18,14 +18,10 @@ pub enum FindProductError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for FindProductError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            FindProductError::NotFound => Class::refused(Kind::NotFound, "not_found"),
-            FindProductError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(FindProductError {
+    Self::NotFound => refused(NotFound, super::refusals::NotFound::CODE),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// The product, which must exist.
 pub async fn existing_product(
@@ -46,14 +42,10 @@ pub enum ClaimSkuError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for ClaimSkuError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            ClaimSkuError::Sku(e) => Class::domain(e),
-            ClaimSkuError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(ClaimSkuError {
+    Self::Sku(e) => domain(e: SkuError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Claims `sku` for `product`: refused when another product holds it.
 pub async fn claim_sku(

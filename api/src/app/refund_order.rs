@@ -5,8 +5,8 @@ use domain::order::{OrderCommand, OrderError};
 use domain::values::Money;
 use uuid::Uuid;
 
-use super::{Caller, Class, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, Caller, StoreError};
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundOrderError {
@@ -16,14 +16,10 @@ pub enum RefundOrderError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for RefundOrderError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            RefundOrderError::Order(e) => Class::domain(e),
-            RefundOrderError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(RefundOrderError {
+    Self::Order(e) => domain(e: OrderError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Refunds `amount` minor units (absent: everything not yet refunded) of
 /// the order `id`; answers the position of the last event written.

@@ -7,8 +7,8 @@ use domain::customer::{
 use domain::metadata::{CommandMetadata, Role};
 use domain::values::CustomerId;
 
-use super::{Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, StoreError};
+use crate::state::AppState;
 
 /// A new account, its fields already checked.
 pub struct NewAccount {
@@ -31,21 +31,15 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for RegisterError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            RegisterError::Invalid(_) => Class::refused(Kind::Rule, "invalid_account"),
-            RegisterError::Customer(e) => Class::domain(e),
-            RegisterError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(RegisterError {
+    Self::Invalid(_) => refused(Rule, "invalid_account"),
+    Self::Customer(e) => domain(e: CustomerError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// The password's hash (it takes tens of milliseconds, off the runtime).
 pub async fn hash(password: String) -> Result<String, StoreError> {
-    crate::auth::hash_password(password)
-        .await
-        .map_err(|e| StoreError::Internal(e.message))
+    super::passwords::hash_password(password).await
 }
 
 /// Registers the account; answers its id and the position of its event.

@@ -7,8 +7,8 @@ use domain::shipping::{CarrierError, ShipmentRequest};
 use uuid::Uuid;
 
 use super::orders::{load_order, LoadOrderError};
-use super::{Caller, Class, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, Caller, StoreError};
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetOrderStatusError {
@@ -23,16 +23,12 @@ pub enum SetOrderStatusError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for SetOrderStatusError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            SetOrderStatusError::Order(e) => Class::domain(e),
-            SetOrderStatusError::Carrier(e) => Class::domain(e),
-            SetOrderStatusError::Load(e) => e.class(),
-            SetOrderStatusError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(SetOrderStatusError {
+    Self::Order(e) => domain(e: OrderError),
+    Self::Carrier(e) => domain(e: CarrierError),
+    Self::Load(e) => nested(e: LoadOrderError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 /// Moves the order `id` to `to` (only legal transitions); answers the
 /// position of the last event written. A blank tracking number is none.

@@ -12,8 +12,8 @@ use domain::values::{CategoryId, Money, ProductId, ShopId, Sku, ValueError};
 use projections::lookups::EventStoreLookups;
 
 use super::products::{claim_sku, existing_product, release_sku, ClaimSkuError, FindProductError};
-use super::{Caller, Class, Kind, StoreError, UseCaseError};
-use crate::startup::AppState;
+use super::{use_case_error, Caller, StoreError};
+use crate::state::AppState;
 
 /// The fields to change; `None` keeps a field.
 #[derive(Debug, Clone, Default)]
@@ -44,17 +44,13 @@ pub enum UpdateProductError {
     Store(#[from] StoreError),
 }
 
-impl UseCaseError for UpdateProductError {
-    fn class(&self) -> Class<'_> {
-        match self {
-            UpdateProductError::Find(e) => e.class(),
-            UpdateProductError::InvalidValue(_) => Class::refused(Kind::Rule, "invalid_value"),
-            UpdateProductError::Product(e) => Class::domain(e),
-            UpdateProductError::Claim(e) => e.class(),
-            UpdateProductError::Store(e) => Class::Store(e),
-        }
-    }
-}
+use_case_error!(UpdateProductError {
+    Self::Find(e) => nested(e: FindProductError),
+    Self::InvalidValue(_) => refused(Rule, "invalid_value"),
+    Self::Product(e) => domain(e: ProductError),
+    Self::Claim(e) => nested(e: ClaimSkuError),
+    Self::Store(e) => nested(e: StoreError),
+});
 
 fn product_failed(e: cqrs_es::AggregateError<ProductError>) -> UpdateProductError {
     match StoreError::split(e) {

@@ -4,29 +4,32 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::customer::{Customer, CustomerError, Email, Fullname, Password, Phone, Username};
 use domain::metadata::{Actor, Role};
 use domain::values::CustomerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::passwords::verify_password;
+use crate::app::refusals::{InvalidCredentials, NotFound, TooManyAttempts};
 use crate::app::register::{self, NewAccount, RegisterError};
-use crate::auth::{verify_password, AuthUser};
+use crate::auth::AuthUser;
 use crate::commands::{command_error, metadata};
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/register", post(register))
-        .route("/v1/login", post(login))
-        .route("/v1/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
 }
 
 // The account rules of `domain::customer::values`, spelled as schema
@@ -91,8 +94,7 @@ struct Registered {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered.", body = Registered),
-        (status = 409, description = "The username is taken.", body = ErrorBody),
-        (status = 422, description = "A field breaks a rule (`invalid_account`), or the body does not fit the schema (`invalid_body`).", body = ErrorBody),
+        Answers::<RegisterError>,
     ),
 )]
 async fn register(
@@ -144,8 +146,7 @@ struct LoginAnswer {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in.", body = LoginAnswer),
-        (status = 401, description = "The username or password is wrong (`invalid_credentials`).", body = ErrorBody),
-        (status = 429, description = "Too many sign-in attempts from this address (`too_many_attempts`); wait a minute.", body = ErrorBody),
+        Answers::<(InvalidCredentials, TooManyAttempts)>,
     ),
 )]
 async fn login(
@@ -158,18 +159,15 @@ async fn login(
         state.login_limiter.retain_recent();
     }
     if state.login_limiter.check_key(&client.ip()).is_err() {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
+        return Err(TooManyAttempts::new(
             "Too many sign-in attempts from this address; wait a minute.",
-        ));
+        )
+        .into());
     }
     let wrong = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+        ApiError::from(InvalidCredentials::new(
             "The username or password is wrong.",
-        )
+        ))
     };
     let customer = match Username::parse(&body.username) {
         Ok(username) => load_customer(&state, username.customer_id()).await?,
@@ -223,13 +221,13 @@ struct Me {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The account.", body = Me),
-        (status = 404, description = "The token's account does not exist (`not_found`).", body = ErrorBody),
+        Answers::<NotFound>,
     ),
 )]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>> {
     let customer = load_customer(&state, CustomerId(user.id))
         .await?
-        .ok_or_else(|| ApiError::not_found("This account does not exist."))?;
+        .ok_or_else(|| ApiError::from(NotFound::new("This account does not exist.")))?;
     let text = |v: Option<&str>| v.unwrap_or_default().to_string();
     Ok(Json(Me {
         customer_id: user.id,

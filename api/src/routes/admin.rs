@@ -2,25 +2,27 @@
 //! auditors (secrets such as password hashes and payment tokens redacted).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use domain::metadata::Role;
 use projections::admin::{self, ProjectorStatus};
 use projections::audit::{self, AuditEvent, EventFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::app::Forbidden;
 use crate::auth::AuthUser;
+use crate::error::Answers;
 use crate::error::Result;
 use crate::extract::AppQuery;
-use crate::openapi::ErrorBody;
 use crate::read::{limit, next_page};
-use crate::startup::AppState;
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/projections", get(projections))
-        .route("/v1/admin/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(projections))
+        .routes(routes!(events))
 }
 
 #[utoipa::path(
@@ -32,7 +34,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The projectors.", body = Vec<ProjectorStatus>),
-        (status = 403, description = "The caller is not an operator or admin (`forbidden`).", body = ErrorBody),
+        Answers::<Forbidden>,
     ),
 )]
 async fn projections(
@@ -76,7 +78,7 @@ struct EventPage {
     params(EventQuery),
     responses(
         (status = 200, description = "A page of events.", body = EventPage),
-        (status = 403, description = "The caller is not an operator, auditor or admin (`forbidden`).", body = ErrorBody),
+        Answers::<Forbidden>,
     ),
 )]
 async fn events(

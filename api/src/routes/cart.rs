@@ -9,34 +9,37 @@
 //! event store (so it always shows the customer's last write).
 
 use axum::extract::State;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use domain::cart::{cart_id_for, CartCommand};
 use domain::metadata::Role;
 use domain::values::{CustomerId, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::cart::priced_cart;
+use crate::app::pricing::CartPricingError;
+use crate::app::refusals::InvalidQuantity;
+use crate::app::Domain;
+use crate::app::Forbidden;
+use crate::app::StoreError;
 use crate::auth::AuthUser;
 use crate::commands::{command_error, metadata, CommandAnswer};
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
+use domain::cart::CartError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/cart", get(get_cart).delete(empty_cart))
-        .route("/v1/cart/items", post(add_item))
-        .route(
-            "/v1/cart/items/{product_id}",
-            put(change_quantity).delete(remove_item),
-        )
-        .route("/v1/cart/coupon", post(apply_coupon).delete(remove_coupon))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_cart, empty_cart))
+        .routes(routes!(add_item))
+        .routes(routes!(change_quantity, remove_item))
+        .routes(routes!(apply_coupon, remove_coupon))
 }
 
 /// Who has a cart: customers. Staff accounts do not shop.
@@ -73,7 +76,7 @@ async fn run(
 
 /// The cart as it is now: an empty cart when it never had an item.
 fn quantity(value: i64) -> Result<Quantity> {
-    Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
+    Quantity::new(value).map_err(|e| ApiError::from(InvalidQuantity(e.to_string())))
 }
 
 // ---- reading ----
@@ -115,8 +118,7 @@ struct CartView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart.", body = CartView),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 422, description = "The total is too large to represent (`amount_too_large`).", body = ErrorBody),
+        Answers::<(Forbidden, CartPricingError)>,
     ),
 )]
 async fn get_cart(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartView>> {
@@ -166,10 +168,7 @@ struct AddItem {
     request_body = AddItem,
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product (`product_not_found`).", body = ErrorBody),
-        (status = 409, description = "The product is no longer sold (`product_discontinued`), the line would hold more than 1000000 (`quantity_too_large`), or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`, or the product is not in the cart and the cart already has 100 lines (`too_many_lines`).", body = ErrorBody),
+        Answers::<(Forbidden, InvalidQuantity, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn add_item(
@@ -205,10 +204,7 @@ struct ChangeQuantity {
     request_body = ChangeQuantity,
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The cart has no line for this product (`cart_line_not_found`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`, `quantity_too_large`.", body = ErrorBody),
+        Answers::<(Forbidden, InvalidQuantity, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn change_quantity(
@@ -240,9 +236,7 @@ async fn change_quantity(
     params(("product_id" = Uuid, Path, description = "The product.")),
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The cart has no line for this product (`cart_line_not_found`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn remove_item(
@@ -266,8 +260,7 @@ async fn remove_item(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn empty_cart(
@@ -294,9 +287,7 @@ struct ApplyCoupon {
     request_body = ApplyCoupon,
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no coupon with this code (`unknown_coupon`).", body = ErrorBody),
-        (status = 409, description = "The coupon cannot be used now: `coupon_expired` (or not yet valid), `coupon_used_up`; the cart is empty (`empty_cart`); or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn apply_coupon(
@@ -321,8 +312,7 @@ async fn apply_coupon(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "The cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CartError>, StoreError)>,
     ),
 )]
 async fn remove_coupon(

@@ -4,41 +4,39 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{post, put};
-use axum::{Json, Router};
-use cqrs_es::Aggregate;
+use axum::Json;
 use domain::category::{Category, CategoryCommand, CategoryError, CategoryServices};
-use domain::product::{Product, ProductCommand};
-use domain::shop::ShopCommand;
-use domain::values::{CategoryId, Money, ProductId, ShopId, Sku};
+use domain::product::{ProductCommand, ProductError};
+use domain::shop::{ShopCommand, ShopError};
+use domain::values::{CategoryId, ProductId, ShopId};
 use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::products::{claim_sku, existing_product, release_sku};
-use crate::app::update_product;
+use crate::app::create_product::{self, CreateProductError};
+use crate::app::products::{existing_product, FindProductError};
+use crate::app::update_product::{self, UpdateProductError};
+use crate::app::{Domain, Forbidden, KeyReused, StoreError};
 use crate::auth::Admin;
 use crate::commands::{
-    caller, command_error, create, double_option, dry_run, metadata, replayed_creation,
-    request_hash, CommandAnswer, IdempotencyKey,
+    caller, command_error, create, double_option, dry_run, metadata, request_hash, CommandAnswer,
+    IdempotencyKey, IdempotencyKeyHeader,
 };
-use crate::error::{ApiError, Result};
+use crate::error::{Answers, ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/categories", post(create_category))
-        .route("/v1/categories/{id}", put(update_category))
-        .route("/v1/shops", post(create_shop))
-        .route("/v1/shops/{id}", put(update_shop))
-        .route("/v1/products", post(create_product))
-        .route(
-            "/v1/products/{id}",
-            put(update_product).delete(discontinue_product),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_category))
+        .routes(routes!(update_category))
+        .routes(routes!(create_shop))
+        .routes(routes!(update_shop))
+        .routes(routes!(create_product))
+        .routes(routes!(update_product, discontinue_product))
 }
 
 type Created = (StatusCode, Json<CommandAnswer>);
@@ -53,10 +51,7 @@ fn created(answer: CommandAnswer) -> Created {
 #[serde(deny_unknown_fields)]
 struct NewCategory {
     /// Not blank, at most 100 characters.
-    #[schema(
-        max_length = 100,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 100, format = "not-blank")]
     name: String,
     /// Absent or null: a top-level category.
     #[serde(default)]
@@ -70,14 +65,11 @@ struct NewCategory {
     summary = "Create a category",
     description = "Role: admin. A category, at the top level or under `parent_category_id`.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(IdempotencyKeyHeader),
     request_body = NewCategory,
     responses(
         (status = 201, description = "Created: the category id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The parent category does not exist (`parent_category_not_found`).", body = ErrorBody),
-        (status = 409, description = "The category exists (`category_already_exists`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_category_name`, `idempotency_key_reused`.", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CategoryError>, KeyReused, StoreError)>,
     ),
 )]
 async fn create_category(
@@ -105,10 +97,7 @@ async fn create_category(
 struct CategoryChange {
     /// Not blank, at most 100 characters.
     #[serde(default)]
-    #[schema(
-        max_length = 100,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 100, format = "not-blank")]
     name: Option<String>,
     /// Absent: keep; `null`: move to the top level; an id: move under it.
     #[serde(default, deserialize_with = "double_option")]
@@ -127,10 +116,7 @@ struct CategoryChange {
     request_body = CategoryChange,
     responses(
         (status = 200, description = "Changed: the category id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The category or the new parent does not exist.", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_category_name`, `category_cycle`.", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CategoryError>, StoreError)>,
     ),
 )]
 async fn update_category(
@@ -188,10 +174,7 @@ async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
 #[serde(deny_unknown_fields)]
 struct NewShop {
     /// Not blank, at most 100 characters.
-    #[schema(
-        max_length = 100,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 100, format = "not-blank")]
     name: String,
     /// At most 2000 characters.
     #[serde(default)]
@@ -210,13 +193,11 @@ struct NewShop {
     summary = "Create a shop",
     description = "Role: admin. A seller that lists products.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(IdempotencyKeyHeader),
     request_body = NewShop,
     responses(
         (status = 201, description = "Created: the shop id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "The shop exists (`shop_already_exists`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_shop_name`, `invalid_shop_description`, `invalid_shop_address`, `idempotency_key_reused`.", body = ErrorBody),
+        Answers::<(Forbidden, Domain<ShopError>, KeyReused, StoreError)>,
     ),
 )]
 async fn create_shop(
@@ -245,10 +226,7 @@ async fn create_shop(
 struct ShopChange {
     /// Not blank, at most 100 characters.
     #[serde(default)]
-    #[schema(
-        max_length = 100,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 100, format = "not-blank")]
     name: Option<String>,
     /// At most 2000 characters; blank removes it.
     #[serde(default)]
@@ -271,10 +249,7 @@ struct ShopChange {
     request_body = ShopChange,
     responses(
         (status = 200, description = "Changed: the shop id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such shop (`shop_not_found`).", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_shop_name`, `invalid_shop_description`, `invalid_shop_address`.", body = ErrorBody),
+        Answers::<(Forbidden, Domain<ShopError>, StoreError)>,
     ),
 )]
 async fn update_shop(
@@ -310,10 +285,7 @@ async fn update_shop(
 #[serde(deny_unknown_fields)]
 struct NewProduct {
     /// Not blank, at most 200 characters.
-    #[schema(
-        max_length = 200,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 200, format = "not-blank")]
     name: String,
     /// At most 5000 characters.
     #[serde(default)]
@@ -342,14 +314,6 @@ struct NewProduct {
     shop_id: Option<Uuid>,
 }
 
-fn invalid_value(e: domain::values::ValueError) -> ApiError {
-    ApiError::unprocessable("invalid_value", e.to_string())
-}
-
-fn money(state: &AppState, minor: i64) -> Result<Money> {
-    Money::new(minor, state.currency.clone()).map_err(invalid_value)
-}
-
 #[utoipa::path(
     post,
     path = "/v1/products",
@@ -357,14 +321,11 @@ fn money(state: &AppState, minor: i64) -> Result<Money> {
     summary = "Create a product",
     description = "Role: admin. A product in a category (and optionally a shop), priced in the shop's currency. Its SKU must be unused.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(IdempotencyKeyHeader),
     request_body = NewProduct,
     responses(
         (status = 201, description = "Created: the product id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The category or shop does not exist (`category_not_found`, `shop_not_found`).", body = ErrorBody),
-        (status = 409, description = "The SKU is taken (`sku_taken`), or the product exists.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_value` (SKU, price), `invalid_product_name`, `price_not_positive`, `invalid_image_url`, `idempotency_key_reused`, ...", body = ErrorBody),
+        Answers::<(Forbidden, CreateProductError)>,
     ),
 )]
 async fn create_product(
@@ -374,73 +335,24 @@ async fn create_product(
     key: IdempotencyKey,
     AppJson(body): AppJson<NewProduct>,
 ) -> Result<Created> {
-    let sku = Sku::parse(&body.sku).map_err(invalid_value)?;
-    let price = money(&state, body.price)?;
     let product_id = ProductId(key.creation_id("product", user.id));
-    // A replay is answered before anything is claimed: the SKU of a replayed
-    // body may since have been given up by the product, and the SKU of another
-    // body under the key must not be taken (the answer to that is 422).
-    if key.0.is_some() {
-        let hash = request_hash(&body);
-        if let Some(position) =
-            replayed_creation(&state.pool, Product::TYPE, product_id.as_uuid(), &hash).await?
-        {
-            return Ok(created(CommandAnswer {
-                id: product_id.as_uuid(),
-                position,
-            }));
-        }
-    }
-    // The SKU is claimed first; a product that then cannot be created gives
-    // it back, so a failed request leaves nothing behind.
-    let claim_meta = metadata(user.actor(), &request_id, "ClaimSku");
-    claim_sku(&state, &sku, product_id, &claim_meta).await?;
-    let meta = metadata(user.actor(), &request_id, "CreateProduct");
-    let result = create(
-        &state.products,
-        &key,
-        product_id.as_uuid(),
-        &body,
-        meta,
-        |id| ProductCommand::Create {
-            product_id: ProductId(id),
-            name: body.name.clone(),
-            description: body.description.clone(),
-            price,
-            sku: sku.clone(),
-            image_url: body.image_url.clone(),
-            category_id: CategoryId(body.category_id),
-            shop_id: body.shop_id.map(ShopId),
-        },
-    )
-    .await;
-    match result {
-        Ok(answer) => Ok(created(answer)),
-        Err(e) => {
-            // Give the claim back unless the product exists with this SKU (a
-            // racing request under the same key created it). When the
-            // product cannot be read, keep the claim: releasing the SKU of a
-            // product that has it would be worse than a stray claim.
-            if product_sku(&state, product_id)
-                .await
-                .is_some_and(|held| held.as_ref() != Some(&sku))
-            {
-                release_sku(&state, &sku, product_id, &claim_meta).await;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The SKU of a created product (`Some(None)` when there is no such product);
-/// `None` when the product could not be read.
-async fn product_sku(state: &AppState, id: ProductId) -> Option<Option<Sku>> {
-    state
-        .products
-        .load(&id.to_string())
-        .await
-        .ok()
-        .map(|p| p.filter(Product::is_created).and_then(|p| p.sku().cloned()))
+    let new = create_product::NewProduct {
+        product_id,
+        name: body.name.clone(),
+        description: body.description.clone(),
+        price: body.price,
+        sku: body.sku.clone(),
+        image_url: body.image_url.clone(),
+        category_id: CategoryId(body.category_id),
+        shop_id: body.shop_id.map(ShopId),
+        request_hash: request_hash(&body),
+        keyed: key.0.is_some(),
+    };
+    let position = create_product::create_product(&state, &caller(&user, &request_id), new).await?;
+    Ok(created(CommandAnswer {
+        id: product_id.as_uuid(),
+        position,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -448,10 +360,7 @@ async fn product_sku(state: &AppState, id: ProductId) -> Option<Option<Sku>> {
 struct ProductChange {
     /// Not blank, at most 200 characters.
     #[serde(default)]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 200, format = "not-blank")]
     name: Option<String>,
     /// At most 5000 characters.
     #[serde(default)]
@@ -494,10 +403,7 @@ struct ProductChange {
     request_body = ProductChange,
     responses(
         (status = 200, description = "Changed: the product id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "The product, category or shop does not exist.", body = ErrorBody),
-        (status = 409, description = "The SKU is taken (`sku_taken`), the product is discontinued, or it changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_value`, `invalid_product_name`, `price_not_positive`, `invalid_image_url`, ...", body = ErrorBody),
+        Answers::<(Forbidden, UpdateProductError)>,
     ),
 )]
 async fn update_product(
@@ -531,9 +437,7 @@ async fn update_product(
     params(("id" = Uuid, Path, description = "The product.")),
     responses(
         (status = 200, description = "Discontinued: the product id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Already discontinued (`product_discontinued`), or changed concurrently.", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, Domain<ProductError>, StoreError)>,
     ),
 )]
 async fn discontinue_product(

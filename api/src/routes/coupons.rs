@@ -5,34 +5,37 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::coupon::{coupon_id_for, Coupon, CouponCommand, CouponError, Discount};
-use domain::error::DomainError;
 use domain::metadata::REQUEST_HASH;
 use domain::values::Money;
 use projections::event_store::lookups;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::Domain;
+use crate::app::Forbidden;
+use crate::app::StoreError;
 use crate::auth::Admin;
 use crate::commands::{
     command_error, domain_error, metadata, request_hash, CommandAnswer, IdempotencyKey,
+    IdempotencyKeyHeader,
 };
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/coupons", post(create_coupon))
-        .route("/v1/coupons/{code}", get(get_coupon))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_coupon))
+        .routes(routes!(get_coupon))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -76,8 +79,8 @@ fn discount(state: &AppState, body: &NewCoupon) -> Result<Discount> {
         (None, Some(amount)) => Money::new(amount, state.currency.clone())
             .map(Discount::Fixed)
             .map_err(|_| invalid_discount()),
-        _ => Err(ApiError::unprocessable(
-            "invalid_discount",
+        _ => Err(ApiError::refusal(
+            &CouponError::InvalidDiscount,
             "Give exactly one of `percent_off` and `amount_off`.",
         )),
     }
@@ -94,13 +97,11 @@ fn discount(state: &AppState, body: &NewCoupon) -> Result<Discount> {
     summary = "Create a coupon",
     description = "Role: admin. Creates a coupon; its code is unique (a second coupon with a code is 409). With `Idempotency-Key`, a repeat of the same request answers 201 again and writes nothing.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(IdempotencyKeyHeader),
     request_body = NewCoupon,
     responses(
         (status = 201, description = "Created: the coupon id and position.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 409, description = "A coupon with this code exists (`coupon_already_exists`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_discount` (exactly one of `percent_off` 1 to 100 and `amount_off`), `invalid_usage_limit`, `invalid_coupon_code`.", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CouponError>, StoreError)>,
     ),
 )]
 async fn create_coupon(
@@ -197,8 +198,7 @@ struct CouponView {
     params(("code" = String, Path, description = "The coupon's code.")),
     responses(
         (status = 200, description = "The coupon.", body = CouponView),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such coupon (`coupon_not_found`).", body = ErrorBody),
+        Answers::<(Forbidden, Domain<CouponError>)>,
     ),
 )]
 async fn get_coupon(
@@ -212,10 +212,7 @@ async fn get_coupon(
         .await
         .map_err(command_error::<CouponError>)?
         .filter(|c| c.coupon_id().is_some())
-        .ok_or_else(|| {
-            let e = CouponError::NotFound;
-            ApiError::new(StatusCode::NOT_FOUND, e.code(), "There is no such coupon.")
-        })?;
+        .ok_or_else(|| ApiError::refusal(&CouponError::NotFound, "There is no such coupon."))?;
     Ok(Json(view(&coupon)))
 }
 

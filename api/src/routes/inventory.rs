@@ -1,36 +1,40 @@
 //! Inventory: stock arrivals, corrections, holds, decrements, order locks.
 
 use axum::extract::State;
-use axum::routing::{delete, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
 use domain::metadata::CommandMetadata;
 use domain::values::{derived_id, OrderId, ProductId, Quantity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::lock_stock::LockStockError;
 use crate::app::lock_stock::{lock_stock, Locked};
 use crate::app::products::existing_product;
+use crate::app::products::FindProductError;
+use crate::app::refusals::{InvalidQuantity, InvalidTtl};
+use crate::app::Domain;
+use crate::app::Forbidden;
+use crate::app::StoreError;
 use crate::auth::Admin;
 use crate::commands::{caller, command_error, metadata, CommandAnswer};
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/inventory/{product_id}/receive", post(receive))
-        .route("/v1/inventory/{product_id}/adjust", post(adjust))
-        .route("/v1/inventory/{product_id}/hold", put(place_hold))
-        .route(
-            "/v1/inventory/{product_id}/hold/{owner_id}",
-            delete(release_hold),
-        )
-        .route("/v1/inventory/{product_id}/decrement", put(decrement))
-        .route("/v1/inventory/lock", post(lock))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(receive))
+        .routes(routes!(adjust))
+        .routes(routes!(place_hold))
+        .routes(routes!(release_hold))
+        .routes(routes!(decrement))
+        .routes(routes!(lock))
 }
 
 /// A hold without `ttl_seconds` lasts this long.
@@ -48,7 +52,7 @@ async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem
 }
 
 fn quantity(value: i64) -> Result<Quantity> {
-    Quantity::new(value).map_err(|e| ApiError::unprocessable("invalid_quantity", e.to_string()))
+    Quantity::new(value).map_err(|e| ApiError::from(InvalidQuantity(e.to_string())))
 }
 
 /// Runs one inventory command against an existing product.
@@ -93,10 +97,7 @@ struct Receive {
     request_body = Receive,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`, `stock_overflow`, `invalid_reason`.", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, InvalidQuantity, Domain<InventoryError>, StoreError)>,
     ),
 )]
 async fn receive(
@@ -121,10 +122,7 @@ struct Adjust {
     /// Added to the stock on hand (negative removes); not 0.
     delta: i64,
     /// Not blank, at most 500 characters.
-    #[schema(
-        max_length = 500,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 500, format = "not-blank")]
     reason: String,
 }
 
@@ -139,10 +137,7 @@ struct Adjust {
     request_body = Adjust,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`), or the change would take held stock.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `zero_adjustment`, `invalid_reason`, `available_would_go_negative`, `stock_overflow`.", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, Domain<InventoryError>, StoreError)>,
     ),
 )]
 async fn adjust(
@@ -191,10 +186,7 @@ struct HoldAnswer {
     request_body = PlaceHold,
     responses(
         (status = 200, description = "Held.", body = HoldAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Not enough stock (`insufficient_stock`), the owner holds another quantity (`hold_conflict`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_ttl`, `invalid_quantity`.", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, (InvalidQuantity, InvalidTtl), Domain<InventoryError>, StoreError)>,
     ),
 )]
 async fn place_hold(
@@ -206,10 +198,10 @@ async fn place_hold(
 ) -> Result<Json<HoldAnswer>> {
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
     if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::unprocessable(
-            "invalid_ttl",
-            format!("ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}."),
-        ));
+        return Err(InvalidTtl(format!(
+            "ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}."
+        ))
+        .into());
     }
     let now = Utc::now();
     let command = InventoryCommand::PlaceHold {
@@ -239,9 +231,7 @@ async fn place_hold(
     params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id)."), ("owner_id" = Uuid, Path, description = "Who holds the stock.")),
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product, or no hold of this owner (`no_such_hold`).", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, Domain<InventoryError>, StoreError)>,
     ),
 )]
 async fn release_hold(
@@ -274,10 +264,7 @@ struct Decrement {
     request_body = Decrement,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 409, description = "Not enough stock (`insufficient_stock`), or changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_quantity`.", body = ErrorBody),
+        Answers::<(Forbidden, FindProductError, InvalidQuantity, Domain<InventoryError>, StoreError)>,
     ),
 )]
 async fn decrement(
@@ -332,10 +319,7 @@ struct LockAnswer {
     request_body = LockRequest,
     responses(
         (status = 200, description = "Locked, or refused with the reason in `message`.", body = LockAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "A line names a product that does not exist.", body = ErrorBody),
-        (status = 409, description = "Changed concurrently (`concurrent_modification`).", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `empty_order`, `duplicate_line`, `invalid_quantity`.", body = ErrorBody),
+        Answers::<(Forbidden, LockStockError)>,
     ),
 )]
 async fn lock(

@@ -11,26 +11,27 @@ use axum::extract::State;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderItemView, ShippingAddress};
 use domain::values::{Currency, CustomerId, OrderId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::orders::visible_order;
+use crate::app::orders::LoadOrderError;
+use crate::app::refusals::InvoiceNotIssued;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Result};
+use crate::error::Answers;
+use crate::error::Result;
 use crate::extract::{AppPath, AppQuery};
-use crate::openapi::ErrorBody;
-use crate::startup::{AppState, Seller};
+use crate::state::{AppState, Seller};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/orders/{id}/invoice", get(get_invoice))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_invoice))
 }
 
 /// Who issues the invoices (configured: `SHOP_SELLER_NAME`,
@@ -95,7 +96,7 @@ enum InvoiceFormat {
     params(("id" = Uuid, Path, description = "The order."), InvoiceQuery),
     responses(
         (status = 200, description = "The invoice (JSON, or HTML for `Accept: text/html`).", body = Invoice),
-        (status = 404, description = "There is no such order or it is not the caller's to see (`order_not_found`), or no invoice is issued yet (`invoice_not_issued`).", body = ErrorBody),
+        Answers::<(LoadOrderError, InvoiceNotIssued)>,
     ),
 )]
 async fn get_invoice(
@@ -141,11 +142,10 @@ fn invoice_of(order: &Order, seller: &Seller) -> Result<Invoice> {
         order.invoice_number(),
         order.invoiced_at(),
     ) else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "invoice_not_issued",
+        return Err(InvoiceNotIssued::new(
             "No invoice has been issued for this order yet; it is issued once the payment is captured.",
-        ));
+        )
+        .into());
     };
     Ok(Invoice {
         invoice_number: number.to_string(),

@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use projections::read_models::catalog::queries::{
     self as catalog, CategoryName, CategoryRow, ListingError, ProductCursor, ProductRow,
     ProductSearch, ProductSort, ShopCursor, ShopRow, StockRow,
@@ -20,27 +18,31 @@ use projections::read_models::catalog::queries::{
 use projections::read_models::catalog::NAME as CATALOG;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::refusals::ReadModelBehind;
+use crate::app::refusals::{InvalidSearch, NotFound};
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
-use crate::openapi::ErrorBody;
 use crate::read::{
     answer, cursor_not_found, decode_cursor, encode_cursor, limit, min_position, wait_for,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/products", get(list_products))
-        .route("/v1/products/search", get(search_products))
-        .route("/v1/products/{id}", get(get_product))
-        .route("/v1/categories", get(list_categories))
-        .route("/v1/categories/search", get(search_categories))
-        .route("/v1/categories/{id}", get(get_category))
-        .route("/v1/shops", get(list_shops))
-        .route("/v1/shops/{id}", get(get_shop))
-        .route("/v1/inventory/{product_id}/availability", get(availability))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_products))
+        .routes(routes!(search_products))
+        .routes(routes!(get_product))
+        .routes(routes!(list_categories))
+        .routes(routes!(search_categories))
+        .routes(routes!(get_category))
+        .routes(routes!(list_shops))
+        .routes(routes!(get_shop))
+        .routes(routes!(availability))
 }
 
 /// Waits (bounded) for the catalog read model to reach `min_position`.
@@ -185,8 +187,7 @@ struct ProductPage {
     params(ProductQuery),
     responses(
         (status = 200, description = "A page of products.", body = ProductPage),
-        (status = 400, description = "An invalid parameter: `invalid_limit`, `invalid_search`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
-        (status = 404, description = "The cursor is not one this list gave out (`cursor_not_found`).", body = ErrorBody),
+        Answers::<InvalidSearch>,
     ),
 )]
 async fn list_products(
@@ -207,8 +208,7 @@ async fn list_products(
     params(ProductQuery),
     responses(
         (status = 200, description = "A page of products.", body = ProductPage),
-        (status = 400, description = "An invalid parameter: `invalid_limit`, `invalid_search`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
-        (status = 404, description = "The cursor is not one this list gave out (`cursor_not_found`).", body = ErrorBody),
+        Answers::<InvalidSearch>,
     ),
 )]
 async fn search_products(
@@ -227,10 +227,7 @@ async fn products(
     search: Option<String>,
 ) -> Result<Response> {
     if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(ApiError::bad_request(
-            "invalid_search",
-            "Search words are limited to 200 characters.",
-        ));
+        return Err(InvalidSearch::new("Search words are limited to 200 characters.").into());
     }
     let search = search
         .map(|s| s.trim().to_string())
@@ -280,8 +277,7 @@ struct Fresh {
     params(("id" = Uuid, Path, description = "The product."), Fresh),
     responses(
         (status = 200, description = "The product.", body = ProductItem),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+        Answers::<(NotFound, ReadModelBehind)>,
     ),
 )]
 async fn get_product(
@@ -293,7 +289,7 @@ async fn get_product(
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let row = catalog::product(&state.pool, id)
         .await?
-        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
+        .ok_or_else(|| freshness.missing(NotFound::new("There is no such product.").into()))?;
     Ok(answer(freshness, ProductItem::from(row)))
 }
 
@@ -325,8 +321,7 @@ impl From<StockRow> for AvailabilityRow {
     params(("product_id" = Uuid, Path, description = "The product."), Fresh),
     responses(
         (status = 200, description = "The product's stock.", body = AvailabilityRow),
-        (status = 404, description = "There is no such product.", body = ErrorBody),
-        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+        Answers::<(NotFound, ReadModelBehind)>,
     ),
 )]
 async fn availability(
@@ -338,7 +333,7 @@ async fn availability(
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let row = catalog::stock(&state.pool, product_id)
         .await?
-        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such product.")))?;
+        .ok_or_else(|| freshness.missing(NotFound::new("There is no such product.").into()))?;
     Ok(answer(freshness, AvailabilityRow::from(row)))
 }
 
@@ -443,7 +438,7 @@ async fn list_categories(
     params(CategorySearch),
     responses(
         (status = 200, description = "The categories found.", body = Vec<CategoryItem>),
-        (status = 400, description = "`q` is longer than 100 characters (`invalid_search`), or an invalid parameter.", body = ErrorBody),
+        Answers::<InvalidSearch>,
     ),
 )]
 async fn search_categories(
@@ -453,10 +448,7 @@ async fn search_categories(
 ) -> Result<Response> {
     let words = query.q.as_deref().unwrap_or_default();
     if words.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_search",
-            "Give at most 100 characters to look for as `q`.",
-        ));
+        return Err(InvalidSearch::new("Give at most 100 characters to look for as `q`.").into());
     }
     let words = words.trim();
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
@@ -499,8 +491,7 @@ struct CategoryDetail {
     params(("id" = Uuid, Path, description = "The category."), Fresh),
     responses(
         (status = 200, description = "The category.", body = CategoryDetail),
-        (status = 404, description = "There is no such category.", body = ErrorBody),
-        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+        Answers::<(NotFound, ReadModelBehind)>,
     ),
 )]
 async fn get_category(
@@ -512,7 +503,7 @@ async fn get_category(
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let detail = catalog::category(&state.pool, id)
         .await?
-        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such category.")))?;
+        .ok_or_else(|| freshness.missing(NotFound::new("There is no such category.").into()))?;
     Ok(answer(
         freshness,
         CategoryDetail {
@@ -603,8 +594,7 @@ async fn list_shops(
     params(("id" = Uuid, Path, description = "The shop."), Fresh),
     responses(
         (status = 200, description = "The shop.", body = ShopItem),
-        (status = 404, description = "There is no such shop.", body = ErrorBody),
-        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+        Answers::<(NotFound, ReadModelBehind)>,
     ),
 )]
 async fn get_shop(
@@ -616,6 +606,6 @@ async fn get_shop(
     let freshness = catalog_freshness(&state, &headers, query.min_position).await?;
     let shop = catalog::shop(&state.pool, id)
         .await?
-        .ok_or_else(|| freshness.missing(ApiError::not_found("There is no such shop.")))?;
+        .ok_or_else(|| freshness.missing(NotFound::new("There is no such shop.").into()))?;
     Ok(answer(freshness, ShopItem::from(shop)))
 }

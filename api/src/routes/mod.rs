@@ -1,10 +1,23 @@
-//! HTTP routes, one module per feature, each exposing `router()`.
+//! HTTP routes, one module per feature, each exposing `router()`: its
+//! handlers registered once, each with its document entry (utoipa-axum's
+//! `routes!`), so the OpenAPI document's paths are the router's.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::openapi::{self, ApiDoc};
+use crate::state::AppState;
 
 pub mod accounts;
 pub mod admin;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;
+pub mod docs;
 pub mod health;
 pub mod inventory;
 pub mod invoices;
@@ -13,3 +26,29 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod rebuilds;
+
+/// Every route of the API with its document entry.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(accounts::router())
+        .merge(listings::router())
+        .merge(catalog::router())
+        .merge(inventory::router())
+        .merge(cart::router())
+        .merge(coupons::router())
+        .merge(orders::router())
+        .merge(invoices::router())
+        .merge(admin::router())
+        .merge(rebuilds::router())
+        .merge(notifications::router())
+        .merge(payments::router())
+        .routes(routes!(crate::metrics::render))
+        .merge(docs::router())
+}
+
+/// The document as served, built once from [`api`].
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::served(api().into_openapi()))
+}

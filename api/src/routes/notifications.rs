@@ -4,24 +4,25 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::metadata::Role;
 use projections::notifications::NAME as NOTIFICATIONS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::Forbidden;
 use crate::auth::AuthUser;
+use crate::error::Answers;
 use crate::error::Result;
 use crate::extract::AppQuery;
-use crate::openapi::ErrorBody;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for};
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/notifications", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// Staff who may read anyone's notifications (with `customer_id`).
@@ -84,7 +85,7 @@ struct NotificationList {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of notifications.", body = NotificationList),
-        (status = 403, description = "The caller's role may not list notifications (`forbidden`).", body = ErrorBody),
+        Answers::<Forbidden>,
     ),
 )]
 async fn list(

@@ -12,8 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::metadata::Role;
@@ -24,32 +23,35 @@ use projections::read_models::orders::queries::{self as history, OrderCursor, Or
 use projections::read_models::orders::NAME as ORDERS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::orders::{self, READERS};
-use crate::app::place_order::{self, PlaceOrder};
-use crate::app::set_order_status::set_order_status;
-use crate::app::{cancel_order, refund_order};
+use crate::app::cancel_order::{self, CancelOrderError};
+use crate::app::orders::{self, LoadOrderError, READERS};
+use crate::app::place_order::{self, PlaceOrder, PlaceOrderError};
+use crate::app::refund_order::{self, RefundOrderError};
+use crate::app::refusals::InvalidVersion;
+use crate::app::refusals::ReadModelBehind;
+use crate::app::set_order_status::{set_order_status, SetOrderStatusError};
+use crate::app::Forbidden;
 use crate::auth::{Admin, AuthUser};
-use crate::commands::{caller, domain_error, request_hash, CommandAnswer, IdempotencyKey};
-use crate::error::{ApiError, Result};
+use crate::commands::{
+    caller, domain_error, request_hash, CommandAnswer, IdempotencyKey, IdempotencyKeyHeader,
+};
+use crate::error::{Answers, ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
-use crate::openapi::ErrorBody;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/orders",
-            post(place_order).get(list_orders).put(change_status_legacy),
-        )
-        .route("/v1/orders/{id}", get(get_order))
-        .route("/v1/orders/{id}/history", get(order_history))
-        .route("/v1/orders/{id}/status", put(change_status))
-        .route("/v1/orders/{id}/cancel", post(cancel_order))
-        .route("/v1/orders/{id}/refund", post(refund_order))
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders, change_status_legacy))
+        .routes(routes!(get_order))
+        .routes(routes!(order_history))
+        .routes(routes!(change_status))
+        .routes(routes!(cancel_order))
+        .routes(routes!(refund_order))
 }
 
 /// Who places orders.
@@ -63,32 +65,20 @@ const FULFILMENT: &[Role] = &[Role::Admin];
 #[serde(deny_unknown_fields)]
 struct AddressBody {
     /// Not blank, at most 200 characters.
-    #[schema(
-        max_length = 200,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 200, format = "not-blank")]
     name: String,
     /// Not blank, at most 200 characters.
-    #[schema(
-        max_length = 200,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 200, format = "not-blank")]
     line1: String,
     /// At most 200 characters; blank is none.
     #[serde(default)]
     #[schema(max_length = 200, pattern = r"^[^\x00]*$")]
     line2: Option<String>,
     /// Not blank, at most 100 characters.
-    #[schema(
-        max_length = 100,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 100, format = "not-blank")]
     city: String,
     /// Not blank, at most 20 characters.
-    #[schema(
-        max_length = 20,
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(max_length = 20, format = "not-blank")]
     postal_code: String,
     /// Two letters, e.g. `US`.
     #[schema(
@@ -113,9 +103,7 @@ struct ItemBody {
 enum PaymentBody {
     Card {
         /// The card's payment token, e.g. the test token `tok_visa`.
-        #[schema(
-            pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-        )]
+        #[schema(format = "not-blank")]
         token: String,
     },
     Wallet,
@@ -173,14 +161,11 @@ struct OrderAnswer {
     summary = "Place an order",
     description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line with a price is 422, an `expected_total` that differs is 409. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters. A repeat of the same request with the same key answers the first answer and writes nothing; another body under the key is 422 `idempotency_key_reused`.")),
+    params(IdempotencyKeyHeader),
     request_body = NewOrder,
     responses(
         (status = 201, description = "Placed. Steps after placing that did not go through are listed in `warnings`; the order stands.", body = OrderAnswer),
-        (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "A line names no product (`product_not_found`), or the cart's coupon is gone (`unknown_coupon`).", body = ErrorBody),
-        (status = 409, description = "Refused as things are now: `empty_cart`, `product_discontinued`, `total_mismatch` (prices changed), `coupon_expired`, `coupon_used_up`, `insufficient_stock`; or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "The body breaks a rule its schema states (`invalid_body`, `invalid_quantity`, `invalid_shipping_address`, `invalid_country`, ...), the order would have more than 100 lines (`too_many_lines`: `items` or the cart; nothing is written), or the `Idempotency-Key` was used with another body (`idempotency_key_reused`).", body = ErrorBody),
+        Answers::<(Forbidden, PlaceOrderError)>,
     ),
 )]
 async fn place_order(
@@ -279,9 +264,8 @@ struct OrderRead {
     params(("id" = Uuid, Path, description = "The order."), OrderQuery),
     responses(
         (status = 200, description = "The order.", body = OrderRead),
-        (status = 400, description = "An invalid parameter: `invalid_version`, `invalid_query`, `invalid_min_position` (an `X-Min-Position` header that is not an integer).", body = ErrorBody),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
-        (status = 503, description = "The read model had not reached `min_position` in time (`read_model_behind`), or the database is unavailable.", body = ErrorBody),
+        Answers::<(InvalidVersion, LoadOrderError, ReadModelBehind)>,
+        Answers::<LoadOrderError>,
     ),
 )]
 async fn get_order(
@@ -292,10 +276,9 @@ async fn get_order(
     AppQuery(query): AppQuery<OrderQuery>,
 ) -> Result<Response> {
     if query.version.is_some_and(|v| v < 1) {
-        return Err(ApiError::bad_request(
-            "invalid_version",
-            "version counts the order's events and starts at 1.",
-        ));
+        return Err(
+            InvalidVersion::new("version counts the order's events and starts at 1.").into(),
+        );
     }
     if query.as_of.is_some() || query.version.is_some() {
         let (order, version) = orders::load_order(&state, id, query.as_of, query.version).await?;
@@ -345,7 +328,7 @@ async fn get_order(
     params(("id" = Uuid, Path, description = "The order.")),
     responses(
         (status = 200, description = "The events.", body = Vec<projections::audit::AuditEvent>),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
+        Answers::<LoadOrderError>,
     ),
 )]
 async fn order_history(
@@ -399,7 +382,7 @@ struct OrderList {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of orders.", body = OrderList),
-        (status = 403, description = "The caller's role may not list orders (`forbidden`).", body = ErrorBody),
+        Answers::<Forbidden>,
     ),
 )]
 async fn list_orders(
@@ -500,11 +483,7 @@ async fn set_status(
     request_body = StatusChange,
     responses(
         (status = 200, description = "Changed.", body = StatusAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
-        (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `status_not_settable`, `shipment_refused`.", body = ErrorBody),
-        (status = 503, description = "The carrier did not answer (`carrier_unavailable`); nothing changed.", body = ErrorBody),
+        Answers::<(Forbidden, SetOrderStatusError)>,
     ),
 )]
 async fn change_status(
@@ -536,11 +515,7 @@ async fn change_status(
     request_body = LegacyStatusChange,
     responses(
         (status = 200, description = "Changed.", body = StatusAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
-        (status = 409, description = "An illegal transition (`illegal_transition_<from>_to_<to>`), or changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `status_not_settable`, `shipment_refused`.", body = ErrorBody),
-        (status = 503, description = "The carrier did not answer (`carrier_unavailable`); nothing changed.", body = ErrorBody),
+        Answers::<(Forbidden, SetOrderStatusError)>,
     ),
 )]
 async fn change_status_legacy(
@@ -574,9 +549,7 @@ async fn change_status_legacy(
     params(("id" = Uuid, Path, description = "The order.")),
     responses(
         (status = 200, description = "Cancelled.", body = CommandAnswer),
-        (status = 403, description = "An auditor may read the order but not cancel it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
-        (status = 409, description = "The order is not in a state that allows this (e.g. `illegal_transition_shipped_to_cancelled`), or it changed concurrently.", body = ErrorBody),
+        Answers::<CancelOrderError>,
     ),
 )]
 async fn cancel_order(
@@ -598,9 +571,7 @@ struct RefundBody {
     #[schema(minimum = 1)]
     amount: Option<i64>,
     /// Not blank.
-    #[schema(
-        pattern = r"^[^\x00]*[^\x00\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
+    #[schema(format = "not-blank")]
     reason: String,
 }
 
@@ -615,10 +586,7 @@ struct RefundBody {
     request_body = RefundBody,
     responses(
         (status = 200, description = "Refunded.", body = CommandAnswer),
-        (status = 403, description = "The caller is not an admin (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no such order, or it is not the caller's to see (`order_not_found`).", body = ErrorBody),
-        (status = 409, description = "Nothing to refund (`nothing_to_refund`), the order is not paid, or it changed concurrently.", body = ErrorBody),
-        (status = 422, description = "A rule is broken: `invalid_refund_amount`, `refund_exceeds_paid`, `refund_reason_required`.", body = ErrorBody),
+        Answers::<(Forbidden, RefundOrderError)>,
     ),
 )]
 async fn refund_order(

@@ -4,24 +4,26 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use domain::metadata::Role;
 use projections::rebuild::{self, Rebuild, RebuildError, RebuildStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::refusals::NotFound;
+use crate::app::refusals::NotRebuildable;
+use crate::app::refusals::RebuildRunning;
+use crate::app::Forbidden;
 use crate::auth::AuthUser;
+use crate::error::Answers;
 use crate::error::{ApiError, Result};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/admin/projections/{name}/rebuild",
-        post(start).get(progress),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(start, progress))
 }
 
 /// A rebuild started in the background.
@@ -38,13 +40,9 @@ struct Started {
 impl From<RebuildError> for ApiError {
     fn from(error: RebuildError) -> Self {
         match error {
-            RebuildError::UnknownProjector(_) => ApiError::not_found(error.to_string()),
-            RebuildError::AlreadyRunning(_) => {
-                ApiError::conflict("rebuild_running", error.to_string())
-            }
-            RebuildError::NotRebuildable(_) => {
-                ApiError::conflict("not_rebuildable", error.to_string())
-            }
+            RebuildError::UnknownProjector(_) => NotFound(error.to_string()).into(),
+            RebuildError::AlreadyRunning(_) => RebuildRunning(error.to_string()).into(),
+            RebuildError::NotRebuildable(_) => NotRebuildable(error.to_string()).into(),
             RebuildError::Database(e) => e.into(),
             RebuildError::Poison { .. } | RebuildError::Interrupted => ApiError::internal(error),
         }
@@ -63,9 +61,7 @@ impl From<RebuildError> for ApiError {
     params(("name" = String, Path, description = "The projector, e.g. `catalog` or `orders`.")),
     responses(
         (status = 202, description = "Started (or resumed) in the background.", body = Started),
-        (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "There is no projector of that name (`not_found`).", body = ErrorBody),
-        (status = 409, description = "A rebuild of this projector is already running (`rebuild_running`), or it keeps no read model to rebuild, e.g. a workflow (`not_rebuildable`).", body = ErrorBody),
+        Answers::<(Forbidden, NotFound, RebuildRunning, NotRebuildable)>,
     ),
 )]
 async fn start(
@@ -105,8 +101,7 @@ async fn start(
     params(("name" = String, Path, description = "The projector, e.g. `catalog` or `orders`.")),
     responses(
         (status = 200, description = "The rebuild.", body = RebuildStatus),
-        (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such projector, or it was never rebuilt (`not_found`).", body = ErrorBody),
+        Answers::<(Forbidden, NotFound)>,
     ),
 )]
 async fn progress(
@@ -119,5 +114,5 @@ async fn progress(
     rebuild::status(&state.pool, &name)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("projector {name:?} has not been rebuilt")))
+        .ok_or_else(|| NotFound(format!("projector {name:?} has not been rebuilt")).into())
 }

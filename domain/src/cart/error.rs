@@ -1,7 +1,6 @@
 use thiserror::Error;
 
 use super::LookupFailed;
-use crate::error::{DomainError, ErrorKind};
 use crate::values::ProductId;
 
 /// Why a cart command was refused.
@@ -37,40 +36,19 @@ impl From<LookupFailed> for CartError {
     }
 }
 
-impl DomainError for CartError {
-    fn code(&self) -> String {
-        match self {
-            CartError::ProductNotFound(_) => "product_not_found",
-            CartError::ProductDiscontinued(_) => "product_discontinued",
-            CartError::QuantityTooLarge { .. } => "quantity_too_large",
-            CartError::TooManyLines { .. } => "too_many_lines",
-            CartError::LineNotFound(_) => "cart_line_not_found",
-            CartError::CouponNotFound { .. } => "unknown_coupon",
-            CartError::CouponExpired { .. } => "coupon_expired",
-            CartError::CouponUsedUp { .. } => "coupon_used_up",
-            CartError::EmptyCart => "empty_cart",
-            CartError::WrongCustomer => "cart_of_another_customer",
-            CartError::Unavailable(_) => "service_unavailable",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            CartError::ProductNotFound(_)
-            | CartError::LineNotFound(_)
-            | CartError::CouponNotFound { .. } => ErrorKind::NotFound,
-            // Refused because of what the cart, product or coupon is now
-            // (a line's quantity would pass the most one line holds).
-            CartError::QuantityTooLarge { .. }
-            | CartError::ProductDiscontinued(_)
-            | CartError::CouponExpired { .. }
-            | CartError::CouponUsedUp { .. }
-            | CartError::EmptyCart
-            | CartError::WrongCustomer => ErrorKind::Conflict,
-            // The same rule as for an order's lines.
-            CartError::TooManyLines { .. } => ErrorKind::Rule,
-            CartError::Unavailable(_) => ErrorKind::Unavailable,
-        }
-    }
-}
+crate::error_codes!(CartError {
+    Self::ProductNotFound(_) => NotFound "product_not_found",
+    Self::ProductDiscontinued(_) => Conflict "product_discontinued",
+    // Refused because of what the cart, product or coupon is now
+    // (a line's quantity would pass the most one line holds).
+    Self::QuantityTooLarge { .. } => Conflict "quantity_too_large",
+    // The same rule as for an order's lines.
+    Self::TooManyLines { .. } => Rule "too_many_lines",
+    Self::LineNotFound(_) => NotFound "cart_line_not_found",
+    Self::CouponNotFound { .. } => NotFound "unknown_coupon",
+    Self::CouponExpired { .. } => Conflict "coupon_expired",
+    Self::CouponUsedUp { .. } => Conflict "coupon_used_up",
+    Self::EmptyCart => Conflict "empty_cart",
+    Self::WrongCustomer => Conflict "cart_of_another_customer",
+    Self::Unavailable(_) => Unavailable "service_unavailable",
+});

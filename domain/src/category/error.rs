@@ -2,7 +2,6 @@
 
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::lookup::LookupError;
 use crate::values::{CategoryId, ValueError};
 
@@ -31,26 +30,12 @@ impl From<LookupError> for CategoryError {
     }
 }
 
-impl DomainError for CategoryError {
-    fn code(&self) -> String {
-        match self {
-            Self::AlreadyExists { .. } => "category_already_exists",
-            Self::NotFound => "category_not_found",
-            Self::InvalidName(_) => "invalid_category_name",
-            Self::ParentNotFound { .. } => "parent_category_not_found",
-            Self::WouldCreateCycle { .. } => "category_cycle",
-            Self::LookupFailed(_) => "category_lookup_failed",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            // A cycle depends on where the categories are now.
-            Self::AlreadyExists { .. } | Self::WouldCreateCycle { .. } => ErrorKind::Conflict,
-            Self::NotFound | Self::ParentNotFound { .. } => ErrorKind::NotFound,
-            Self::InvalidName(_) => ErrorKind::Rule,
-            Self::LookupFailed(_) => ErrorKind::Unavailable,
-        }
-    }
-}
+crate::error_codes!(CategoryError {
+    Self::AlreadyExists { .. } => Conflict "category_already_exists",
+    Self::NotFound => NotFound "category_not_found",
+    Self::InvalidName(_) => Rule "invalid_category_name",
+    Self::ParentNotFound { .. } => NotFound "parent_category_not_found",
+    // A cycle depends on where the categories are now.
+    Self::WouldCreateCycle { .. } => Conflict "category_cycle",
+    Self::LookupFailed(_) => Unavailable "category_lookup_failed",
+});

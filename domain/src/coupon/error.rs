@@ -1,7 +1,5 @@
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
-
 /// Why a coupon command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CouponError {
@@ -21,29 +19,13 @@ pub enum CouponError {
     UsedUp,
 }
 
-impl DomainError for CouponError {
-    fn code(&self) -> String {
-        match self {
-            CouponError::AlreadyExists => "coupon_already_exists",
-            CouponError::NotFound => "coupon_not_found",
-            CouponError::InvalidCode(_) => "invalid_coupon_code",
-            CouponError::InvalidDiscount => "invalid_discount",
-            CouponError::InvalidUsageLimit => "invalid_usage_limit",
-            CouponError::Expired => "coupon_expired",
-            CouponError::UsedUp => "coupon_used_up",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            CouponError::AlreadyExists => ErrorKind::Conflict,
-            CouponError::NotFound => ErrorKind::NotFound,
-            CouponError::InvalidCode(_)
-            | CouponError::InvalidDiscount
-            | CouponError::InvalidUsageLimit => ErrorKind::Rule,
-            // Refused because of what the coupon is now.
-            CouponError::Expired | CouponError::UsedUp => ErrorKind::Conflict,
-        }
-    }
-}
+crate::error_codes!(CouponError {
+    Self::AlreadyExists => Conflict "coupon_already_exists",
+    Self::NotFound => NotFound "coupon_not_found",
+    Self::InvalidCode(_) => Rule "invalid_coupon_code",
+    Self::InvalidDiscount => Rule "invalid_discount",
+    Self::InvalidUsageLimit => Rule "invalid_usage_limit",
+    // Refused because of what the coupon is now.
+    Self::Expired => Conflict "coupon_expired",
+    Self::UsedUp => Conflict "coupon_used_up",
+});

@@ -2,8 +2,6 @@
 
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
-
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CustomerError {
     #[error("username {username:?} is already taken")]
@@ -14,21 +12,8 @@ pub enum CustomerError {
     MissingPasswordHash,
 }
 
-impl DomainError for CustomerError {
-    fn code(&self) -> String {
-        match self {
-            Self::UsernameTaken { .. } => "username_taken",
-            Self::NotRegistered => "customer_not_found",
-            Self::MissingPasswordHash => "missing_password_hash",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UsernameTaken { .. } => ErrorKind::Conflict,
-            Self::NotRegistered => ErrorKind::NotFound,
-            Self::MissingPasswordHash => ErrorKind::Rule,
-        }
-    }
-}
+crate::error_codes!(CustomerError {
+    Self::UsernameTaken { .. } => Conflict "username_taken",
+    Self::NotRegistered => NotFound "customer_not_found",
+    Self::MissingPasswordHash => Rule "missing_password_hash",
+});

@@ -6,7 +6,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::{derived_id, CustomerId};
 
 /// Why an account field could not be built from client input.
@@ -29,24 +28,15 @@ pub enum CustomerValueError {
     BadPassword,
 }
 
-impl DomainError for CustomerValueError {
-    fn code(&self) -> String {
-        match self {
-            Self::BadUsername(_) => "invalid_username",
-            Self::EmptyFullname => "empty_fullname",
-            Self::FullnameTooLong => "fullname_too_long",
-            Self::ControlInFullname => "control_in_fullname",
-            Self::BadEmail(_) => "invalid_email",
-            Self::BadPhone(_) => "invalid_phone",
-            Self::BadPassword => "invalid_password",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Rule
-    }
-}
+crate::error_codes!(CustomerValueError {
+    Self::BadUsername(_) => Rule "invalid_username",
+    Self::EmptyFullname => Rule "empty_fullname",
+    Self::FullnameTooLong => Rule "fullname_too_long",
+    Self::ControlInFullname => Rule "control_in_fullname",
+    Self::BadEmail(_) => Rule "invalid_email",
+    Self::BadPhone(_) => Rule "invalid_phone",
+    Self::BadPassword => Rule "invalid_password",
+});
 
 /// A login name: 3 to 32 ASCII letters, digits, `.`, `_` or `-`, kept as typed
 /// (trimmed). Two usernames differing only in letter case are the same account:

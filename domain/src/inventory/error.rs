@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::{ProductId, ValueError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -43,37 +42,17 @@ pub enum InventoryError {
     Overflow,
 }
 
-impl DomainError for InventoryError {
-    fn code(&self) -> String {
-        match self {
-            Self::WrongProduct { .. } => "wrong_product",
-            Self::NotStocked => "inventory_item_not_found",
-            Self::ZeroAdjustment => "zero_adjustment",
-            Self::InvalidReason(_) => "invalid_reason",
-            Self::AvailableWouldGoNegative { .. } => "available_would_go_negative",
-            Self::InsufficientStock { .. } => "insufficient_stock",
-            Self::HoldConflict { .. } => "hold_conflict",
-            Self::HoldExpiryInPast { .. } => "hold_expiry_in_past",
-            Self::HoldNotExpired { .. } => "hold_not_expired",
-            Self::NoSuchHold { .. } => "no_such_hold",
-            Self::Overflow => "stock_overflow",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::NotStocked | Self::NoSuchHold { .. } => ErrorKind::NotFound,
-            Self::AvailableWouldGoNegative { .. }
-            | Self::InsufficientStock { .. }
-            | Self::HoldConflict { .. }
-            | Self::HoldNotExpired { .. }
-            // The stock on hand would leave the range it is counted in.
-            | Self::Overflow => ErrorKind::Conflict,
-            Self::WrongProduct { .. }
-            | Self::ZeroAdjustment
-            | Self::InvalidReason(_)
-            | Self::HoldExpiryInPast { .. } => ErrorKind::Rule,
-        }
-    }
-}
+crate::error_codes!(InventoryError {
+    Self::WrongProduct { .. } => Rule "wrong_product",
+    Self::NotStocked => NotFound "inventory_item_not_found",
+    Self::ZeroAdjustment => Rule "zero_adjustment",
+    Self::InvalidReason(_) => Rule "invalid_reason",
+    Self::AvailableWouldGoNegative { .. } => Conflict "available_would_go_negative",
+    Self::InsufficientStock { .. } => Conflict "insufficient_stock",
+    Self::HoldConflict { .. } => Conflict "hold_conflict",
+    Self::HoldExpiryInPast { .. } => Rule "hold_expiry_in_past",
+    Self::HoldNotExpired { .. } => Conflict "hold_not_expired",
+    Self::NoSuchHold { .. } => NotFound "no_such_hold",
+    // The stock on hand would leave the range it is counted in.
+    Self::Overflow => Conflict "stock_overflow",
+});

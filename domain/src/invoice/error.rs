@@ -1,7 +1,5 @@
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
-
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InvoiceNumberingError {
     #[error("the numbering of {numbering} cannot give numbers of {requested}")]
@@ -10,16 +8,7 @@ pub enum InvoiceNumberingError {
     InvalidYear(i32),
 }
 
-impl DomainError for InvoiceNumberingError {
-    fn code(&self) -> String {
-        match self {
-            InvoiceNumberingError::YearMismatch { .. } => "invoice_year_mismatch",
-            InvoiceNumberingError::InvalidYear(_) => "invalid_invoice_year",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Rule
-    }
-}
+crate::error_codes!(InvoiceNumberingError {
+    Self::YearMismatch { .. } => Rule "invoice_year_mismatch",
+    Self::InvalidYear(_) => Rule "invalid_invoice_year",
+});

@@ -1,7 +1,6 @@
 use thiserror::Error;
 
 use super::OrderStatus;
-use crate::error::{DomainError, ErrorKind};
 use crate::values::{Currency, Money, ProductId, ValueError};
 
 /// Why an order command was refused.
@@ -75,76 +74,37 @@ pub enum OrderError {
     RefundReasonRequired,
 }
 
-impl DomainError for OrderError {
-    fn code(&self) -> String {
-        let code = match self {
-            OrderError::IllegalTransition { from, to } => {
-                return format!("illegal_transition_{from}_to_{to}");
-            }
-            OrderError::NotFound => "order_not_found",
-            OrderError::AlreadyPlaced => "order_already_placed",
-            OrderError::NoLines => "order_has_no_lines",
-            OrderError::TooManyLines { .. } => "too_many_lines",
-            OrderError::DuplicateLine(_) => "duplicate_order_line",
-            OrderError::CurrencyMismatch { .. } => "currency_mismatch",
-            OrderError::NegativeAmount => "negative_amount",
-            OrderError::AmountTooLarge => "amount_too_large",
-            OrderError::LineTotalMismatch { .. } => "line_total_mismatch",
-            OrderError::DiscountExceedsSubtotal => "discount_exceeds_subtotal",
-            OrderError::TotalMismatch { .. } => "total_mismatch",
-            OrderError::InvalidShippingAddress(_) => "invalid_shipping_address",
-            OrderError::InvalidCountry(_) => "invalid_country",
-            OrderError::PaymentTokenRequired => "payment_token_required",
-            OrderError::NotPending { .. } => "order_not_pending",
-            OrderError::NotPaid { .. } => "order_not_paid",
-            OrderError::StatusNotSettable { .. } => "status_not_settable",
-            OrderError::PaymentIdRequired => "payment_id_required",
-            OrderError::PaymentIdMismatch { .. } => "payment_id_mismatch",
-            OrderError::AmountMismatch { .. } => "payment_amount_mismatch",
-            OrderError::TrackingNumberRequired => "tracking_number_required",
-            OrderError::InvoiceNumberRequired => "invoice_number_required",
-            OrderError::InvoiceAlreadyIssued { .. } => "invoice_already_issued",
-            OrderError::NothingToRefund => "nothing_to_refund",
-            OrderError::InvalidRefundAmount => "invalid_refund_amount",
-            OrderError::RefundExceedsPaid { .. } => "refund_exceeds_paid",
-            OrderError::RefundReasonRequired => "refund_reason_required",
-        };
-        code.to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            OrderError::NotFound => ErrorKind::NotFound,
-            OrderError::AlreadyPlaced
-            | OrderError::IllegalTransition { .. }
-            | OrderError::NotPending { .. }
-            | OrderError::NotPaid { .. }
-            | OrderError::PaymentIdMismatch { .. }
-            | OrderError::InvoiceAlreadyIssued { .. }
-            | OrderError::NothingToRefund
-            // The client's total differs from today's prices; a refund
-            // beyond what is paid now.
-            | OrderError::TotalMismatch { .. }
-            | OrderError::RefundExceedsPaid { .. }
-            // Paid and refunded follow from payments, not from a request.
-            | OrderError::StatusNotSettable { .. } => ErrorKind::Conflict,
-            OrderError::NoLines
-            | OrderError::TooManyLines { .. }
-            | OrderError::DuplicateLine(_)
-            | OrderError::CurrencyMismatch { .. }
-            | OrderError::NegativeAmount
-            | OrderError::AmountTooLarge
-            | OrderError::LineTotalMismatch { .. }
-            | OrderError::DiscountExceedsSubtotal
-            | OrderError::InvalidShippingAddress(_)
-            | OrderError::InvalidCountry(_)
-            | OrderError::PaymentTokenRequired
-            | OrderError::PaymentIdRequired
-            | OrderError::AmountMismatch { .. }
-            | OrderError::TrackingNumberRequired
-            | OrderError::InvoiceNumberRequired
-            | OrderError::InvalidRefundAmount
-            | OrderError::RefundReasonRequired => ErrorKind::Rule,
-        }
-    }
-}
+crate::error_codes!(OrderError {
+    Self::IllegalTransition { from, to } => Conflict
+        "illegal_transition_<from>_to_<to>" as format!("illegal_transition_{from}_to_{to}"),
+    Self::NotFound => NotFound "order_not_found",
+    Self::AlreadyPlaced => Conflict "order_already_placed",
+    Self::NoLines => Rule "order_has_no_lines",
+    Self::TooManyLines { .. } => Rule "too_many_lines",
+    Self::DuplicateLine(_) => Rule "duplicate_order_line",
+    Self::CurrencyMismatch { .. } => Rule "currency_mismatch",
+    Self::NegativeAmount => Rule "negative_amount",
+    Self::AmountTooLarge => Rule "amount_too_large",
+    Self::LineTotalMismatch { .. } => Rule "line_total_mismatch",
+    Self::DiscountExceedsSubtotal => Rule "discount_exceeds_subtotal",
+    // The client's total differs from today's prices; a refund
+    // beyond what is paid now.
+    Self::TotalMismatch { .. } => Conflict "total_mismatch",
+    Self::InvalidShippingAddress(_) => Rule "invalid_shipping_address",
+    Self::InvalidCountry(_) => Rule "invalid_country",
+    Self::PaymentTokenRequired => Rule "payment_token_required",
+    Self::NotPending { .. } => Conflict "order_not_pending",
+    Self::NotPaid { .. } => Conflict "order_not_paid",
+    // Paid and refunded follow from payments, not from a request.
+    Self::StatusNotSettable { .. } => Conflict "status_not_settable",
+    Self::PaymentIdRequired => Rule "payment_id_required",
+    Self::PaymentIdMismatch { .. } => Conflict "payment_id_mismatch",
+    Self::AmountMismatch { .. } => Rule "payment_amount_mismatch",
+    Self::TrackingNumberRequired => Rule "tracking_number_required",
+    Self::InvoiceNumberRequired => Rule "invoice_number_required",
+    Self::InvoiceAlreadyIssued { .. } => Conflict "invoice_already_issued",
+    Self::NothingToRefund => Conflict "nothing_to_refund",
+    Self::InvalidRefundAmount => Rule "invalid_refund_amount",
+    Self::RefundExceedsPaid { .. } => Conflict "refund_exceeds_paid",
+    Self::RefundReasonRequired => Rule "refund_reason_required",
+});

@@ -2,7 +2,6 @@
 
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::lookup::LookupError;
 use crate::values::{CategoryId, Currency, ProductId, ShopId, ValueError};
 
@@ -43,38 +42,17 @@ impl From<LookupError> for ProductError {
     }
 }
 
-impl DomainError for ProductError {
-    fn code(&self) -> String {
-        match self {
-            Self::AlreadyExists { .. } => "product_already_exists",
-            Self::NotFound => "product_not_found",
-            Self::Discontinued { .. } => "product_discontinued",
-            Self::InvalidName(_) => "invalid_product_name",
-            Self::InvalidDescription(_) => "invalid_product_description",
-            Self::NonPositivePrice { .. } => "price_not_positive",
-            Self::PriceTooHigh { .. } => "price_too_high",
-            Self::CurrencyChange { .. } => "price_currency_change",
-            Self::InvalidImageUrl(_) => "invalid_image_url",
-            Self::CategoryNotFound { .. } => "category_not_found",
-            Self::ShopNotFound { .. } => "shop_not_found",
-            Self::LookupFailed(_) => "catalog_lookup_failed",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::AlreadyExists { .. } | Self::Discontinued { .. } => ErrorKind::Conflict,
-            Self::NotFound | Self::CategoryNotFound { .. } | Self::ShopNotFound { .. } => {
-                ErrorKind::NotFound
-            }
-            Self::InvalidName(_)
-            | Self::InvalidDescription(_)
-            | Self::NonPositivePrice { .. }
-            | Self::PriceTooHigh { .. }
-            | Self::CurrencyChange { .. }
-            | Self::InvalidImageUrl(_) => ErrorKind::Rule,
-            Self::LookupFailed(_) => ErrorKind::Unavailable,
-        }
-    }
-}
+crate::error_codes!(ProductError {
+    Self::AlreadyExists { .. } => Conflict "product_already_exists",
+    Self::NotFound => NotFound "product_not_found",
+    Self::Discontinued { .. } => Conflict "product_discontinued",
+    Self::InvalidName(_) => Rule "invalid_product_name",
+    Self::InvalidDescription(_) => Rule "invalid_product_description",
+    Self::NonPositivePrice { .. } => Rule "price_not_positive",
+    Self::PriceTooHigh { .. } => Rule "price_too_high",
+    Self::CurrencyChange { .. } => Rule "price_currency_change",
+    Self::InvalidImageUrl(_) => Rule "invalid_image_url",
+    Self::CategoryNotFound { .. } => NotFound "category_not_found",
+    Self::ShopNotFound { .. } => NotFound "shop_not_found",
+    Self::LookupFailed(_) => Unavailable "catalog_lookup_failed",
+});

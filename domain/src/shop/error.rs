@@ -2,7 +2,6 @@
 
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::{ShopId, ValueError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -19,25 +18,10 @@ pub enum ShopError {
     InvalidAddress(ValueError),
 }
 
-impl DomainError for ShopError {
-    fn code(&self) -> String {
-        match self {
-            Self::AlreadyExists { .. } => "shop_already_exists",
-            Self::NotFound => "shop_not_found",
-            Self::InvalidName(_) => "invalid_shop_name",
-            Self::InvalidDescription(_) => "invalid_shop_description",
-            Self::InvalidAddress(_) => "invalid_shop_address",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::AlreadyExists { .. } => ErrorKind::Conflict,
-            Self::NotFound => ErrorKind::NotFound,
-            Self::InvalidName(_) | Self::InvalidDescription(_) | Self::InvalidAddress(_) => {
-                ErrorKind::Rule
-            }
-        }
-    }
-}
+crate::error_codes!(ShopError {
+    Self::AlreadyExists { .. } => Conflict "shop_already_exists",
+    Self::NotFound => NotFound "shop_not_found",
+    Self::InvalidName(_) => Rule "invalid_shop_name",
+    Self::InvalidDescription(_) => Rule "invalid_shop_description",
+    Self::InvalidAddress(_) => Rule "invalid_shop_address",
+});

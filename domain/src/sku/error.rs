@@ -1,6 +1,5 @@
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::Sku;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -9,14 +8,6 @@ pub enum SkuError {
     Taken { sku: Sku },
 }
 
-impl DomainError for SkuError {
-    fn code(&self) -> String {
-        match self {
-            SkuError::Taken { .. } => "sku_taken".to_string(),
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Conflict
-    }
-}
+crate::error_codes!(SkuError {
+    Self::Taken { .. } => Conflict "sku_taken",
+});

@@ -1,6 +1,5 @@
 use thiserror::Error;
 
-use crate::error::{DomainError, ErrorKind};
 use crate::values::Currency;
 
 /// Why a wallet command was refused.
@@ -20,25 +19,11 @@ pub enum WalletError {
     Overflow,
 }
 
-impl DomainError for WalletError {
-    fn code(&self) -> String {
-        match self {
-            WalletError::InvalidAmount => "invalid_amount",
-            WalletError::ReferenceRequired => "reference_required",
-            WalletError::CurrencyMismatch { .. } => "currency_mismatch",
-            WalletError::InsufficientFunds { .. } => "insufficient_funds",
-            WalletError::WrongCustomer => "wrong_customer",
-            WalletError::Overflow => "amount_too_large",
-        }
-        .to_string()
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            WalletError::InsufficientFunds { .. } | WalletError::WrongCustomer => {
-                ErrorKind::Conflict
-            }
-            _ => ErrorKind::Rule,
-        }
-    }
-}
+crate::error_codes!(WalletError {
+    Self::InvalidAmount => Rule "invalid_amount",
+    Self::ReferenceRequired => Rule "reference_required",
+    Self::CurrencyMismatch { .. } => Rule "currency_mismatch",
+    Self::InsufficientFunds { .. } => Conflict "insufficient_funds",
+    Self::WrongCustomer => Conflict "wrong_customer",
+    Self::Overflow => Rule "amount_too_large",
+});

@@ -1,0 +1,76 @@
+//! Password hashes: argon2id, computed off the async runtime and bounded,
+//! so a burst of sign-ups or sign-ins cannot exhaust memory.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use super::StoreError;
+
+fn internal(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(error.to_string())
+}
+
+/// argon2id with OWASP's recommended parameters (19 MiB, 2 passes, 1 lane).
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// How many argon2 computations may run at once. Each takes 19 MiB and tens
+/// of milliseconds of a core; without a bound, a burst of sign-ups (which are
+/// not rate limited) or of sign-ins from many addresses would start one per
+/// request on the blocking pool (up to 512 threads, ~10 GiB). Beyond the
+/// bound, requests queue.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
+/// Hashes a password off the async runtime (it takes tens of milliseconds).
+pub async fn hash_password(password: String) -> Result<String, StoreError> {
+    let _permit = hashing_permits().acquire().await.map_err(internal)?;
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)
+}
+
+/// Checks a password against a stored hash, off the async runtime. With no
+/// hash (unknown user) a dummy hash is checked, so the answer takes as long.
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, StoreError> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let _permit = hashing_permits().acquire().await.map_err(internal)?;
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    let salt = SaltString::generate(&mut OsRng);
+                    argon2()
+                        .hash_password(b"not a password of anyone", &salt)
+                        .map(|h| h.to_string())
+                        .unwrap_or_default()
+                })
+                .clone()
+        });
+        let ok = PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        known && ok
+    })
+    .await
+    .map_err(internal)
+}
