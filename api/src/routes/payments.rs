@@ -269,13 +269,14 @@ struct TopUpAnswer {
     path = "/v1/wallet/top-up",
     tag = "payments",
     summary = "Top up the wallet by card",
-    description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
+    description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). The card token must be the customer's own (409 `card_token_not_owned`; nothing is charged). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\t -~]*[!-~][\t -~]*$", description = "1 to 255 visible ASCII characters; a repeat under the same key is the same top-up.")),
     request_body = TopUpBody,
     responses(
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "The card token was made for another account (`card_token_not_owned`); nothing is charged.", body = ErrorBody),
         (status = 422, description = "`invalid_amount`, `payment_token_required`, or a malformed body.", body = ErrorBody),
         (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
     ),
@@ -301,6 +302,17 @@ async fn top_up(
             "A card top-up needs a card token.",
         ));
     }
+    let owner = state
+        .gateway
+        .token_owner(&token)
+        .await
+        .map_err(gateway_error)?;
+    if !owner.may_be_used_by(CustomerId(user.id)) {
+        return Err(ApiError::conflict(
+            "card_token_not_owned",
+            "This card token belongs to another account; pay with a card of your own.",
+        ));
+    }
     let top_up_id = key.creation_id("topup", user.id);
     let reference = ChargeFor::TopUp {
         customer_id: CustomerId(user.id),
@@ -313,6 +325,7 @@ async fn top_up(
         .gateway
         .charge(ChargeRequest {
             reference,
+            customer_id: CustomerId(user.id),
             token,
             amount,
         })
