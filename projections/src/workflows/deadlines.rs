@@ -18,8 +18,10 @@ use cqrs_es::AggregateError;
 use domain::inventory::{InventoryCommand, InventoryItem};
 use domain::metadata::{Actor, CommandMetadata};
 use domain::order::{Order, OrderCommand};
+use domain::values::ProductId;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::event_store::CommandBus;
 use crate::projector::ApplyError;
@@ -30,8 +32,32 @@ use crate::runtime::{BackgroundTask, StepError};
 pub const PAYMENT_TIMEOUT: &str = "payment_timeout";
 
 /// A hold's time is up: `ExpireHold` (dropped when still open).
-/// `aggregate_id` is [`super::holds::deadline_key`].
+/// `aggregate_id` is [`hold_deadline_key`]; scheduled by the hold expiry
+/// projector ([`super::holds`]).
 pub const HOLD_EXPIRY: &str = "hold_expiry";
+
+/// The deadline's key (its `aggregate_id`): the product, the owner and the
+/// expiry, so a hold given back and placed again by the same owner gets a
+/// deadline of its own.
+pub fn hold_deadline_key(
+    product_id: ProductId,
+    owner_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> String {
+    format!(
+        "{}/{owner_id}/{}",
+        product_id.as_uuid(),
+        expires_at.timestamp_micros()
+    )
+}
+
+/// The product and owner of a deadline key ([`hold_deadline_key`]).
+pub fn parse_hold_deadline_key(key: &str) -> Option<(ProductId, Uuid)> {
+    let mut parts = key.split('/');
+    let product = Uuid::parse_str(parts.next()?).ok()?;
+    let owner = Uuid::parse_str(parts.next()?).ok()?;
+    Some((ProductId(product), owner))
+}
 
 /// Deadlines run per poll before the poller looks at shutdown again.
 const BATCH: usize = 100;
@@ -145,14 +171,13 @@ impl DeadlinePoller {
                 }
             }
             HOLD_EXPIRY => {
-                let Some((product_id, owner_id)) = super::holds::parse_deadline_key(aggregate_id)
-                else {
+                let Some((product_id, owner_id)) = parse_hold_deadline_key(aggregate_id) else {
                     return Err(ApplyError::Poison(format!(
                         "not a hold's deadline: {aggregate_id:?}"
                     )));
                 };
                 let meta = CommandMetadata::new(
-                    Actor::System(super::holds::NAME.to_string()),
+                    Actor::System(super::HOLD_EXPIRY_NAME.to_string()),
                     format!("deadline-{kind}-{aggregate_id}"),
                     "ExpireHold",
                 );
@@ -197,5 +222,19 @@ impl BackgroundTask for DeadlinePoller {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_deadline_key_names_the_product_and_the_owner() {
+        let product = ProductId(Uuid::from_u128(1));
+        let owner = Uuid::from_u128(2);
+        let key = hold_deadline_key(product, owner, Utc::now());
+        assert_eq!(parse_hold_deadline_key(&key), Some((product, owner)));
+        assert_eq!(parse_hold_deadline_key("nope"), None);
     }
 }

@@ -10,43 +10,20 @@
 //! ([`super::deadlines`]) runs `ExpireHold` when the deadline is due.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::inventory::{hold_expiries, InventoryEvent, InventoryItem};
-use domain::values::ProductId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use super::deadlines::{self, HOLD_EXPIRY};
+use super::deadlines::{self, hold_deadline_key, HOLD_EXPIRY};
 use crate::event_store::log::StoredEvent;
 use crate::projector::{ApplyError, Projector};
 
-/// This projector's name: its checkpoint's key, and the system actor of the
-/// `ExpireHold` its deadlines run.
-pub const NAME: &str = "hold_expiry";
+/// This projector's name (see [`super::HOLD_EXPIRY_NAME`]).
+pub use super::HOLD_EXPIRY_NAME as NAME;
 
 /// Schedules a deadline for every hold placed with an expiry.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HoldExpiry;
-
-/// The deadline's key (its `aggregate_id`): the product, the owner and the
-/// expiry, so a hold given back and placed again by the same owner gets a
-/// deadline of its own.
-pub fn deadline_key(product_id: ProductId, owner_id: Uuid, expires_at: DateTime<Utc>) -> String {
-    format!(
-        "{}/{owner_id}/{}",
-        product_id.as_uuid(),
-        expires_at.timestamp_micros()
-    )
-}
-
-/// The product and owner of a deadline key ([`deadline_key`]).
-pub fn parse_deadline_key(key: &str) -> Option<(ProductId, Uuid)> {
-    let mut parts = key.split('/');
-    let product = Uuid::parse_str(parts.next()?).ok()?;
-    let owner = Uuid::parse_str(parts.next()?).ok()?;
-    Some((ProductId(product), owner))
-}
 
 #[async_trait]
 impl Projector for HoldExpiry {
@@ -77,26 +54,12 @@ impl Projector for HoldExpiry {
             deadlines::schedule(
                 &mut *conn,
                 HOLD_EXPIRY,
-                &deadline_key(product_id, owner_id, expires_at),
+                &hold_deadline_key(product_id, owner_id, expires_at),
                 expires_at,
                 &serde_json::json!({}),
             )
             .await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_deadline_key_names_the_product_and_the_owner() {
-        let product = ProductId(Uuid::from_u128(1));
-        let owner = Uuid::from_u128(2);
-        let key = deadline_key(product, owner, Utc::now());
-        assert_eq!(parse_deadline_key(&key), Some((product, owner)));
-        assert_eq!(parse_deadline_key("nope"), None);
     }
 }

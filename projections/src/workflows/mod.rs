@@ -57,6 +57,10 @@ use crate::runtime::BackgroundTask;
 /// deadlines too. Every workflow's name is written here and nowhere else.
 pub const FULFILMENT: &str = "fulfilment";
 
+/// The hold expiry projector's name (see [`holds`]): its checkpoint's key,
+/// and the system actor of the `ExpireHold` its deadlines run.
+pub const HOLD_EXPIRY_NAME: &str = "hold_expiry";
+
 /// Durations of the workflows' time-based steps.
 #[derive(Debug, Clone)]
 pub struct WorkflowSettings {
