@@ -225,6 +225,10 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    settings
+        .projectors
+        .payment_gateway()
+        .map_err(anyhow::Error::msg)?;
     let database = Database::resolve(&settings.database).await?;
     let result = serve_on(&settings, &database.url).await;
     database.shutdown(true).await;
@@ -367,6 +371,7 @@ async fn run_projectors(
     settings: DatabaseSettings,
     projectors: ProjectorSettings,
 ) -> anyhow::Result<()> {
+    projectors.payment_gateway().map_err(anyhow::Error::msg)?;
     let database = Database::resolve(&settings).await?;
     let result = async {
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;

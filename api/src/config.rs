@@ -12,6 +12,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the shop runs. Production refuses what is only fit for trying it
+/// out (the simulated payment gateway) unless told explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+/// Which payment gateway charges cards. The simulated one is the only
+/// implementation today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PaymentGatewayKind {
+    /// Approves every card but the contract's test cards (`tok_visa`
+    /// always approves); nothing is really charged.
+    #[default]
+    Simulated,
+}
+
 /// Where the database is. The flags are global, so they may also follow a
 /// subcommand (`shop audit verify --database-url ...`).
 #[derive(Debug, Clone, Args)]
@@ -134,9 +153,39 @@ pub struct ProjectorSettings {
     /// stay in order).
     #[arg(long, env = "SHOP_WORKFLOW_LANES", default_value_t = 32)]
     pub workflow_lanes: usize,
+
+    /// Where the shop runs: `development` or `production`.
+    #[arg(long, env = "SHOP_ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// The payment gateway that charges cards (the HTTP API's top-ups and
+    /// the fulfilment workflow's order payments).
+    #[arg(long, env = "SHOP_PAYMENT_GATEWAY", value_enum, default_value_t = PaymentGatewayKind::Simulated)]
+    pub payment_gateway: PaymentGatewayKind,
+
+    /// Allow the simulated payment gateway in production (a staging
+    /// deployment, a demo): every card "pays" without money moving.
+    #[arg(long, env = "SHOP_ALLOW_SIMULATED_GATEWAY")]
+    pub allow_simulated_gateway: bool,
 }
 
+/// The sentence a production start with the simulated gateway fails with.
+pub const SIMULATED_GATEWAY_IN_PRODUCTION: &str = "SHOP_ENVIRONMENT=production refuses the simulated payment gateway (SHOP_PAYMENT_GATEWAY=simulated): with it every card pays without money moving, and the test token tok_visa tops up any wallet. Configure a real gateway, or set SHOP_ALLOW_SIMULATED_GATEWAY=true to run with the simulator on purpose";
+
 impl ProjectorSettings {
+    /// The payment gateway to use, or why this deployment may not start
+    /// with it.
+    pub fn payment_gateway(&self) -> Result<PaymentGatewayKind, &'static str> {
+        match (self.payment_gateway, self.environment) {
+            (PaymentGatewayKind::Simulated, Environment::Production)
+                if !self.allow_simulated_gateway =>
+            {
+                Err(SIMULATED_GATEWAY_IN_PRODUCTION)
+            }
+            (gateway, _) => Ok(gateway),
+        }
+    }
+
     pub fn runtime_config(&self) -> projections::runtime::RuntimeConfig {
         projections::runtime::RuntimeConfig {
             batch_size: self.projector_batch.clamp(1, 10_000),

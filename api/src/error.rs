@@ -304,6 +304,7 @@ from_use_case!(
     refusals::InvoiceNotIssued,
     refusals::RebuildRunning,
     refusals::NotRebuildable,
+    refusals::CardTokenNotOwned,
 );
 
 impl From<JsonRejection> for ApiError {

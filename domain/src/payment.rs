@@ -187,9 +187,39 @@ pub struct CardToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRequest {
     pub reference: String,
+    /// Who pays: a token made for another customer is declined
+    /// ([`TokenOwner::may_be_used_by`]).
+    pub customer_id: CustomerId,
     pub token: String,
     pub amount: Money,
 }
+
+/// Whom a card token belongs to, as the gateway knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// A token anyone may use (the test tokens of the API contract).
+    Anyone,
+    /// Made by tokenizing a card for this customer.
+    Customer(CustomerId),
+    /// A token the gateway never issued.
+    Unknown,
+}
+
+impl TokenOwner {
+    /// Whether `payer` may pay with the token: a card tokenized for one
+    /// customer pays only for that customer. An unknown token is not
+    /// refused here: charging it fails (`invalid_token`), as before.
+    pub fn may_be_used_by(&self, payer: CustomerId) -> bool {
+        match self {
+            TokenOwner::Anyone | TokenOwner::Unknown => true,
+            TokenOwner::Customer(owner) => *owner == payer,
+        }
+    }
+}
+
+/// Why the gateway declines a token made for another customer (the charge's
+/// failure reason).
+pub const TOKEN_NOT_OWNED: &str = "card_token_not_owned";
 
 /// A request to give money of the charge `charge_reference` back.
 /// `reference` is the idempotency key of the refund itself.
@@ -271,7 +301,12 @@ pub trait PaymentGateway: Send + Sync {
         card: CardDetails,
     ) -> Result<CardToken, GatewayError>;
 
-    /// Accepts a charge (once per reference); answers the charge id.
+    /// Whom `token` belongs to; nothing is charged.
+    async fn token_owner(&self, token: &str) -> Result<TokenOwner, GatewayError>;
+
+    /// Accepts a charge (once per reference); answers the charge id. A
+    /// token of another customer than `request.customer_id` is declined
+    /// ([`TOKEN_NOT_OWNED`]) without taking money.
     async fn charge(&self, request: ChargeRequest) -> Result<String, GatewayError>;
 
     /// Refunds (once per reference); answers the refund id.
@@ -326,6 +361,24 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    fn customer(n: u128) -> CustomerId {
+        CustomerId(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn a_card_token_pays_only_for_the_customer_it_was_made_for() {
+        let alice = customer(1);
+        let mallory = customer(2);
+        assert!(TokenOwner::Customer(alice).may_be_used_by(alice));
+        assert!(!TokenOwner::Customer(alice).may_be_used_by(mallory));
+    }
+
+    #[test]
+    fn a_shared_test_token_or_an_unknown_one_is_left_to_the_charge() {
+        assert!(TokenOwner::Anyone.may_be_used_by(customer(2)));
+        assert!(TokenOwner::Unknown.may_be_used_by(customer(2)));
     }
 
     #[test]

@@ -163,7 +163,7 @@ async fn a_customer_orders_the_cart_with_a_coupon_at_the_prices_of_the_moment_an
     assert_eq!(cart["coupon_code"], "SAVE10");
 
     // Refusals write nothing: a total the client did not see, a client
-    // price on a line.
+    // price on a line (one that differs from the catalog's).
     let events = app.event_count().await;
     let wrong = app.place_order(token, &cart_order(Some(5000)), None).await;
     assert_code(
@@ -173,9 +173,13 @@ async fn a_customer_orders_the_cart_with_a_coupon_at_the_prices_of_the_moment_an
     let priced = items_order(json!([{"product_id": tea, "quantity": 1, "unit_price": 1}]));
     let priced = app.place_order(token, &priced, None).await;
     expect_error(priced, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // An older client's line price is checked, never taken: 409.
     let priced = items_order(json!([{"product_id": tea, "quantity": 1, "price": 1}]));
     let priced = app.place_order(token, &priced, None).await;
-    expect_error(priced, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_code(
+        &expect_error(priced, StatusCode::CONFLICT).await,
+        "price_mismatch",
+    );
     assert_eq!(app.event_count().await, events);
 
     // The order: catalog prices, exact totals, the coupon redeemed, the cart

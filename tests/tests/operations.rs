@@ -89,9 +89,9 @@ async fn operators_see_every_projector_and_customers_may_not() {
                 .json()
                 .await
                 .unwrap();
-            // The read models' projectors, the outbox, the audit seal and the
-            // fulfilment workflow.
-            if list.as_array().is_some_and(|l| l.len() == 5) {
+            // The read models' projectors, the outbox, the audit seal, the
+            // fulfilment workflow and the hold expiry projector.
+            if list.as_array().is_some_and(|l| l.len() == 6) {
                 Ok(list)
             } else {
                 Err(list)
@@ -111,6 +111,7 @@ async fn operators_see_every_projector_and_customers_may_not() {
             "audit_seal",
             "catalog",
             "fulfilment",
+            "hold_expiry",
             "notifications",
             "orders"
         ]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Datelike;
 use domain::payment::{
-    CardDetails, CardToken, ChargeRequest, GatewayError, PaymentGateway, RefundRequest,
+    CardDetails, CardToken, ChargeRequest, GatewayError, PaymentGateway, RefundRequest, TokenOwner,
 };
 use domain::values::CustomerId;
 use projections::payments::SimulatedGateway;
@@ -111,6 +111,10 @@ impl PaymentGateway for SlowGateway {
         card: CardDetails,
     ) -> Result<CardToken, GatewayError> {
         self.simulated.tokenize(customer_id, card).await
+    }
+
+    async fn token_owner(&self, token: &str) -> Result<TokenOwner, GatewayError> {
+        self.simulated.token_owner(token).await
     }
 
     async fn charge(&self, mut request: ChargeRequest) -> Result<String, GatewayError> {

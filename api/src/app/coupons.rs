@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use domain::cart::{AppliedCoupon, CartError};
-use domain::coupon::{used_up, within_validity, Coupon, CouponError, Discount};
+use domain::coupon::{redeemed_key, used_up, within_validity, Coupon, CouponError, Discount};
 use domain::order::OrderCoupon;
-use domain::values::Money;
+use domain::values::{Money, OrderId};
+use projections::event_store::streams;
 
 use super::{use_case_error, StoreError};
 use crate::state::AppState;
@@ -78,16 +79,34 @@ use_case_error!(OrderCouponError {
     Self::Store(e) => nested(e: StoreError),
 });
 
-/// The cart's coupon as the order takes it, after checking that it may be
-/// used now.
+/// The cart's coupon as the order `order_id` takes it, after checking that
+/// it may be used now. A coupon this order holds a use of already (a retry
+/// of the same order) is not used up for it. Whether a use is left is
+/// decided for good when the use is taken (`Redeem`).
 pub async fn order_coupon(
     state: &AppState,
     applied: &AppliedCoupon,
+    order_id: OrderId,
     subtotal: &Money,
     now: DateTime<Utc>,
 ) -> Result<OrderCoupon, OrderCouponError> {
-    let coupon = load(state, applied).await?;
-    let rule = usable_discount(coupon.as_ref(), now).map_err(|why| match why {
+    let loaded = streams::load::<Coupon>(
+        &state.pool,
+        &applied.coupon_id.to_string(),
+        &[redeemed_key(order_id)],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    let coupon = loaded.exists().then_some(loaded.aggregate);
+    let held = coupon
+        .as_ref()
+        .filter(|c| c.is_redeemed_by(order_id))
+        .and_then(Coupon::discount);
+    let rule = match (usable_discount(coupon.as_ref(), now), held) {
+        (Err(Unusable::UsedUp), Some(rule)) => Ok(rule),
+        (usable, _) => usable,
+    };
+    let rule = rule.map_err(|why| match why {
         Unusable::Unknown => OrderCouponError::Unknown(CartError::CouponNotFound {
             code: applied.code.clone(),
         }),

@@ -1,15 +1,20 @@
 //! Placing an order: from explicit lines or from the cart (with its
-//! coupon), priced from the catalog, then the coupon redeemed and the cart
-//! checked out: a flow over three aggregates.
+//! coupon), priced from the catalog, the coupon's use taken, then the order
+//! placed and the cart checked out: a flow over three aggregates.
 
 use chrono::Utc;
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use domain::cart::{cart_id_for, CartCommand, CartError};
 use domain::coupon::CouponCommand;
+use domain::metadata::CommandMetadata;
 use domain::order::{
-    check_line_count, Order, OrderCommand, OrderError, OrderView, PaymentMethod, ShippingAddress,
+    check_line_count, Order, OrderCommand, OrderCoupon, OrderError, OrderView, PaymentMethod,
+    ShippingAddress,
 };
+use domain::payment::GatewayError;
 use domain::values::{CustomerId, OrderId, ProductId, Quantity};
+use projections::event_store::lookups;
 
 use super::coupons::{order_coupon, OrderCouponError};
 use super::orders::{load_order, LoadOrderError};
@@ -24,8 +29,8 @@ pub struct PlaceOrder {
     /// same key).
     pub order_id: OrderId,
     pub customer_id: CustomerId,
-    /// `(product, quantity)`; `None`: the cart is ordered (with its coupon).
-    pub items: Option<Vec<(ProductId, i64)>>,
+    /// The lines asked for; `None`: the cart is ordered (with its coupon).
+    pub items: Option<Vec<RequestedItem>>,
     pub shipping_address: ShippingAddress,
     pub payment: PaymentMethod,
     /// The total the client showed the customer (minor units).
@@ -37,26 +42,32 @@ pub struct PlaceOrder {
     pub keyed: bool,
 }
 
+/// One line as the client asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedItem {
+    pub product_id: ProductId,
+    pub quantity: i64,
+    /// The unit price the client shows (older clients send one): it must be
+    /// the catalog's, or the order is refused ([`PlaceOrderError::PriceMismatch`]).
+    /// It never sets the price.
+    pub price: Option<i64>,
+}
+
 /// A step after placing that did not go through (the order stands).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FollowUp {
-    CouponNotRedeemed,
     CartNotCheckedOut,
 }
 
 impl FollowUp {
     pub fn code(self) -> &'static str {
         match self {
-            FollowUp::CouponNotRedeemed => "coupon_not_redeemed",
             FollowUp::CartNotCheckedOut => "cart_not_checked_out",
         }
     }
 
     pub fn message(self) -> &'static str {
         match self {
-            FollowUp::CouponNotRedeemed => {
-                "The order was placed but its coupon could not be redeemed; support will look into it."
-            }
             FollowUp::CartNotCheckedOut => {
                 "The order was placed but the cart could not be emptied; empty it yourself."
             }
@@ -79,6 +90,16 @@ pub enum PlaceOrderError {
     /// A quantity that is not one; the message says why.
     #[error("{0}")]
     InvalidQuantity(super::refusals::InvalidQuantity),
+    #[error("The price of product {product_id} is {catalog}, not {given}.")]
+    PriceMismatch {
+        product_id: ProductId,
+        catalog: i64,
+        given: i64,
+    },
+    #[error(transparent)]
+    CardTokenNotOwned(super::refusals::CardTokenNotOwned),
+    #[error("The payment gateway is unavailable; try again.")]
+    GatewayUnavailable,
     #[error(transparent)]
     Cart(CartError),
     #[error(transparent)]
@@ -98,6 +119,9 @@ pub enum PlaceOrderError {
 use_case_error!(PlaceOrderError {
     Self::InvalidExpectedTotal => refused(Rule, "invalid_expected_total"),
     Self::InvalidQuantity(e) => nested(e: super::refusals::InvalidQuantity),
+    Self::PriceMismatch { .. } => refused(Conflict, "price_mismatch"),
+    Self::CardTokenNotOwned(e) => nested(e: super::refusals::CardTokenNotOwned),
+    Self::GatewayUnavailable => refused(Unavailable, "payment_gateway_unavailable"),
     Self::Cart(e) => domain(e: CartError),
     Self::Pricing(e) => nested(e: PricingError),
     Self::Coupon(e) => nested(e: OrderCouponError),
@@ -170,19 +194,22 @@ fn quantity(value: i64) -> Result<Quantity, PlaceOrderError> {
 
 /// Order of effects, so that a failure leaves nothing half-applied:
 ///
-/// 1. Everything is read and checked first (lines, catalog prices, the
-///    coupon's window and uses, totals): a refusal writes nothing.
-/// 2. The order is placed: one event, all or nothing. From here the order
-///    stands.
-/// 3. The coupon is redeemed for the order and the cart is checked out into
-///    it. Both commands are idempotent per order id (a second redemption or
-///    check-out for the same order does nothing), so the fulfilment workflow
-///    or an operator can safely run them again. Should one of them fail (a
-///    racing order took the coupon's last use between 1 and 3, or the
-///    database went away), the order is NOT rolled back: the failure is
-///    logged and reported in `warnings`. Undoing a placed order would need
-///    its own compensating events and could fail too; a placed order with a
-///    missing redemption is the smaller, visible harm.
+/// 1. Everything is read and checked first (lines, catalog prices and the
+///    client's prices, the coupon's window and uses, the card token's
+///    owner), and the order itself is decided on a blank order (totals,
+///    address, payment): a refusal writes nothing.
+/// 2. The coupon's use is taken for the order (`Redeem`, idempotent per
+///    order id). The coupon aggregate serialises racing orders: a lost race
+///    is decided again on the coupon as it is then, so no more orders get
+///    it than its limit allows, and the others are refused
+///    (`coupon_used_up`) before anything else is written or charged.
+/// 3. The order is placed: one event, all or nothing. From here the order
+///    stands. Should placing fail after the use was taken, the use is given
+///    back (unless the order exists after all: a racing twin under the same
+///    idempotency key placed it).
+/// 4. The cart is checked out into the order (idempotent per order id).
+///    Should that fail, the order is NOT rolled back: the failure is logged
+///    and reported in `warnings`.
 async fn place(
     state: &AppState,
     caller: &Caller,
@@ -203,7 +230,7 @@ async fn place(
             check_line_count(items.len()).map_err(PlaceOrderError::Order)?;
             let lines = items
                 .iter()
-                .map(|&(product_id, q)| Ok((product_id, quantity(q)?)))
+                .map(|item| Ok((item.product_id, quantity(item.quantity)?)))
                 .collect::<Result<Vec<_>, PlaceOrderError>>()?;
             (lines, None, false)
         }
@@ -222,16 +249,28 @@ async fn place(
         }
     };
     let lines = order_lines(state, &requested).await?;
+    for item in request.items.iter().flatten() {
+        let Some(given) = item.price else { continue };
+        let catalog = lines
+            .iter()
+            .find(|l| l.product_id == item.product_id)
+            .map(|l| l.unit_price.minor);
+        if let Some(catalog) = catalog.filter(|catalog| *catalog != given) {
+            return Err(PlaceOrderError::PriceMismatch {
+                product_id: item.product_id,
+                catalog,
+                given,
+            });
+        }
+    }
     let subtotal = subtotal(&lines, &state.currency).map_err(PlaceOrderError::Order)?;
     let coupon = match &applied {
-        Some(applied) => Some(order_coupon(state, applied, &subtotal, now).await?),
+        Some(applied) => Some(order_coupon(state, applied, order_id, &subtotal, now).await?),
         None => None,
     };
-
-    // 2. The order itself.
-    let place_meta = caller
-        .meta("PlaceOrder")
-        .with_request_hash(request.request_hash.clone());
+    if let PaymentMethod::Card { token } = &request.payment {
+        check_card_owner(state, customer_id, token).await?;
+    }
     let command = OrderCommand::Place {
         order_id,
         customer_id,
@@ -243,35 +282,49 @@ async fn place(
         currency: state.currency.clone(),
         now,
     };
-    // Not retried: a conflict at sequence 1 is a twin under the same key,
-    // which the caller answers as a replay.
-    let committed = state
-        .orders
-        .execute(&order_id.to_string(), command, &place_meta)
+    Order::default()
+        .handle(command.clone(), &(), &EventSink::default())
         .await
-        .map_err(|e| match StoreError::split(e) {
-            Ok(e) => PlaceOrderError::Order(e),
-            Err(e) => PlaceOrderError::Store(e),
-        })?;
+        .map_err(PlaceOrderError::Order)?;
 
-    // 3. Follow-ups, idempotent per order (see above).
-    let mut warnings = Vec::new();
+    let place_meta = caller
+        .meta("PlaceOrder")
+        .with_request_hash(request.request_hash.clone());
     let caused = |name: &str| {
         caller
             .meta(name)
             .caused_by(place_meta.command_id.to_string())
     };
-    if let Some(c) = &coupon {
-        let redeem = CouponCommand::Redeem { order_id, now };
-        if let Err(e) = state
-            .coupons
-            .execute_with_retry(&c.coupon_id.to_string(), redeem, &caused("RedeemCoupon"))
-            .await
-        {
-            tracing::error!(%order_id, coupon = %c.code, error = %e, "order placed, coupon not redeemed");
-            warnings.push(FollowUp::CouponNotRedeemed);
+
+    // 2. The coupon's use, before the order exists.
+    let took_use = match &coupon {
+        Some(c) => redeem(state, c, order_id, now, &caused("RedeemCoupon")).await?,
+        None => false,
+    };
+
+    // 3. The order itself. Not retried: a conflict at sequence 1 is a twin
+    //    under the same key, which the caller answers as a replay.
+    let committed = match state
+        .orders
+        .execute(&order_id.to_string(), command, &place_meta)
+        .await
+    {
+        Ok(committed) => committed,
+        Err(e) => {
+            let twin_placed = matches!(e, cqrs_es::AggregateError::AggregateConflict);
+            let error = match StoreError::split(e) {
+                Ok(e) => PlaceOrderError::Order(e),
+                Err(e) => PlaceOrderError::Store(e),
+            };
+            if let (Some(c), true, false) = (&coupon, took_use, twin_placed) {
+                give_back(state, c, order_id, &caused("ReleaseCouponRedemption")).await;
+            }
+            return Err(error);
         }
-    }
+    };
+
+    // 4. Follow-ups, idempotent per order (see above).
+    let mut warnings = Vec::new();
     if from_cart {
         let cart_id = cart_id_for(&customer_id).to_string();
         let check_out = CartCommand::CheckOut { order_id };
@@ -291,4 +344,79 @@ async fn place(
         position: committed.position,
         warnings,
     })
+}
+
+/// Refuses a card token the gateway made for another customer, before
+/// anything is written or charged.
+async fn check_card_owner(
+    state: &AppState,
+    customer_id: CustomerId,
+    token: &str,
+) -> Result<(), PlaceOrderError> {
+    match state.gateway.token_owner(token.trim()).await {
+        Ok(owner) if owner.may_be_used_by(customer_id) => Ok(()),
+        Ok(_) => Err(PlaceOrderError::CardTokenNotOwned(
+            super::refusals::CardTokenNotOwned::new(
+                "This card token belongs to another account; pay with a card of your own.",
+            ),
+        )),
+        Err(GatewayError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "payment gateway unavailable");
+            Err(PlaceOrderError::GatewayUnavailable)
+        }
+        Err(e) => Err(PlaceOrderError::Store(StoreError::Internal(e.to_string()))),
+    }
+}
+
+/// Takes one use of the coupon for the order; answers whether this call
+/// took it (`false`: the order held it already). A lost race is decided
+/// again on the coupon as it is then; a coupon used up or expired by then
+/// refuses the order.
+async fn redeem(
+    state: &AppState,
+    coupon: &OrderCoupon,
+    order_id: OrderId,
+    now: chrono::DateTime<Utc>,
+    meta: &CommandMetadata,
+) -> Result<bool, PlaceOrderError> {
+    let redeem = CouponCommand::Redeem { order_id, now };
+    match state
+        .coupons
+        .execute_with_retry(&coupon.coupon_id.to_string(), redeem, meta)
+        .await
+    {
+        Ok(committed) => Ok(committed.wrote_events),
+        Err(e) => Err(match StoreError::split(e) {
+            Ok(refused) => PlaceOrderError::Coupon(OrderCouponError::Refused(refused)),
+            Err(e) => PlaceOrderError::Store(e),
+        }),
+    }
+}
+
+/// Gives the coupon's use back after the order could not be placed, unless
+/// the order exists after all. When even that cannot be done (the database
+/// is away) the use stays taken and is logged: a coupon use too few is the
+/// smaller harm than an order with a discount its coupon did not allow.
+async fn give_back(
+    state: &AppState,
+    coupon: &OrderCoupon,
+    order_id: OrderId,
+    meta: &CommandMetadata,
+) {
+    match lookups::first_event(&state.pool, Order::TYPE, &order_id.to_string()).await {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(%order_id, coupon = %coupon.code, error = %e, "order not placed, coupon use not given back");
+            return;
+        }
+    }
+    let release = CouponCommand::ReleaseRedemption { order_id };
+    if let Err(e) = state
+        .coupons
+        .execute_with_retry(&coupon.coupon_id.to_string(), release, meta)
+        .await
+    {
+        tracing::error!(%order_id, coupon = %coupon.code, error = %e, "order not placed, coupon use not given back");
+    }
 }

@@ -5,9 +5,9 @@
 
 use super::{use_case_error, Kind};
 
-/// A refusal type: `refusal!(Name => Kind "code")`.
+/// A refusal type: `refusal!(Name => Kind "code";)`.
 macro_rules! refusal {
-    ($($(#[$doc:meta])* $name:ident => $kind:ident $code:literal;)+) => {
+    ($($(#[$doc:meta])* $name:ident => $kind:ident $code:expr;)+) => {
         $(
             $(#[$doc])*
             #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,4 +67,6 @@ refusal! {
     RebuildRunning => Conflict "rebuild_running";
     /// A projector that keeps no read model to rebuild.
     NotRebuildable => Conflict "not_rebuildable";
+    /// A card token made for another customer.
+    CardTokenNotOwned => Conflict domain::payment::TOKEN_NOT_OWNED;
 }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::app::cancel_order::{self, CancelOrderError};
 use crate::app::orders::{self, LoadOrderError, READERS};
-use crate::app::place_order::{self, PlaceOrder, PlaceOrderError};
+use crate::app::place_order::{self, PlaceOrder, PlaceOrderError, RequestedItem};
 use crate::app::refund_order::{self, RefundOrderError};
 use crate::app::refusals::InvalidVersion;
 use crate::app::refusals::ReadModelBehind;
@@ -88,14 +88,68 @@ struct AddressBody {
     country: String,
 }
 
-/// A requested line. There is deliberately no price field: a body with
-/// `unit_price` or `price` is refused (422) rather than silently ignored.
+/// Where the order goes: a structured address, or (older clients) one
+/// string. The string is taken as one line: it becomes `line1` as written
+/// (trimmed, 1 to 200 characters) and every other field stays empty; an
+/// address id of another system is taken as that line too, since the shop
+/// keeps no address book.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum AddressInput {
+    Structured(AddressBody),
+    /// One line, e.g. `Ada Lovelace, 12 St James's Square, London SW1Y
+    /// 4JH, GB`.
+    OneLine(String),
+}
+
+/// Parsed by hand so that a malformed structured address keeps the precise
+/// message of [`AddressBody`] (an untagged enum would only say that nothing
+/// matched).
+impl<'de> Deserialize<'de> for AddressInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(line) => Ok(AddressInput::OneLine(line)),
+            object @ serde_json::Value::Object(_) => AddressBody::deserialize(object)
+                .map(AddressInput::Structured)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "shipping_address must be an address object or one line of text",
+            )),
+        }
+    }
+}
+
+impl AddressInput {
+    fn to_address(&self) -> ShippingAddress {
+        match self {
+            AddressInput::Structured(a) => ShippingAddress {
+                name: a.name.clone(),
+                line1: a.line1.clone(),
+                line2: a.line2.clone(),
+                city: a.city.clone(),
+                postal_code: a.postal_code.clone(),
+                country: a.country.clone(),
+            },
+            AddressInput::OneLine(line) => ShippingAddress::one_line(line),
+        }
+    }
+}
+
+/// A requested line. The price always comes from the catalog: `price` (sent
+/// by older clients) is only checked against it, 409 `price_mismatch` when
+/// it differs; `unit_price` or any other field is refused (422).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ItemBody {
     product_id: Uuid,
     #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
+    /// The unit price the client shows, in minor units; it must equal the
+    /// catalog's (409 `price_mismatch` otherwise). Absent or `null`: not
+    /// checked.
+    #[serde(default)]
+    price: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -112,7 +166,7 @@ enum PaymentBody {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrder {
-    shipping_address: AddressBody,
+    shipping_address: AddressInput,
     /// Absent: the cart is ordered (with its coupon). At most 100 lines
     /// either way.
     #[serde(default)]
@@ -159,12 +213,12 @@ struct OrderAnswer {
     path = "/v1/orders",
     tag = "orders",
     summary = "Place an order",
-    description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line with a price is 422, an `expected_total` that differs is 409. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
+    description = "Role: customer. Orders the given `items`, or without them the cart (with its coupon). Prices come from the catalog, never from the client: a line's `price` (older clients send one) that differs from the catalog's is 409 `price_mismatch`, an `expected_total` that differs is 409 `total_mismatch`. `shipping_address` is a structured address or, for older clients, one string taken as one line (`line1`, the other fields empty). A card token must be the customer's own (409 `card_token_not_owned`). A coupon's last use goes to one order only: when it is taken, the order is refused (409 `coupon_used_up`) before anything is written or charged. With `Idempotency-Key`, a repeat of the same body answers the first answer and writes nothing.",
     security(("bearer" = [])),
     params(IdempotencyKeyHeader),
     request_body = NewOrder,
     responses(
-        (status = 201, description = "Placed. Steps after placing that did not go through are listed in `warnings`; the order stands.", body = OrderAnswer),
+        (status = 201, description = "Placed. A step after placing that did not go through (`cart_not_checked_out`) is listed in `warnings`; the order stands.", body = OrderAnswer),
         Answers::<(Forbidden, PlaceOrderError)>,
     ),
 )]
@@ -176,24 +230,20 @@ async fn place_order(
     AppJson(body): AppJson<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderAnswer>)> {
     user.require(BUYERS)?;
-    let a = &body.shipping_address;
     let request = PlaceOrder {
         order_id: OrderId(key.creation_id("order", user.id)),
         customer_id: CustomerId(user.id),
         items: body.items.as_ref().map(|items| {
             items
                 .iter()
-                .map(|i| (ProductId(i.product_id), i.quantity))
+                .map(|i| RequestedItem {
+                    product_id: ProductId(i.product_id),
+                    quantity: i.quantity,
+                    price: i.price,
+                })
                 .collect()
         }),
-        shipping_address: ShippingAddress {
-            name: a.name.clone(),
-            line1: a.line1.clone(),
-            line2: a.line2.clone(),
-            city: a.city.clone(),
-            postal_code: a.postal_code.clone(),
-            country: a.country.clone(),
-        },
+        shipping_address: body.shipping_address.to_address(),
         payment: match &body.payment {
             PaymentBody::Card { token } => PaymentMethod::Card {
                 token: token.clone(),

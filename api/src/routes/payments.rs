@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::refusals::{InvalidAmount, InvalidCallback, InvalidSignature};
+use crate::app::refusals::{CardTokenNotOwned, InvalidAmount, InvalidCallback, InvalidSignature};
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
@@ -264,14 +264,14 @@ struct TopUpAnswer {
     path = "/v1/wallet/top-up",
     tag = "payments",
     summary = "Top up the wallet by card",
-    description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
+    description = "Role: customer. Charges the card; the balance is credited once the gateway reports the charge succeeded (a declined card credits nothing). The card token must be the customer's own (409 `card_token_not_owned`; nothing is charged). With `Idempotency-Key`, a repeat is the same top-up and charges once.",
     security(("bearer" = [])),
     params(IdempotencyKeyHeader),
     request_body = TopUpBody,
     responses(
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
         (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
-        Answers::<(Forbidden, InvalidAmount, Domain<OrderError>, Domain<CardError>)>,
+        Answers::<(Forbidden, (InvalidAmount, CardTokenNotOwned), Domain<OrderError>, Domain<CardError>)>,
     ),
 )]
 async fn top_up(
@@ -292,6 +292,17 @@ async fn top_up(
             "A card top-up needs a card token.",
         ));
     }
+    let owner = state
+        .gateway
+        .token_owner(&token)
+        .await
+        .map_err(gateway_error)?;
+    if !owner.may_be_used_by(CustomerId(user.id)) {
+        return Err(CardTokenNotOwned::new(
+            "This card token belongs to another account; pay with a card of your own.",
+        )
+        .into());
+    }
     let top_up_id = key.creation_id("topup", user.id);
     let reference = ChargeFor::TopUp {
         customer_id: CustomerId(user.id),
@@ -304,6 +315,7 @@ async fn top_up(
         .gateway
         .charge(ChargeRequest {
             reference,
+            customer_id: CustomerId(user.id),
             token,
             amount,
         })

@@ -84,6 +84,25 @@ pub async fn hold_all<'a>(
     Ok(trial)
 }
 
+/// The deadlines an event calls for: `(owner, expires_at)` for each hold it
+/// places with an expiry. When one is due, `ExpireHold` drops the hold if it
+/// is still open (no event when it was released or committed meanwhile), so
+/// the stock is free on time even when no one asks for it.
+pub fn hold_expiries(event: &InventoryEvent) -> Vec<(Uuid, DateTime<Utc>)> {
+    match event {
+        InventoryEvent::HoldPlaced {
+            owner_id,
+            expires_at: Some(at),
+            ..
+        } => vec![(*owner_id, *at)],
+        InventoryEvent::HoldsPlaced { holds, .. } => holds
+            .iter()
+            .filter_map(|hold| hold.expires_at.map(|at| (hold.owner_id, at)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The keyed-memory key of the hold `owner_id` committed.
 pub fn committed_key(owner_id: Uuid) -> String {
     format!("committed:{owner_id}")

@@ -429,6 +429,77 @@ fn a_due_hold_can_be_expired() {
 }
 
 #[test]
+fn a_hold_is_expired_at_the_very_moment_it_ends() {
+    fw().given(ten_with_four_held())
+        .when(InventoryCommand::ExpireHold {
+            owner_id: owner(1),
+            now: at(30),
+        })
+        .then_expect_events(vec![InventoryEvent::HoldExpired {
+            product_id: product_id(),
+            owner_id: owner(1),
+            quantity: qty(4),
+            expires_at: at(30),
+            on_hand_after: 10,
+            held_after: 0,
+        }]);
+}
+
+#[test]
+fn a_hold_released_before_its_deadline_is_not_expired_again() {
+    let mut given = ten_with_four_held();
+    given.push(InventoryEvent::HoldReleased {
+        product_id: product_id(),
+        owner_id: owner(1),
+        quantity: qty(4),
+        on_hand_after: 10,
+        held_after: 0,
+    });
+    fw().given(given)
+        .when(InventoryCommand::ExpireHold {
+            owner_id: owner(1),
+            now: at(30),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn every_hold_placed_with_an_expiry_calls_for_a_deadline() {
+    assert_eq!(
+        hold_expiries(&placed(owner(1), 4, Some(at(30)), 10, 4)),
+        vec![(owner(1), at(30))]
+    );
+    assert_eq!(hold_expiries(&placed(owner(1), 4, None, 10, 4)), vec![]);
+    let many = InventoryEvent::HoldsPlaced {
+        product_id: product_id(),
+        holds: vec![
+            PlacedHold {
+                owner_id: owner(1),
+                quantity: qty(1),
+                expires_at: Some(at(5)),
+            },
+            PlacedHold {
+                owner_id: owner(2),
+                quantity: qty(1),
+                expires_at: None,
+            },
+            PlacedHold {
+                owner_id: owner(3),
+                quantity: qty(1),
+                expires_at: Some(at(9)),
+            },
+        ],
+        on_hand_after: 10,
+        held_after: 3,
+    };
+    assert_eq!(
+        hold_expiries(&many),
+        vec![(owner(1), at(5)), (owner(3), at(9))]
+    );
+    assert_eq!(hold_expiries(&received(10, 10, 0)), vec![]);
+}
+
+#[test]
 fn a_hold_not_yet_due_cannot_be_expired() {
     fw().given(ten_with_four_held())
         .when(InventoryCommand::ExpireHold {

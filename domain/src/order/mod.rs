@@ -70,8 +70,15 @@ pub struct OrderCoupon {
     pub discount: Money,
 }
 
-/// Where the order goes. Every field is trimmed and, except `line2`,
-/// required; `country` is a two-letter code (stored upper case).
+/// Where the order goes: a structured address, or one line.
+///
+/// Structured: every field is trimmed and, except `line2`, required;
+/// `country` is a two-letter code (stored upper case).
+///
+/// One line (what older clients send, see [`ShippingAddress::one_line`]):
+/// only `line1` is given, 1 to 200 characters, kept trimmed and as written;
+/// every other field is empty. Nothing is guessed from the line: the
+/// carrier gets it as the customer wrote it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShippingAddress {
@@ -85,9 +92,30 @@ pub struct ShippingAddress {
 }
 
 impl ShippingAddress {
+    /// An address given as one line of text: the line is `line1`, every
+    /// other field empty.
+    pub fn one_line(line: &str) -> ShippingAddress {
+        ShippingAddress {
+            line1: line.to_string(),
+            ..ShippingAddress::default()
+        }
+    }
+
+    /// Whether this is a one-line address: nothing but `line1` is given.
+    pub fn is_one_line(&self) -> bool {
+        [&self.name, &self.city, &self.postal_code, &self.country]
+            .iter()
+            .all(|field| field.trim().is_empty())
+            && self.line2.as_deref().is_none_or(|l| l.trim().is_empty())
+    }
+
     /// The address trimmed and checked.
     pub fn normalized(&self) -> Result<ShippingAddress, OrderError> {
         let invalid = OrderError::InvalidShippingAddress;
+        if self.is_one_line() {
+            let line = required_text("line1", &self.line1, 200).map_err(invalid)?;
+            return Ok(ShippingAddress::one_line(&line));
+        }
         let line2 = optional_text("line2", self.line2.as_deref(), 200).map_err(invalid)?;
         let country = self.country.trim();
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {

@@ -590,6 +590,61 @@ fn a_shipping_address_needs_every_field_but_the_second_line() {
 }
 
 #[test]
+fn an_order_with_a_one_line_address_keeps_the_line_as_written_and_the_rest_empty() {
+    let line = "Ada Lovelace, 12 St James's Square, London SW1Y 4JH, GB";
+    let mut place = Place::new();
+    place.shipping_address = ShippingAddress::one_line(&format!("  {line} "));
+    let mut expected = placed();
+    if let OrderEvent::OrderPlaced {
+        shipping_address, ..
+    } = &mut expected
+    {
+        *shipping_address = ShippingAddress::one_line(line);
+    }
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(place.command())
+        .then_expect_events(vec![expected]);
+}
+
+#[test]
+fn a_one_line_address_cannot_be_blank_or_longer_than_200_characters() {
+    for (line, error) in [
+        ("   ".to_string(), ValueError::Empty { field: "line1" }),
+        (
+            "x".repeat(201),
+            ValueError::TooLong {
+                field: "line1",
+                max: 200,
+            },
+        ),
+    ] {
+        let mut place = Place::new();
+        place.shipping_address = ShippingAddress::one_line(&line);
+        OrderTest::with(())
+            .given_no_previous_events()
+            .when(place.command())
+            .then_expect_error(OrderError::InvalidShippingAddress(error));
+    }
+}
+
+#[test]
+fn an_address_with_a_name_and_a_country_but_no_city_is_not_taken_for_one_line() {
+    let mut place = Place::new();
+    place.shipping_address = ShippingAddress {
+        name: "Ada Lovelace".to_string(),
+        country: "GB".to_string(),
+        ..ShippingAddress::one_line("12 St James's Square")
+    };
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(place.command())
+        .then_expect_error(OrderError::InvalidShippingAddress(ValueError::Empty {
+            field: "city",
+        }));
+}
+
+#[test]
 fn a_country_is_a_two_letter_code() {
     let mut place = Place::new();
     place.shipping_address.country = "GBR".to_string();

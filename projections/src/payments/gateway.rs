@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::payment::{
     validate_card, CardDetails, CardToken, ChargeRequest, GatewayError, PaymentGateway,
-    RefundRequest,
+    RefundRequest, TokenOwner, TOKEN_NOT_OWNED,
 };
 use domain::values::CustomerId;
 use sqlx::PgPool;
@@ -25,19 +25,22 @@ impl SimulatedGateway {
         Self { pool }
     }
 
-    /// What charging `token` does; `None` for a token the gateway never
-    /// issued.
-    async fn behaviour(&self, token: &str) -> Result<Option<Behaviour>, GatewayError> {
+    /// What charging `token` does and whom it belongs to; `None` for a
+    /// token the gateway never issued.
+    async fn card(&self, token: &str) -> Result<Option<(Behaviour, TokenOwner)>, GatewayError> {
         if let Some((_, behaviour)) = TEST_TOKENS.iter().find(|(t, _)| *t == token) {
-            return Ok(Some(*behaviour));
+            return Ok(Some((*behaviour, TokenOwner::Anyone)));
         }
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT behaviour FROM gateway_cards WHERE token = $1")
+        let stored: Option<(String, Uuid)> =
+            sqlx::query_as("SELECT behaviour, customer_id FROM gateway_cards WHERE token = $1")
                 .bind(token)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(unavailable)?;
-        Ok(stored.as_deref().and_then(Behaviour::parse))
+        Ok(stored.and_then(|(behaviour, owner)| {
+            let owner = TokenOwner::Customer(CustomerId(owner));
+            Behaviour::parse(&behaviour).map(|behaviour| (behaviour, owner))
+        }))
     }
 }
 
@@ -74,13 +77,24 @@ impl PaymentGateway for SimulatedGateway {
         })
     }
 
+    async fn token_owner(&self, token: &str) -> Result<TokenOwner, GatewayError> {
+        Ok(self
+            .card(token)
+            .await?
+            .map_or(TokenOwner::Unknown, |(_, owner)| owner))
+    }
+
     async fn charge(&self, request: ChargeRequest) -> Result<String, GatewayError> {
-        let (outcome, reason) = match self.behaviour(&request.token).await? {
-            Some(Behaviour::Approve) => ("succeeded", None),
-            Some(Behaviour::Decline) => ("failed", Some("card_declined")),
-            Some(Behaviour::InsufficientFunds) => ("failed", Some("insufficient_funds")),
-            Some(Behaviour::IncorrectNumber) => ("failed", Some("incorrect_number")),
-            Some(Behaviour::ExpiredCard) => ("failed", Some("expired_card")),
+        let (outcome, reason) = match self.card(&request.token).await? {
+            // Decided without taking money: the card is someone else's.
+            Some((_, owner)) if !owner.may_be_used_by(request.customer_id) => {
+                ("failed", Some(TOKEN_NOT_OWNED))
+            }
+            Some((Behaviour::Approve, _)) => ("succeeded", None),
+            Some((Behaviour::Decline, _)) => ("failed", Some("card_declined")),
+            Some((Behaviour::InsufficientFunds, _)) => ("failed", Some("insufficient_funds")),
+            Some((Behaviour::IncorrectNumber, _)) => ("failed", Some("incorrect_number")),
+            Some((Behaviour::ExpiredCard, _)) => ("failed", Some("expired_card")),
             None => ("failed", Some("invalid_token")),
         };
         let id = format!("ch_{}", Uuid::new_v4().simple());

@@ -15,10 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
+use domain::inventory::{InventoryCommand, InventoryItem};
 use domain::metadata::{Actor, CommandMetadata};
 use domain::order::{Order, OrderCommand};
+use domain::values::ProductId;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::event_store::CommandBus;
 use crate::projector::ApplyError;
@@ -27,6 +30,34 @@ use crate::runtime::{BackgroundTask, StepError};
 /// An unpaid order's time is up: `Expire` (cancelled with `payment_timeout`
 /// when still pending). `aggregate_id` is the order id.
 pub const PAYMENT_TIMEOUT: &str = "payment_timeout";
+
+/// A hold's time is up: `ExpireHold` (dropped when still open).
+/// `aggregate_id` is [`hold_deadline_key`]; scheduled by the hold expiry
+/// projector ([`super::holds`]).
+pub const HOLD_EXPIRY: &str = "hold_expiry";
+
+/// The deadline's key (its `aggregate_id`): the product, the owner and the
+/// expiry, so a hold given back and placed again by the same owner gets a
+/// deadline of its own.
+pub fn hold_deadline_key(
+    product_id: ProductId,
+    owner_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> String {
+    format!(
+        "{}/{owner_id}/{}",
+        product_id.as_uuid(),
+        expires_at.timestamp_micros()
+    )
+}
+
+/// The product and owner of a deadline key ([`hold_deadline_key`]).
+pub fn parse_hold_deadline_key(key: &str) -> Option<(ProductId, Uuid)> {
+    let mut parts = key.split('/');
+    let product = Uuid::parse_str(parts.next()?).ok()?;
+    let owner = Uuid::parse_str(parts.next()?).ok()?;
+    Some((ProductId(product), owner))
+}
 
 /// Deadlines run per poll before the poller looks at shutdown again.
 const BATCH: usize = 100;
@@ -57,6 +88,7 @@ pub async fn schedule(
 pub struct DeadlinePoller {
     pool: PgPool,
     orders: CommandBus<Order>,
+    inventory: CommandBus<InventoryItem>,
     interval: Duration,
 }
 
@@ -64,6 +96,7 @@ impl DeadlinePoller {
     pub fn new(pool: PgPool, interval: Duration) -> Self {
         Self {
             orders: CommandBus::new(pool.clone(), ()),
+            inventory: CommandBus::new(pool.clone(), ()),
             pool,
             interval,
         }
@@ -75,8 +108,8 @@ impl DeadlinePoller {
         let mut ran = 0;
         while ran < BATCH {
             let mut tx = self.pool.begin().await?;
-            let due: Option<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, kind, aggregate_id FROM deadlines
+            let due: Option<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT id, kind, aggregate_id, due_at FROM deadlines
                   WHERE done_at IS NULL AND due_at <= now()
                   ORDER BY due_at
                   LIMIT 1
@@ -84,10 +117,10 @@ impl DeadlinePoller {
             )
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((id, kind, aggregate_id)) = due else {
+            let Some((id, kind, aggregate_id, due_at)) = due else {
                 return Ok(ran);
             };
-            let outcome = match self.run_one(&kind, &aggregate_id).await {
+            let outcome = match self.run_one(&kind, &aggregate_id, due_at).await {
                 Ok(outcome) => outcome,
                 Err(ApplyError::Database(e)) => return Err(e.into()),
                 Err(ApplyError::Retry(reason)) => return Err(StepError::Retry(reason)),
@@ -108,9 +141,17 @@ impl DeadlinePoller {
         Ok(ran)
     }
 
-    /// Runs one deadline; answers its outcome.
+    /// Runs one deadline; answers its outcome. The database's clock said it
+    /// is due, so its commands take `now` no earlier than `due_at`, whatever
+    /// this process's clock says.
     #[tracing::instrument(skip(self))]
-    async fn run_one(&self, kind: &str, aggregate_id: &str) -> Result<String, ApplyError> {
+    async fn run_one(
+        &self,
+        kind: &str,
+        aggregate_id: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<String, ApplyError> {
+        let now = Utc::now().max(due_at);
         match kind {
             PAYMENT_TIMEOUT => {
                 let meta = CommandMetadata::new(
@@ -118,10 +159,32 @@ impl DeadlinePoller {
                     format!("deadline-{kind}-{aggregate_id}"),
                     "Expire",
                 );
-                let command = OrderCommand::Expire { now: Utc::now() };
+                let command = OrderCommand::Expire { now };
                 match self
                     .orders
                     .execute_with_retry(aggregate_id, command, &meta)
+                    .await
+                {
+                    Ok(_) => Ok("ok".to_string()),
+                    Err(AggregateError::UserError(e)) => Ok(format!("refused: {e}")),
+                    Err(e) => Err(super::infrastructure(e)),
+                }
+            }
+            HOLD_EXPIRY => {
+                let Some((product_id, owner_id)) = parse_hold_deadline_key(aggregate_id) else {
+                    return Err(ApplyError::Poison(format!(
+                        "not a hold's deadline: {aggregate_id:?}"
+                    )));
+                };
+                let meta = CommandMetadata::new(
+                    Actor::System(super::HOLD_EXPIRY_NAME.to_string()),
+                    format!("deadline-{kind}-{aggregate_id}"),
+                    "ExpireHold",
+                );
+                let command = InventoryCommand::ExpireHold { owner_id, now };
+                match self
+                    .inventory
+                    .execute_with_retry(&product_id.to_string(), command, &meta)
                     .await
                 {
                     Ok(_) => Ok("ok".to_string()),
@@ -159,5 +222,19 @@ impl BackgroundTask for DeadlinePoller {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_deadline_key_names_the_product_and_the_owner() {
+        let product = ProductId(Uuid::from_u128(1));
+        let owner = Uuid::from_u128(2);
+        let key = hold_deadline_key(product, owner, Utc::now());
+        assert_eq!(parse_hold_deadline_key(&key), Some((product, owner)));
+        assert_eq!(parse_hold_deadline_key("nope"), None);
     }
 }

@@ -29,10 +29,14 @@
 //!   unpaid order's payment timeout.
 //! - `payment`: the fulfilment workflow's payment steps (card charge or
 //!   wallet debit on `StockReserved`, refunds back to card or wallet).
-//! - `deadlines`: the `deadlines` table (time-based steps) and its poller.
+//! - `holds`: the hold expiry projector, which gives every hold placed with
+//!   an expiry a deadline that expires it on time.
+//! - `deadlines`: the `deadlines` table (time-based steps: payment timeouts,
+//!   hold expiries) and its poller.
 
 pub mod deadlines;
 pub mod fulfilment;
+pub mod holds;
 pub mod lanes;
 mod payment;
 
@@ -52,6 +56,10 @@ use crate::runtime::BackgroundTask;
 /// system actor of every command it sends, from its payment steps and its
 /// deadlines too. Every workflow's name is written here and nowhere else.
 pub const FULFILMENT: &str = "fulfilment";
+
+/// The hold expiry projector's name (see [`holds`]): its checkpoint's key,
+/// and the system actor of the `ExpireHold` its deadlines run.
+pub const HOLD_EXPIRY_NAME: &str = "hold_expiry";
 
 /// Durations of the workflows' time-based steps.
 #[derive(Debug, Clone)]
@@ -98,12 +106,14 @@ impl Default for WorkflowSettings {
     }
 }
 
-/// Every workflow the server runs (next to [`crate::read_models::all`]).
+/// Every workflow the server runs (next to [`crate::read_models::all`]): the
+/// fulfilment workflow and the hold expiry projector, which schedules the
+/// deadlines that expire holds.
 pub fn all(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(fulfilment::Fulfilment::new(
-        pool.clone(),
-        settings.clone(),
-    ))]
+    vec![
+        Arc::new(fulfilment::Fulfilment::new(pool.clone(), settings.clone())),
+        Arc::new(holds::HoldExpiry),
+    ]
 }
 
 /// The tasks the workflows need next to the projector runtime: the deadline

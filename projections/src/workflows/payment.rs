@@ -144,6 +144,7 @@ impl PaymentSteps {
                 };
                 let request = ChargeRequest {
                     reference: ChargeFor::Order(order_id).reference(),
+                    customer_id: order.customer_id(),
                     token,
                     amount: total,
                 };
