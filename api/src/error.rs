@@ -18,6 +18,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// `Retry-After` of a 429, in seconds (a 503 always says
+    /// [`RETRY_AFTER_SECONDS`]).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +35,16 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429: too many requests of this kind; try again in `wait` (rounded up
+    /// to whole seconds, at least one).
+    pub fn too_many(code: &str, message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -85,6 +98,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response
@@ -146,6 +165,9 @@ impl ApiError {
                 ApiError::unavailable()
             }
             Class::Store(StoreError::NulInText) => ApiError::nul_in_text(),
+            Class::Store(StoreError::Busy(message)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message.clone())
+            }
             Class::Store(StoreError::Internal(e)) => ApiError::internal(e),
         }
     }

@@ -42,10 +42,16 @@ impl UseCaseError for RegisterError {
 }
 
 /// The password's hash (it takes tens of milliseconds, off the runtime).
-pub async fn hash(password: String) -> Result<String, StoreError> {
-    crate::auth::hash_password(password)
+pub async fn hash(state: &AppState, password: String) -> Result<String, StoreError> {
+    crate::auth::hash_password(&state.hashing, password)
         .await
-        .map_err(|e| StoreError::Internal(e.message))
+        .map_err(|e| {
+            if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                StoreError::Busy(e.message)
+            } else {
+                StoreError::Internal(e.message)
+            }
+        })
 }
 
 /// Registers the account; answers its id and the position of its event.
@@ -55,7 +61,7 @@ pub async fn register(
     meta: &CommandMetadata,
 ) -> Result<(CustomerId, i64), RegisterError> {
     let customer_id = account.username.customer_id();
-    let password_hash = hash(account.password.expose().to_string()).await?;
+    let password_hash = hash(state, account.password.expose().to_string()).await?;
     let command = CustomerCommand::Register {
         customer_id,
         username: account.username,

@@ -1,8 +1,6 @@
 //! Accounts: register, sign in, who am I.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,6 +14,7 @@ use uuid::Uuid;
 
 use crate::app::register::{self, NewAccount, RegisterError};
 use crate::auth::{verify_password, AuthUser};
+use crate::client::ClientIp;
 use crate::commands::{command_error, metadata};
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
@@ -93,13 +92,21 @@ struct Registered {
         (status = 201, description = "Registered.", body = Registered),
         (status = 409, description = "The username is taken.", body = ErrorBody),
         (status = 422, description = "A field breaks a rule (`invalid_account`), or the body does not fit the schema (`invalid_body`).", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address (`too_many_sign_ups`); see `Retry-After`.", body = ErrorBody),
+        (status = 503, description = "Too many passwords are being checked at this moment (`busy`), or the database is unavailable; see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     request_id: RequestId,
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>)> {
+    state.register_limiter.check_or_429(
+        &client,
+        "too_many_sign_ups",
+        "Too many sign-ups from this address; wait a minute.",
+    )?;
     let account = NewAccount {
         username: Username::parse(&body.username).map_err(RegisterError::from)?,
         password: Password::parse(&body.password).map_err(RegisterError::from)?,
@@ -140,29 +147,37 @@ struct LoginAnswer {
     path = "/v1/login",
     tag = "accounts",
     summary = "Sign in",
-    description = "Anyone. Answers a short-lived bearer token (HS256 JWT) for `Authorization: Bearer <token>`. Sign-in attempts are rate limited per client address.",
+    description = "Anyone. Answers a short-lived bearer token (HS256 JWT) for `Authorization: Bearer <token>`. Sign-in attempts are rate limited per client address (behind a trusted proxy, the address it forwards), and failed ones per account.",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in.", body = LoginAnswer),
         (status = 401, description = "The username or password is wrong (`invalid_credentials`).", body = ErrorBody),
-        (status = 429, description = "Too many sign-in attempts from this address (`too_many_attempts`); wait a minute.", body = ErrorBody),
+        (status = 429, description = "Too many sign-in attempts from this address (`too_many_attempts`), or too many failed ones for this account from any address (`too_many_failed_sign_ins`); see `Retry-After`.", body = ErrorBody),
+        (status = 503, description = "Too many passwords are being checked at this moment (`busy`), or the database is unavailable; see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginAnswer>> {
-    // Forget addresses whose attempts have all been refilled.
-    if state.login_limiter.len() > 10_000 {
-        state.login_limiter.retain_recent();
-    }
-    if state.login_limiter.check_key(&client.ip()).is_err() {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "Too many sign-in attempts from this address; wait a minute.",
-        ));
+    state.login_limiter.check_or_429(
+        &client,
+        "too_many_attempts",
+        "Too many sign-in attempts from this address; wait a minute.",
+    )?;
+    let username = Username::parse(&body.username).ok();
+    // Failures are counted per account too, whatever the address: guessing
+    // one account's password from many addresses is limited as well.
+    let account = username.as_ref().map(|u| u.customer_id().as_uuid());
+    if let Some(account) = &account {
+        state.login_failures.check(account).map_err(|wait| {
+            ApiError::too_many(
+                "too_many_failed_sign_ins",
+                "Too many failed sign-ins for this account; wait a minute.",
+                wait,
+            )
+        })?;
     }
     let wrong = || {
         ApiError::new(
@@ -171,15 +186,18 @@ async fn login(
             "The username or password is wrong.",
         )
     };
-    let customer = match Username::parse(&body.username) {
-        Ok(username) => load_customer(&state, username.customer_id()).await?,
-        Err(_) => None,
+    let customer = match &username {
+        Some(username) => load_customer(&state, username.customer_id()).await?,
+        None => None,
     };
     let hash = customer
         .as_ref()
         .and_then(|c| c.password_hash())
         .map(str::to_string);
-    if !verify_password(body.password, hash).await? {
+    if !verify_password(&state.hashing, body.password, hash).await? {
+        if let Some(account) = &account {
+            state.login_failures.failed(account);
+        }
         return Err(wrong());
     }
     let customer = customer.ok_or_else(wrong)?;

@@ -297,6 +297,7 @@ struct ApplyCoupon {
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "There is no coupon with this code (`unknown_coupon`).", body = ErrorBody),
         (status = 409, description = "The coupon cannot be used now: `coupon_expired` (or not yet valid), `coupon_used_up`; the cart is empty (`empty_cart`); or the cart changed concurrently (`concurrent_modification`).", body = ErrorBody),
+        (status = 429, description = "Too many coupons tried by this customer (`too_many_coupon_attempts`); see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn apply_coupon(
@@ -305,6 +306,11 @@ async fn apply_coupon(
     request_id: RequestId,
     AppJson(body): AppJson<ApplyCoupon>,
 ) -> Result<Json<CommandAnswer>> {
+    state.customer_limits.coupons.check_or_429(
+        &user.id,
+        "too_many_coupon_attempts",
+        "Too many coupons tried; wait a minute.",
+    )?;
     let command = CartCommand::ApplyCoupon {
         code: body.code,
         now: Utc::now(),

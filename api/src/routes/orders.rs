@@ -181,6 +181,7 @@ struct OrderAnswer {
         (status = 404, description = "A line names no product (`product_not_found`), or the cart's coupon is gone (`unknown_coupon`).", body = ErrorBody),
         (status = 409, description = "Refused as things are now: `empty_cart`, `product_discontinued`, `total_mismatch` (prices changed), `coupon_expired`, `coupon_used_up`, `insufficient_stock`; or changed concurrently.", body = ErrorBody),
         (status = 422, description = "The body breaks a rule its schema states (`invalid_body`, `invalid_quantity`, `invalid_shipping_address`, `invalid_country`, ...), the order would have more than 100 lines (`too_many_lines`: `items` or the cart; nothing is written), or the `Idempotency-Key` was used with another body (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 429, description = "Too many orders placed by this customer (`too_many_orders`); see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn place_order(
@@ -191,6 +192,11 @@ async fn place_order(
     AppJson(body): AppJson<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderAnswer>)> {
     user.require(BUYERS)?;
+    state.customer_limits.orders.check_or_429(
+        &user.id,
+        "too_many_orders",
+        "Too many orders placed; wait a minute.",
+    )?;
     let a = &body.shipping_address;
     let request = PlaceOrder {
         order_id: OrderId(key.creation_id("order", user.id)),

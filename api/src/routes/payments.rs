@@ -44,6 +44,16 @@ const CUSTOMERS: &[Role] = &[Role::Customer];
 /// Largest single top-up, in minor units.
 const MAX_TOP_UP: i64 = 100_000_000;
 
+/// Card tokenizations and top-ups share one per-customer limit (cards
+/// cannot be tested in bulk).
+fn payment_limit(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    state.customer_limits.payments.check_or_429(
+        &user.id,
+        "too_many_payment_attempts",
+        "Too many card payments or tokenizations; wait a minute.",
+    )
+}
+
 fn gateway_error(error: GatewayError) -> ApiError {
     match error {
         GatewayError::Card(e) => domain_error(&e),
@@ -102,6 +112,7 @@ struct TokenAnswer {
         (status = 201, description = "Tokenized.", body = TokenAnswer),
         (status = 401, description = "Not signed in.", body = ErrorBody),
         (status = 422, description = "The card is not written as one: `invalid_card_number`, `invalid_expiry` or `invalid_cvc`.", body = ErrorBody),
+        (status = 429, description = "Too many tokenizations and top-ups by this account (`too_many_payment_attempts`); see `Retry-After`.", body = ErrorBody),
     ),
 )]
 async fn tokenize(
@@ -109,6 +120,7 @@ async fn tokenize(
     user: AuthUser,
     AppJson(body): AppJson<CardBody>,
 ) -> Result<(StatusCode, Json<TokenAnswer>)> {
+    payment_limit(&state, &user)?;
     let card = CardDetails {
         number: body.card_number,
         expiry: body.expiry,
@@ -277,6 +289,7 @@ struct TopUpAnswer {
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
         (status = 403, description = "The caller is not a customer (`forbidden`).", body = ErrorBody),
         (status = 422, description = "`invalid_amount`, `payment_token_required`, or a malformed body.", body = ErrorBody),
+        (status = 429, description = "Too many tokenizations and top-ups by this customer (`too_many_payment_attempts`); see `Retry-After`.", body = ErrorBody),
         (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
     ),
 )]
@@ -287,6 +300,7 @@ async fn top_up(
     AppJson(body): AppJson<TopUpBody>,
 ) -> Result<(StatusCode, Json<TopUpAnswer>)> {
     user.require(CUSTOMERS)?;
+    payment_limit(&state, &user)?;
     if !(1..=MAX_TOP_UP).contains(&body.amount) {
         return Err(ApiError::unprocessable(
             "invalid_amount",
