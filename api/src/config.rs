@@ -116,8 +116,11 @@ pub struct ApiSettings {
 pub const DEFAULT_TOKEN_TTL_SECONDS: u32 = 900;
 /// Default of `--login-attempts-per-minute`.
 pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 20;
-/// Default of `--login-failures-per-account`.
-pub const DEFAULT_LOGIN_FAILURES_PER_ACCOUNT: u32 = 10;
+/// Default of `--login-failures-per-account`: above what one address may
+/// try (`--login-attempts-per-minute`), so bad attempts from one address
+/// alone never lock the account for its owner elsewhere; guessing from
+/// many addresses is what it stops.
+pub const DEFAULT_LOGIN_FAILURES_PER_ACCOUNT: u32 = 30;
 /// Default of `--request-timeout-secs`.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Default of `--max-concurrent-requests`.
