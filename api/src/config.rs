@@ -101,7 +101,7 @@ pub struct ApiSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// The seller's name printed on invoices.
-    #[arg(long, env = "SHOP_SELLER_NAME", default_value = "Shop")]
+    #[arg(long, env = "SHOP_SELLER_NAME", default_value = DEFAULT_SELLER_NAME)]
     pub seller_name: String,
 
     /// The seller's address printed on invoices (one line).
@@ -112,6 +112,8 @@ pub struct ApiSettings {
     pub limits: LimitSettings,
 }
 
+/// Default of `--seller-name`.
+pub const DEFAULT_SELLER_NAME: &str = "Shop";
 /// Default of `--token-ttl-seconds`.
 pub const DEFAULT_TOKEN_TTL_SECONDS: u32 = 900;
 /// Default of `--login-attempts-per-minute`.

@@ -183,7 +183,7 @@ pub struct Seller {
 impl Default for Seller {
     fn default() -> Self {
         Self {
-            name: "Shop".to_string(),
+            name: crate::config::DEFAULT_SELLER_NAME.to_string(),
             address: String::new(),
         }
     }
