@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use domain::metadata::Role;
 use domain::values::Currency;
 use projections::admin;
+use projections::secret::Secret;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database and serve the HTTP API.
-    Serve(ServeSettings),
+    Serve(Box<ServeSettings>),
     /// Run the projectors (read models and workflows) without HTTP.
     Projectors {
         #[command(flatten)]
@@ -170,7 +171,7 @@ async fn run(cli: Cli) -> ExitCode {
     };
     crate::telemetry::init_with(cli.log_format, filter);
     let result = match cli.command {
-        Command::Serve(settings) => serve(settings).await,
+        Command::Serve(settings) => serve(*settings).await,
         Command::Migrate(settings) => migrate(settings).await,
         Command::Projectors {
             database,
@@ -239,7 +240,17 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let config = app_config(settings)?;
     let pool = startup::connect(url, settings.database.db_max_connections).await?;
     startup::migrate(&pool).await?;
-    let state = AppState::new(pool.clone(), config.clone());
+    // The HTTP API's own pool, whose statements PostgreSQL cancels past the
+    // statement timeout; the projectors' batches keep theirs.
+    let api_pool = startup::connect_with_statement_timeout(
+        url,
+        settings.database.db_max_connections,
+        Some(std::time::Duration::from_millis(
+            settings.database.db_statement_timeout_ms,
+        )),
+    )
+    .await?;
+    let state = AppState::new(api_pool, config.clone());
     let background = state.background.clone();
     let app = Application::build(settings.listen, state).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
@@ -309,33 +320,56 @@ fn own_webhook_url(listen: std::net::SocketAddr) -> String {
 fn webhook_secret(
     projectors: &ProjectorSettings,
     database: &DatabaseSettings,
-) -> anyhow::Result<String> {
-    match &projectors.payment_webhook_secret {
-        Some(secret) if secret.len() >= 32 => Ok(secret.clone()),
-        Some(_) => anyhow::bail!("SHOP_PAYMENT_WEBHOOK_SECRET must be at least 32 characters long"),
-        None => crate::secrets::load_or_create(&database.data_dir.join("payment-webhook-secret"))
-            .context("cannot keep the payment webhook secret in the data folder"),
+) -> anyhow::Result<Secret> {
+    configured_or_kept(
+        projectors.payment_webhook_secret.as_ref(),
+        "SHOP_PAYMENT_WEBHOOK_SECRET",
+        &database.data_dir.join("payment-webhook-secret"),
+    )
+}
+
+/// A secret as configured in `variable` (at least
+/// [`crate::secrets::MIN_SECRET_LEN`] characters), or, without one, the one
+/// kept at `path` (generated on first use).
+fn configured_or_kept(
+    configured: Option<&Secret>,
+    variable: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<Secret> {
+    match configured {
+        Some(secret) if secret.expose().len() >= crate::secrets::MIN_SECRET_LEN => {
+            Ok(secret.clone())
+        }
+        Some(_) => anyhow::bail!(
+            "{variable} must be at least {} characters long",
+            crate::secrets::MIN_SECRET_LEN
+        ),
+        None => crate::secrets::load_or_create(path)
+            .map(Secret::from)
+            .with_context(|| format!("cannot keep the secret of {variable} in the data folder")),
     }
 }
 
 fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
-    let jwt_secret = match &settings.api.jwt_secret {
-        Some(secret) if secret.len() >= 32 => secret.clone(),
-        Some(_) => anyhow::bail!("SHOP_JWT_SECRET must be at least 32 characters long"),
-        None => crate::secrets::load_or_create(&settings.database.data_dir.join("jwt-secret"))
-            .context("cannot keep the token secret in the data folder")?,
-    };
+    let jwt_secret = configured_or_kept(
+        settings.api.jwt_secret.as_ref(),
+        "SHOP_JWT_SECRET",
+        &settings.database.data_dir.join("jwt-secret"),
+    )?;
     Ok(AppConfig {
         jwt_secret,
         token_ttl: chrono::Duration::seconds(i64::from(settings.api.token_ttl_seconds.max(1))),
         currency: Currency::parse(&settings.currency)
             .map_err(|e| anyhow::anyhow!("SHOP_CURRENCY: {e}"))?,
         login_attempts_per_minute: settings.api.login_attempts_per_minute,
+        login_failures_per_account: settings.api.login_failures_per_account,
+        trusted_proxies: settings.api.trusted_proxies.clone(),
         seller: startup::Seller {
             name: settings.api.seller_name.clone(),
             address: settings.api.seller_address.clone(),
         },
         payment_webhook_secret: webhook_secret(&settings.projectors, &settings.database)?,
+        limits: settings.api.limits.edge_limits(),
     })
 }
 
@@ -381,7 +415,7 @@ async fn run_projectors(
         // kept in the data folder).
         let secret = match &projectors.payment_callback_url {
             Some(_) => webhook_secret(&projectors, &settings)?,
-            None => crate::secrets::random_secret(),
+            None => crate::secrets::random_secret().into(),
         };
         let runtime = startup::projector_runtime(
             pool,

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use projections::secret::Secret;
+use projections::{runtime, workflows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -52,6 +54,16 @@ pub struct DatabaseSettings {
         global = true
     )]
     pub db_max_connections: u32,
+
+    /// Longest a single SQL statement of the HTTP API may run before
+    /// PostgreSQL cancels it, in milliseconds (0: no limit).
+    #[arg(
+        long,
+        env = "SHOP_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = DEFAULT_DB_STATEMENT_TIMEOUT_MS,
+        global = true
+    )]
+    pub db_statement_timeout_ms: u64,
 }
 
 /// Settings of `shop serve`.
@@ -85,23 +97,129 @@ pub struct ApiSettings {
     /// Secret for signing tokens (at least 32 bytes). Without it, a random
     /// secret is generated once and kept in the data folder (`jwt-secret`).
     #[arg(long, env = "SHOP_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// How long a sign-in token is valid, in seconds.
-    #[arg(long, env = "SHOP_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "SHOP_TOKEN_TTL_SECONDS", default_value_t = DEFAULT_TOKEN_TTL_SECONDS)]
     pub token_ttl_seconds: u32,
 
     /// Sign-in attempts allowed per client address per minute.
-    #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
+    #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE)]
     pub login_attempts_per_minute: u32,
 
+    /// Failed sign-ins allowed per account (from any address) in a burst,
+    /// then one a minute.
+    #[arg(long, env = "SHOP_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT)]
+    pub login_failures_per_account: u32,
+
+    /// Reverse proxies (addresses or networks, comma-separated) whose
+    /// `Forwarded` or `X-Forwarded-For` header names the client; the
+    /// right-most address there that is not one of them is the client's.
+    /// Without any, the client is the TCP peer.
+    #[arg(long, env = "SHOP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::client::parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// The seller's name printed on invoices.
-    #[arg(long, env = "SHOP_SELLER_NAME", default_value = "Shop")]
+    #[arg(long, env = "SHOP_SELLER_NAME", default_value = DEFAULT_SELLER_NAME)]
     pub seller_name: String,
 
     /// The seller's address printed on invoices (one line).
     #[arg(long, env = "SHOP_SELLER_ADDRESS", default_value = "")]
     pub seller_address: String,
+
+    #[command(flatten)]
+    pub limits: LimitSettings,
+}
+
+/// Default of `--seller-name`.
+pub const DEFAULT_SELLER_NAME: &str = "Shop";
+/// Default of `--token-ttl-seconds`.
+pub const DEFAULT_TOKEN_TTL_SECONDS: u32 = 900;
+/// Default of `--login-attempts-per-minute`.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 20;
+/// Default of `--login-failures-per-account`: above what one address may
+/// try (`--login-attempts-per-minute`), so bad attempts from one address
+/// alone never lock the account for its owner elsewhere; guessing from
+/// many addresses is what it stops.
+pub const DEFAULT_LOGIN_FAILURES_PER_ACCOUNT: u32 = 30;
+/// Default of `--request-timeout-secs`.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Default of `--max-concurrent-requests`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
+/// Default of `--header-read-timeout-secs`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Default of `--password-hash-queue`.
+pub const DEFAULT_PASSWORD_HASH_QUEUE: usize = 64;
+/// Default of `--register-attempts-per-minute`.
+pub const DEFAULT_REGISTER_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// Default of `--coupon-attempts-per-minute`.
+pub const DEFAULT_COUPON_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// Default of `--payment-attempts-per-minute`.
+pub const DEFAULT_PAYMENT_ATTEMPTS_PER_MINUTE: u32 = 20;
+/// Default of `--orders-per-minute`.
+pub const DEFAULT_ORDERS_PER_MINUTE: u32 = 30;
+/// Default of `--db-statement-timeout-ms`.
+pub const DEFAULT_DB_STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// Bounds at the edge of the HTTP server: how long and how many requests
+/// may take, and how much password hashing a burst may ask for.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// Longest a request may take, from its headers to its answer (beyond:
+    /// 408), in seconds.
+    #[arg(long, env = "SHOP_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
+
+    /// Requests served at once; more are shed with 503 and `Retry-After`.
+    #[arg(long, env = "SHOP_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+
+    /// How long a connection may take to send a request's headers (an idle
+    /// or half-sent one is closed after it), in seconds.
+    #[arg(long, env = "SHOP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub header_read_timeout_secs: u64,
+
+    /// Sign-ups and sign-ins that may wait for a password hashing slot;
+    /// beyond, they are answered 503 with `Retry-After`.
+    #[arg(long, env = "SHOP_PASSWORD_HASH_QUEUE", default_value_t = DEFAULT_PASSWORD_HASH_QUEUE)]
+    pub password_hash_queue: usize,
+
+    /// Sign-ups allowed per client address in a burst, then one a minute
+    /// (beyond: 429).
+    #[arg(long, env = "SHOP_REGISTER_ATTEMPTS_PER_MINUTE", default_value_t = DEFAULT_REGISTER_ATTEMPTS_PER_MINUTE)]
+    pub register_attempts_per_minute: u32,
+
+    /// Coupons a customer may try to apply in a burst, then one a minute
+    /// (beyond: 429), so codes cannot be guessed.
+    #[arg(long, env = "SHOP_COUPON_ATTEMPTS_PER_MINUTE", default_value_t = DEFAULT_COUPON_ATTEMPTS_PER_MINUTE)]
+    pub coupon_attempts_per_minute: u32,
+
+    /// Card tokenizations and wallet top-ups a customer may ask for in a
+    /// burst, then one a minute (beyond: 429).
+    #[arg(long, env = "SHOP_PAYMENT_ATTEMPTS_PER_MINUTE", default_value_t = DEFAULT_PAYMENT_ATTEMPTS_PER_MINUTE)]
+    pub payment_attempts_per_minute: u32,
+
+    /// Orders a customer may place in a burst, then one a minute (beyond:
+    /// 429).
+    #[arg(long, env = "SHOP_ORDERS_PER_MINUTE", default_value_t = DEFAULT_ORDERS_PER_MINUTE)]
+    pub orders_per_minute: u32,
+}
+
+impl LimitSettings {
+    pub fn edge_limits(&self) -> crate::startup::EdgeLimits {
+        crate::startup::EdgeLimits {
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            header_read_timeout: std::time::Duration::from_secs(
+                self.header_read_timeout_secs.max(1),
+            ),
+            password_hash_queue: self.password_hash_queue,
+            register_attempts_per_minute: self.register_attempts_per_minute,
+            coupon_attempts_per_minute: self.coupon_attempts_per_minute,
+            payment_attempts_per_minute: self.payment_attempts_per_minute,
+            orders_per_minute: self.orders_per_minute,
+        }
+    }
 }
 
 /// Settings of the projector runtime.
@@ -109,21 +227,21 @@ pub struct ApiSettings {
 pub struct ProjectorSettings {
     /// How long an idle projector waits for a notification before it reads
     /// the log anyway, in milliseconds.
-    #[arg(long, env = "SHOP_PROJECTOR_POLL_MS", default_value_t = 1000)]
+    #[arg(long, env = "SHOP_PROJECTOR_POLL_MS", default_value_t = runtime::DEFAULT_POLL_INTERVAL_MS)]
     pub projector_poll_ms: u64,
 
     /// Events a projector applies per transaction.
-    #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = 2_000)]
+    #[arg(long, env = "SHOP_PROJECTOR_BATCH", default_value_t = runtime::DEFAULT_BATCH_SIZE)]
     pub projector_batch: i64,
 
     /// How long a placed order may stay unpaid before the fulfilment
     /// workflow cancels it (`payment_timeout`) and releases its stock, in
     /// seconds.
-    #[arg(long, env = "SHOP_PAYMENT_TIMEOUT_SECS", default_value_t = 900)]
+    #[arg(long, env = "SHOP_PAYMENT_TIMEOUT_SECS", default_value_t = workflows::DEFAULT_PAYMENT_TIMEOUT_SECS)]
     pub payment_timeout_secs: u64,
 
     /// How often the workflows look for due deadlines, in milliseconds.
-    #[arg(long, env = "SHOP_DEADLINE_POLL_MS", default_value_t = 1000)]
+    #[arg(long, env = "SHOP_DEADLINE_POLL_MS", default_value_t = workflows::DEFAULT_DEADLINE_POLL_MS)]
     pub deadline_poll_ms: u64,
 
     /// Where the simulated payment gateway posts its callbacks. Default for
@@ -137,21 +255,21 @@ pub struct ProjectorSettings {
     /// is generated once and kept in the data folder
     /// (`payment-webhook-secret`).
     #[arg(long, env = "SHOP_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
-    pub payment_webhook_secret: Option<String>,
+    pub payment_webhook_secret: Option<Secret>,
 
     /// SMTP relay for the notification emails, e.g.
     /// `smtp://user:password@mail.example.com:587?tls=required`. Without it,
     /// notifications are written to the log.
     #[arg(long, env = "SHOP_SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<Secret>,
 
     /// Sender of the notification emails.
-    #[arg(long, env = "SHOP_MAIL_FROM", default_value = "Shop <shop@localhost>")]
+    #[arg(long, env = "SHOP_MAIL_FROM", default_value = workflows::DEFAULT_MAIL_FROM)]
     pub mail_from: String,
 
     /// Orders the fulfilment workflow acts on at once (each order's events
     /// stay in order).
-    #[arg(long, env = "SHOP_WORKFLOW_LANES", default_value_t = 32)]
+    #[arg(long, env = "SHOP_WORKFLOW_LANES", default_value_t = projections::projector::DEFAULT_LANES)]
     pub workflow_lanes: usize,
 
     /// Where the shop runs: `development` or `production`.
@@ -199,7 +317,7 @@ impl ProjectorSettings {
     /// none is configured).
     pub fn workflow_settings(
         &self,
-        payment_webhook_secret: String,
+        payment_webhook_secret: Secret,
         default_callback: Option<String>,
     ) -> projections::workflows::WorkflowSettings {
         projections::workflows::WorkflowSettings {
@@ -207,10 +325,68 @@ impl ProjectorSettings {
             deadline_poll: std::time::Duration::from_millis(self.deadline_poll_ms.max(10)),
             payment_callback_url: self.payment_callback_url.clone().or(default_callback),
             payment_webhook_secret,
-            smtp_url: self.smtp_url.clone(),
+            smtp_url: self.smtp_url.as_ref().map(|url| url.expose().to_string()),
             mail_from: self.mail_from.clone(),
             lanes: self.workflow_lanes.clamp(1, 1024),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        settings: ServeSettings,
+    }
+
+    const JWT: &str = "jwt-secret-that-is-long-enough-0123456789";
+    const HOOK: &str = "webhook-secret-that-is-long-enough-012345";
+    const SMTP: &str = "smtp://mailer:mail-password-42@mail.example.com:587";
+
+    #[test]
+    fn printing_the_settings_shows_no_secret() {
+        let parsed = Serve::try_parse_from([
+            "shop",
+            "--jwt-secret",
+            JWT,
+            "--payment-webhook-secret",
+            HOOK,
+            "--smtp-url",
+            SMTP,
+        ])
+        .expect("the flags parse");
+        let text = format!("{parsed:?}");
+        for secret in [JWT, HOOK, "mail-password-42"] {
+            assert!(!text.contains(secret), "{secret} is printed: {text}");
+        }
+        assert!(text.contains("[redacted]"));
+        let settings = &parsed.settings;
+        assert_eq!(
+            settings.api.jwt_secret.as_ref().map(Secret::expose),
+            Some(JWT)
+        );
+
+        let workflows = settings.projectors.workflow_settings(HOOK.into(), None);
+        let text = format!("{workflows:?}");
+        for secret in [HOOK, "mail-password-42"] {
+            assert!(!text.contains(secret), "{secret} is printed: {text}");
+        }
+    }
+
+    #[test]
+    fn printing_the_app_config_shows_no_secret() {
+        let config = crate::startup::AppConfig::with_random_secret();
+        let text = format!("{config:?}");
+        assert!(!text.contains(config.jwt_secret.expose()), "{text}");
+        assert!(
+            !text.contains(config.payment_webhook_secret.expose()),
+            "{text}"
+        );
     }
 }

@@ -45,6 +45,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// `Retry-After` of a 429, in seconds (a 503 always says
+    /// [`RETRY_AFTER_SECONDS`]).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +62,16 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429: too many requests of this kind; try again in `wait` (rounded up
+    /// to whole seconds, at least one).
+    pub fn too_many(code: &str, message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -119,6 +132,12 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         response
     }
 }
@@ -168,8 +187,25 @@ impl ApiError {
                 ApiError::unavailable()
             }
             Class::Store(StoreError::NulInText) => ApiError::nul_in_text(),
+            Class::Store(StoreError::Busy(message)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::app::passwords::BUSY,
+                message.clone(),
+            ),
             Class::Store(StoreError::Internal(e)) => ApiError::internal(e),
         }
+    }
+}
+
+/// A rate limiter's answer as the API's: 429 with `Retry-After` when it
+/// says to wait.
+pub trait OrTooMany {
+    fn or_too_many(self, code: &str, message: &str) -> Result<(), ApiError>;
+}
+
+impl OrTooMany for Result<(), std::time::Duration> {
+    fn or_too_many(self, code: &str, message: &str) -> Result<(), ApiError> {
+        self.map_err(|wait| ApiError::too_many(code, message, wait))
     }
 }
 

@@ -5,7 +5,9 @@
 //! - `config`: typed settings from flags and environment.
 //! - `postgres_cluster`: the private PostgreSQL cluster used without `DATABASE_URL`.
 //! - `startup`: pool, migrations, router, listener, graceful shutdown.
+//! - `client`: the client's address, behind trusted proxies too.
 //! - `error`: the one error shape, `ApiError`.
+//! - `limits`: rate limits keyed by address, username or customer.
 //! - `routes`: one module per feature, each with a `router()`.
 //! - `openapi`: the OpenAPI document (`/openapi.json`) and `/docs`.
 //! - `telemetry`: tracing set-up.
@@ -14,11 +16,13 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod postgres_cluster;

@@ -137,6 +137,12 @@ impl PrivateCluster {
         stop_data_dir(&self.bin_dir, &self.data_dir, self.run_as.as_ref()).await
     }
 
+    /// Starts the cluster again, on the same port, after [`Self::stop`]
+    /// (clients configured with [`Self::url`] reconnect to it).
+    pub async fn start_again(&self) -> Result<(), ClusterError> {
+        self.pg_ctl_start().await
+    }
+
     async fn init(&self, password_file: &Path) -> Result<(), ClusterError> {
         fs::create_dir_all(&self.data_dir).map_err(|e| io(&self.data_dir, e))?;
         fs::set_permissions(&self.data_dir, fs::Permissions::from_mode(0o700))

@@ -5,6 +5,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// The shortest secret accepted from the configuration (the token secret,
+/// the payment webhook secret).
+pub const MIN_SECRET_LEN: usize = 32;
+
 /// 64 hex characters from the operating system's random source (two v4 UUIDs).
 pub fn random_secret() -> String {
     format!(

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ use domain::cart::CartServices;
 use domain::category::CategoryServices;
 use domain::product::ProductServices;
 use domain::values::Currency;
-use governor::{Quota, RateLimiter};
 use projections::audit::seal::AuditSeal;
 use projections::event_store::CommandBus;
 use projections::lookups::EventStoreLookups;
@@ -27,6 +26,7 @@ use projections::notifications::{Delivery, LogNotifier, NotificationsProjector, 
 use projections::payments::SimulatedGateway;
 use projections::projector::Projector;
 use projections::runtime::RuntimeConfig;
+pub use projections::secret::Secret;
 use projections::shipping::SimulatedCarrier;
 use projections::supervisor::ProjectorRuntime;
 use projections::workflows::WorkflowSettings;
@@ -39,33 +39,62 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 
 use crate::error;
+use crate::limits::{FailureLimiter, Limiter};
 use crate::routes;
 use crate::tokens::TokenKeys;
 
+pub use crate::limits::{CustomerLimits, EdgeLimits};
 pub use crate::state::{AppState, Seller};
 
 /// What the API needs beyond the database.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     pub token_ttl: chrono::Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
+    /// Failed sign-ins per account in a burst, then one a minute.
+    pub login_failures_per_account: u32,
+    /// The reverse proxies whose `Forwarded`/`X-Forwarded-For` name the
+    /// client (see `crate::client`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The secret the payment gateway signs its callbacks with.
-    pub payment_webhook_secret: String,
+    pub payment_webhook_secret: Secret,
     pub seller: Seller,
+    pub limits: EdgeLimits,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        use crate::config::*;
+        Self {
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
+            register_attempts_per_minute: DEFAULT_REGISTER_ATTEMPTS_PER_MINUTE,
+            coupon_attempts_per_minute: DEFAULT_COUPON_ATTEMPTS_PER_MINUTE,
+            payment_attempts_per_minute: DEFAULT_PAYMENT_ATTEMPTS_PER_MINUTE,
+            orders_per_minute: DEFAULT_ORDERS_PER_MINUTE,
+        }
+    }
 }
 
 impl AppConfig {
     /// Defaults with a fresh random secret (tests, tools).
     pub fn with_random_secret() -> Self {
         Self {
-            jwt_secret: crate::secrets::random_secret(),
-            token_ttl: chrono::Duration::minutes(15),
+            jwt_secret: crate::secrets::random_secret().into(),
+            token_ttl: chrono::Duration::seconds(i64::from(
+                crate::config::DEFAULT_TOKEN_TTL_SECONDS,
+            )),
             currency: Currency::usd(),
-            login_attempts_per_minute: 20,
+            login_attempts_per_minute: crate::config::DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
+            login_failures_per_account: crate::config::DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+            trusted_proxies: Vec::new(),
             seller: Seller::default(),
-            payment_webhook_secret: crate::secrets::random_secret(),
+            payment_webhook_secret: crate::secrets::random_secret().into(),
+            limits: EdgeLimits::default(),
         }
     }
 }
@@ -74,21 +103,24 @@ impl AppState {
     pub fn new(pool: PgPool, config: AppConfig) -> Self {
         crate::metrics::handle();
         let lookups = Arc::new(EventStoreLookups::new(pool.clone()));
-        let per_minute =
-            NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             tokens: Arc::new(TokenKeys::new(
-                config.jwt_secret.as_bytes(),
+                config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
-            // A burst of `per_minute` attempts, then one a minute: at most
-            // per_minute + 1 in any minute (Quota::per_minute would refill
-            // one every 60/n seconds and let twice as many through).
-            login_limiter: Arc::new(RateLimiter::keyed(
-                Quota::with_period(std::time::Duration::from_secs(60))
-                    .unwrap_or_else(|| Quota::per_minute(per_minute))
-                    .allow_burst(per_minute),
+            login_limiter: Arc::new(Limiter::per_minute(config.login_attempts_per_minute)),
+            login_failures: Arc::new(FailureLimiter::per_minute(
+                config.login_failures_per_account,
             )),
+            trusted_proxies: config.trusted_proxies.into(),
+            register_limiter: Arc::new(Limiter::per_minute(
+                config.limits.register_attempts_per_minute,
+            )),
+            hashing: Arc::new(crate::app::passwords::PasswordHashing::new(
+                config.limits.password_hash_queue,
+            )),
+            customer_limits: Arc::new(CustomerLimits::new(&config.limits)),
+            limits: config.limits,
             currency: config.currency,
             customers: CommandBus::new(pool.clone(), ()),
             categories: CommandBus::new(pool.clone(), CategoryServices::new(lookups.clone())),
@@ -109,7 +141,7 @@ impl AppState {
             carrier: Arc::new(SimulatedCarrier),
             wallets: CommandBus::new(pool.clone(), ()),
             gateway: Arc::new(SimulatedGateway::new(pool.clone())),
-            payment_webhook_secret: config.payment_webhook_secret.into(),
+            payment_webhook_secret: config.payment_webhook_secret.expose().into(),
             // For lookups by name only (e.g. rebuilds, which refuse workflows).
             projectors: projectors(&pool, &WorkflowSettings::default()).into(),
             background: CancellationToken::new(),
@@ -170,10 +202,25 @@ pub fn projector_runtime_of(
 /// Connects a pool to `url`. Connections are made lazily, so a server whose
 /// database is down still starts and answers `/health/ready` with 503.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    connect_with_statement_timeout(url, max_connections, None).await
+}
+
+/// [`connect`], with PostgreSQL cancelling any statement of the pool's
+/// connections that runs longer than `statement_timeout` (the HTTP API's
+/// pool: a request's query cannot hold a connection for long).
+pub async fn connect_with_statement_timeout(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, sqlx::Error> {
+    let mut options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
+        options = options.options([("statement_timeout", timeout.as_millis().to_string())]);
+    }
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(options)
         .await
 }
 
@@ -186,12 +233,28 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
     let (routes, _) = routes::api().split_for_parts();
     let routes = routes
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track))
+        // The bounds of every request: past `max_concurrent_requests` at
+        // once a request is shed at once (503 with `Retry-After`) rather
+        // than queued, and one that takes longer than `request_timeout` (a
+        // client that sends its body too slowly, or anything else) is
+        // answered 408, both in the one error shape. The concurrency limit
+        // is one for the whole server (axum applies a layer to each route).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(edge_error))
+                .load_shed()
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests,
+                ))
+                .timeout(limits.request_timeout),
+        )
         // One log line per answer (method, path, status, latency) in a span
         // that carries the request id, which is also the correlation id in
         // the metadata of every event the request writes.
@@ -217,6 +280,26 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn(crate::extract::request_id));
     with_security_headers(routes).with_state(state)
+}
+
+/// The answer of a request the edge bounds stopped.
+async fn edge_error(error: tower::BoxError) -> error::ApiError {
+    use axum::http::StatusCode;
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        error::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "The server is serving as many requests as it can; try again shortly.",
+        )
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        error::ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request took too long; send it again.",
+        )
+    } else {
+        error::ApiError::internal(error)
+    }
 }
 
 /// What an answer may do in a browser when it sets nothing of its own: load
@@ -258,15 +341,18 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    header_read_timeout: Duration,
 }
 
 impl Application {
     /// Binds `listen` (port 0 picks a free port) and builds the router.
     pub async fn build(listen: SocketAddr, state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
+        let header_read_timeout = state.limits.header_read_timeout;
         Ok(Self {
             listener,
             router: router(state),
+            header_read_timeout,
         })
     }
 
@@ -275,17 +361,57 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    ///
+    /// Each connection is served by hyper (HTTP/1.1, as `axum::serve`
+    /// would), and must send its request headers within
+    /// `header_read_timeout` (the first request's, and each next one's on a
+    /// kept-alive connection) or it is closed: idle or half-open connections
+    /// cannot pile up.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors, say: wait a moment
+                        // rather than spin (as axum::serve does).
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let router = self.router.clone();
+            let service = hyper::service::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                },
+            );
+            let connection =
+                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 

@@ -18,12 +18,12 @@ use domain::shop::Shop;
 use domain::sku::SkuClaim;
 use domain::values::Currency;
 use domain::wallet::Wallet;
-use governor::DefaultKeyedRateLimiter;
 use projections::event_store::CommandBus;
 use projections::projector::Projector;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::{CustomerLimits, EdgeLimits, FailureLimiter, Limiter};
 use crate::tokens::Tokens;
 
 /// What every handler can reach.
@@ -31,7 +31,20 @@ use crate::tokens::Tokens;
 pub struct AppState {
     pub pool: PgPool,
     pub tokens: Tokens,
-    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Sign-in attempts per client address.
+    pub login_limiter: Arc<Limiter<IpAddr>>,
+    /// Failed sign-ins per account (its customer id), from any address.
+    pub login_failures: Arc<FailureLimiter<uuid::Uuid>>,
+    /// Sign-ups per client address.
+    pub register_limiter: Arc<Limiter<IpAddr>>,
+    /// The reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The slots for password hashing (sign-ups and sign-ins).
+    pub hashing: Arc<crate::app::passwords::PasswordHashing>,
+    /// The bounds of the HTTP server.
+    pub limits: EdgeLimits,
+    /// Per-customer limits of coupons, payments and orders.
+    pub customer_limits: Arc<CustomerLimits>,
     pub currency: Currency,
     pub customers: CommandBus<Customer>,
     pub categories: CommandBus<Category>,
@@ -68,7 +81,7 @@ pub struct Seller {
 impl Default for Seller {
     fn default() -> Self {
         Self {
-            name: "Shop".to_string(),
+            name: crate::config::DEFAULT_SELLER_NAME.to_string(),
             address: String::new(),
         }
     }

@@ -27,6 +27,7 @@
 //! - `shipping`: the simulated carrier.
 //! - `payments`: the simulated payment gateway, its signed callbacks and
 //!   what the shop does with them.
+//! - `secret`: `Secret`, text that prints as `[redacted]`.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,7 @@ pub mod projector;
 pub mod read_models;
 pub mod rebuild;
 pub mod runtime;
+pub mod secret;
 pub mod shipping;
 pub mod supervisor;
 pub mod workflows;

@@ -129,10 +129,13 @@ pub struct LaneConfig {
     pub checkpoint_every: Duration,
 }
 
+/// Default of [`LaneConfig::lanes`] (`--workflow-lanes`).
+pub const DEFAULT_LANES: usize = 32;
+
 impl Default for LaneConfig {
     fn default() -> Self {
         Self {
-            lanes: 32,
+            lanes: DEFAULT_LANES,
             window: 1024,
             checkpoint_every: Duration::from_millis(100),
         }

@@ -48,6 +48,12 @@ pub enum StepError {
 /// How long a batch in progress may go on after shutdown was asked for.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// Default of [`RuntimeConfig::batch_size`] (`--projector-batch`).
+pub const DEFAULT_BATCH_SIZE: i64 = 2_000;
+/// Default of [`RuntimeConfig::poll_interval`], in milliseconds
+/// (`--projector-poll-ms`).
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
+
 /// Timing of the runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -67,8 +73,8 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            batch_size: 2_000,
-            poll_interval: Duration::from_secs(1),
+            batch_size: DEFAULT_BATCH_SIZE,
+            poll_interval: Duration::from_millis(DEFAULT_POLL_INTERVAL_MS),
             lock_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
             instance: format!("pid-{}", std::process::id()),

@@ -219,7 +219,13 @@ async fn serve(
     mut workflows: WorkflowSettings,
     callbacks: bool,
 ) -> (TestApp, WorkflowSettings) {
-    let config = AppConfig::with_random_secret();
+    let mut config = AppConfig::with_random_secret();
+    // Tests register many customers from one address, and a customer may
+    // place many orders and payments in a test.
+    config.limits.register_attempts_per_minute = 10_000;
+    config.limits.coupon_attempts_per_minute = 10_000;
+    config.limits.payment_attempts_per_minute = 10_000;
+    config.limits.orders_per_minute = 10_000;
     let state = AppState::new(db.pool.clone(), config.clone());
     let app = Application::build("127.0.0.1:0".parse().expect("address"), state.clone())
         .await

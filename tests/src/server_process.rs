@@ -75,6 +75,12 @@ impl ServerProcess {
             .env("SHOP_PROJECTOR_POLL_MS", "50")
             .env("SHOP_DEADLINE_POLL_MS", "50")
             .env("RUST_LOG", "warn")
+            // Tests register many customers from one address, and a
+            // customer may place many orders and payments in a test.
+            .env("SHOP_REGISTER_ATTEMPTS_PER_MINUTE", "10000")
+            .env("SHOP_COUPON_ATTEMPTS_PER_MINUTE", "10000")
+            .env("SHOP_PAYMENT_ATTEMPTS_PER_MINUTE", "10000")
+            .env("SHOP_ORDERS_PER_MINUTE", "10000")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,8 +144,8 @@ impl Drop for ServerProcess {
 /// it answers.
 pub async fn app_of(server: &ServerProcess, db: TestDatabase) -> TestApp {
     let mut config = api::startup::AppConfig::with_random_secret();
-    config.jwt_secret = server.jwt_secret.clone();
-    config.payment_webhook_secret = server.webhook_secret.clone();
+    config.jwt_secret = server.jwt_secret.clone().into();
+    config.payment_webhook_secret = server.webhook_secret.clone().into();
     let app = TestApp {
         address: server.address(),
         client: reqwest::Client::new(),

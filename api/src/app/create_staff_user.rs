@@ -88,7 +88,7 @@ pub async fn create_staff_user(
         Ok((id, _)) => Ok(StaffOutcome::Created(id)),
         Err(RegisterError::Customer(CustomerError::UsernameTaken { .. })) if account.promote => {
             let id = username.customer_id();
-            let password_hash = hash(account.password).await?;
+            let password_hash = hash(state, account.password).await?;
             let meta = CommandMetadata::new(actor, correlation, "PromoteToStaff");
             let promote = CustomerCommand::Promote {
                 role: account.role,

@@ -258,6 +258,10 @@ pub enum StoreError {
     /// Text with the NUL character (U+0000).
     #[error("Text may not contain the NUL character (U+0000).")]
     NulInText,
+    /// Too much work is waiting already (e.g. password hashing); the
+    /// message says what.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else: a bug or corrupt data.
     #[error("{0}")]
     Internal(String),
@@ -276,7 +280,10 @@ impl StoreError {
                 StoreError::NulInText
             }
             AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
-                Some(sqlx_error) if projections::event_store::is_connection_error(sqlx_error) => {
+                Some(sqlx_error)
+                    if projections::event_store::is_connection_error(sqlx_error)
+                        || is_cancelled(sqlx_error) =>
+                {
                     StoreError::Unavailable(e.to_string())
                 }
                 Some(sqlx_error) if is_nul_in_text(sqlx_error) => StoreError::NulInText,
@@ -294,9 +301,18 @@ pub fn load_error<E: std::error::Error>(error: AggregateError<E>) -> StoreError 
     }
 }
 
+/// Whether PostgreSQL cancelled the statement (57014), as it does past the
+/// statement timeout: the database is too busy to answer in time.
+pub fn is_cancelled(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e.code().as_deref() == Some("57014"),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        if projections::event_store::is_connection_error(&error) {
+        if projections::event_store::is_connection_error(&error) || is_cancelled(&error) {
             StoreError::Unavailable(error.to_string())
         } else if is_nul_in_text(&error) {
             StoreError::NulInText

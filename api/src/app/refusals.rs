@@ -57,8 +57,20 @@ refusal! {
     InvalidSignature => Unauthorized "invalid_signature";
     /// A wrong username or password.
     InvalidCredentials => Unauthorized "invalid_credentials";
-    /// Too many sign-in attempts.
+    /// Too many sign-in attempts from one address.
     TooManyAttempts => TooManyRequests "too_many_attempts";
+    /// Too many failed sign-ins for one account, from any address.
+    TooManyFailedSignIns => TooManyRequests "too_many_failed_sign_ins";
+    /// Too many sign-ups from one address.
+    TooManySignUps => TooManyRequests "too_many_sign_ups";
+    /// Too many coupon codes tried by one customer.
+    TooManyCouponAttempts => TooManyRequests "too_many_coupon_attempts";
+    /// Too many orders placed by one customer.
+    TooManyOrders => TooManyRequests "too_many_orders";
+    /// Too many card tokenizations and top-ups by one customer.
+    TooManyPaymentAttempts => TooManyRequests "too_many_payment_attempts";
+    /// Too many passwords wait to be checked at this moment.
+    PasswordCheckBusy => Unavailable super::passwords::BUSY;
     /// The read model had not reached the position asked for in time.
     ReadModelBehind => Unavailable "read_model_behind";
     /// An order whose invoice is not issued yet.

@@ -38,8 +38,8 @@ use_case_error!(RegisterError {
 });
 
 /// The password's hash (it takes tens of milliseconds, off the runtime).
-pub async fn hash(password: String) -> Result<String, StoreError> {
-    super::passwords::hash_password(password).await
+pub async fn hash(state: &AppState, password: String) -> Result<String, StoreError> {
+    super::passwords::hash_password(&state.hashing, password).await
 }
 
 /// Registers the account; answers its id and the position of its event.
@@ -49,7 +49,7 @@ pub async fn register(
     meta: &CommandMetadata,
 ) -> Result<(CustomerId, i64), RegisterError> {
     let customer_id = account.username.customer_id();
-    let password_hash = hash(account.password.expose().to_string()).await?;
+    let password_hash = hash(state, account.password.expose().to_string()).await?;
     let command = CustomerCommand::Register {
         customer_id,
         username: account.username,

@@ -1,8 +1,6 @@
 //! Accounts: register, sign in, who am I.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -16,11 +14,16 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::passwords::verify_password;
-use crate::app::refusals::{InvalidCredentials, NotFound, TooManyAttempts};
+use crate::app::refusals::{
+    InvalidCredentials, NotFound, PasswordCheckBusy, TooManyAttempts, TooManyFailedSignIns,
+    TooManySignUps,
+};
 use crate::app::register::{self, NewAccount, RegisterError};
 use crate::auth::AuthUser;
+use crate::client::ClientIp;
 use crate::commands::{command_error, metadata};
 use crate::error::Answers;
+use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
 use crate::state::AppState;
@@ -94,14 +97,19 @@ struct Registered {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered.", body = Registered),
-        Answers::<RegisterError>,
+        Answers::<(RegisterError, TooManySignUps, PasswordCheckBusy)>,
     ),
 )]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     request_id: RequestId,
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>)> {
+    state.register_limiter.check(&client).or_too_many(
+        TooManySignUps::CODE,
+        "Too many sign-ups from this address; wait a minute.",
+    )?;
     let account = NewAccount {
         username: Username::parse(&body.username).map_err(RegisterError::from)?,
         password: Password::parse(&body.password).map_err(RegisterError::from)?,
@@ -142,42 +150,52 @@ struct LoginAnswer {
     path = "/v1/login",
     tag = "accounts",
     summary = "Sign in",
-    description = "Anyone. Answers a short-lived bearer token (HS256 JWT) for `Authorization: Bearer <token>`. Sign-in attempts are rate limited per client address.",
+    description = "Anyone. Answers a short-lived bearer token (HS256 JWT) for `Authorization: Bearer <token>`. Sign-in attempts are rate limited per client address (behind a trusted proxy, the address it forwards), and failed ones per account.",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in.", body = LoginAnswer),
-        Answers::<(InvalidCredentials, TooManyAttempts)>,
+        Answers::<(InvalidCredentials, TooManyAttempts, TooManyFailedSignIns, PasswordCheckBusy)>,
     ),
 )]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginAnswer>> {
-    // Forget addresses whose attempts have all been refilled.
-    if state.login_limiter.len() > 10_000 {
-        state.login_limiter.retain_recent();
-    }
-    if state.login_limiter.check_key(&client.ip()).is_err() {
-        return Err(TooManyAttempts::new(
-            "Too many sign-in attempts from this address; wait a minute.",
-        )
-        .into());
+    state.login_limiter.check(&client).or_too_many(
+        TooManyAttempts::CODE,
+        "Too many sign-in attempts from this address; wait a minute.",
+    )?;
+    let username = Username::parse(&body.username).ok();
+    // Failures are counted per account too, whatever the address: guessing
+    // one account's password from many addresses is limited as well.
+    let account = username.as_ref().map(|u| u.customer_id().as_uuid());
+    if let Some(account) = &account {
+        state.login_failures.check(account).map_err(|wait| {
+            ApiError::too_many(
+                TooManyFailedSignIns::CODE,
+                "Too many failed sign-ins for this account; wait a minute.",
+                wait,
+            )
+        })?;
     }
     let wrong = || {
         ApiError::from(InvalidCredentials::new(
             "The username or password is wrong.",
         ))
     };
-    let customer = match Username::parse(&body.username) {
-        Ok(username) => load_customer(&state, username.customer_id()).await?,
-        Err(_) => None,
+    let customer = match &username {
+        Some(username) => load_customer(&state, username.customer_id()).await?,
+        None => None,
     };
     let hash = customer
         .as_ref()
         .and_then(|c| c.password_hash())
         .map(str::to_string);
-    if !verify_password(body.password, hash).await? {
+    if !verify_password(&state.hashing, body.password, hash).await? {
+        if let Some(account) = &account {
+            state.login_failures.failed(account);
+        }
         return Err(wrong());
     }
     let customer = customer.ok_or_else(wrong)?;

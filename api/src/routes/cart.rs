@@ -22,13 +22,14 @@ use uuid::Uuid;
 
 use crate::app::cart::priced_cart;
 use crate::app::pricing::CartPricingError;
-use crate::app::refusals::InvalidQuantity;
+use crate::app::refusals::{InvalidQuantity, TooManyCouponAttempts};
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::app::StoreError;
 use crate::auth::AuthUser;
 use crate::commands::{command_error, metadata, CommandAnswer};
 use crate::error::Answers;
+use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
 use crate::state::AppState;
@@ -287,7 +288,7 @@ struct ApplyCoupon {
     request_body = ApplyCoupon,
     responses(
         (status = 200, description = "Done: the cart id and the position of the last event written.", body = CommandAnswer),
-        Answers::<(Forbidden, Domain<CartError>, StoreError)>,
+        Answers::<(Forbidden, Domain<CartError>, StoreError, TooManyCouponAttempts)>,
     ),
 )]
 async fn apply_coupon(
@@ -296,6 +297,10 @@ async fn apply_coupon(
     request_id: RequestId,
     AppJson(body): AppJson<ApplyCoupon>,
 ) -> Result<Json<CommandAnswer>> {
+    state.customer_limits.coupons.check(&user.id).or_too_many(
+        TooManyCouponAttempts::CODE,
+        "Too many coupons tried; wait a minute.",
+    )?;
     let command = CartCommand::ApplyCoupon {
         code: body.code,
         now: Utc::now(),

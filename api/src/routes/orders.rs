@@ -31,14 +31,15 @@ use crate::app::cancel_order::{self, CancelOrderError};
 use crate::app::orders::{self, LoadOrderError, READERS};
 use crate::app::place_order::{self, PlaceOrder, PlaceOrderError, RequestedItem};
 use crate::app::refund_order::{self, RefundOrderError};
-use crate::app::refusals::InvalidVersion;
 use crate::app::refusals::ReadModelBehind;
+use crate::app::refusals::{InvalidVersion, TooManyOrders};
 use crate::app::set_order_status::{set_order_status, SetOrderStatusError};
 use crate::app::Forbidden;
 use crate::auth::{Admin, AuthUser};
 use crate::commands::{
     caller, domain_error, request_hash, CommandAnswer, IdempotencyKey, IdempotencyKeyHeader,
 };
+use crate::error::OrTooMany;
 use crate::error::{Answers, ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
@@ -219,7 +220,7 @@ struct OrderAnswer {
     request_body = NewOrder,
     responses(
         (status = 201, description = "Placed. A step after placing that did not go through (`cart_not_checked_out`) is listed in `warnings`; the order stands.", body = OrderAnswer),
-        Answers::<(Forbidden, PlaceOrderError)>,
+        Answers::<(Forbidden, PlaceOrderError, TooManyOrders)>,
     ),
 )]
 async fn place_order(
@@ -230,6 +231,10 @@ async fn place_order(
     AppJson(body): AppJson<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderAnswer>)> {
     user.require(BUYERS)?;
+    state.customer_limits.orders.check(&user.id).or_too_many(
+        TooManyOrders::CODE,
+        "Too many orders placed; wait a minute.",
+    )?;
     let request = PlaceOrder {
         order_id: OrderId(key.creation_id("order", user.id)),
         customer_id: CustomerId(user.id),

@@ -24,13 +24,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::refusals::{CardTokenNotOwned, InvalidAmount, InvalidCallback, InvalidSignature};
+use crate::app::refusals::{
+    CardTokenNotOwned, InvalidAmount, InvalidCallback, InvalidSignature, TooManyPaymentAttempts,
+};
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::commands::{command_error, domain_error, IdempotencyKey, IdempotencyKeyHeader};
 use crate::error::Answers;
 use crate::error::ErrorBody;
+use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::AppJson;
 use crate::state::AppState;
@@ -50,6 +53,15 @@ const CUSTOMERS: &[Role] = &[Role::Customer];
 
 /// Largest single top-up, in minor units.
 const MAX_TOP_UP: i64 = 100_000_000;
+
+/// Card tokenizations and top-ups share one per-customer limit (cards
+/// cannot be tested in bulk).
+fn payment_limit(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    state.customer_limits.payments.check(&user.id).or_too_many(
+        TooManyPaymentAttempts::CODE,
+        "Too many card payments or tokenizations; wait a minute.",
+    )
+}
 
 fn gateway_error(error: GatewayError) -> ApiError {
     match error {
@@ -107,7 +119,7 @@ struct TokenAnswer {
     request_body = CardBody,
     responses(
         (status = 201, description = "Tokenized.", body = TokenAnswer),
-        Answers::<Domain<CardError>>,
+        Answers::<(Domain<CardError>, TooManyPaymentAttempts)>,
     ),
 )]
 async fn tokenize(
@@ -115,6 +127,7 @@ async fn tokenize(
     user: AuthUser,
     AppJson(body): AppJson<CardBody>,
 ) -> Result<(StatusCode, Json<TokenAnswer>)> {
+    payment_limit(&state, &user)?;
     let card = CardDetails {
         number: body.card_number,
         expiry: body.expiry,
@@ -271,7 +284,7 @@ struct TopUpAnswer {
     responses(
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
         (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
-        Answers::<(Forbidden, (InvalidAmount, CardTokenNotOwned), Domain<OrderError>, Domain<CardError>)>,
+        Answers::<(Forbidden, (InvalidAmount, CardTokenNotOwned), Domain<OrderError>, Domain<CardError>, TooManyPaymentAttempts)>,
     ),
 )]
 async fn top_up(
@@ -281,6 +294,7 @@ async fn top_up(
     AppJson(body): AppJson<TopUpBody>,
 ) -> Result<(StatusCode, Json<TopUpAnswer>)> {
     user.require(CUSTOMERS)?;
+    payment_limit(&state, &user)?;
     if !(1..=MAX_TOP_UP).contains(&body.amount) {
         return Err(InvalidAmount(format!("A top-up is 1 to {MAX_TOP_UP} minor units.")).into());
     }

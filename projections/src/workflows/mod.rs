@@ -62,7 +62,7 @@ pub const FULFILMENT: &str = "fulfilment";
 pub const HOLD_EXPIRY_NAME: &str = "hold_expiry";
 
 /// Durations of the workflows' time-based steps.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkflowSettings {
     /// How long a placed order may stay unpaid before it is cancelled with
     /// `payment_timeout`.
@@ -75,7 +75,7 @@ pub struct WorkflowSettings {
     pub payment_callback_url: Option<String>,
     /// The secret that signs the gateway's callbacks (HMAC-SHA256); the
     /// webhook verifies with the same secret.
-    pub payment_webhook_secret: String,
+    pub payment_webhook_secret: crate::secret::Secret,
     /// How often the gateway looks for callbacks to send.
     pub payment_callback_poll: Duration,
     /// The SMTP relay that sends the notification emails; `None`: they go
@@ -87,22 +87,55 @@ pub struct WorkflowSettings {
     pub lanes: usize,
 }
 
+/// Default of [`WorkflowSettings::payment_timeout`], in seconds
+/// (`--payment-timeout-secs`).
+pub const DEFAULT_PAYMENT_TIMEOUT_SECS: u64 = 15 * 60;
+/// Default of [`WorkflowSettings::deadline_poll`], in milliseconds
+/// (`--deadline-poll-ms`).
+pub const DEFAULT_DEADLINE_POLL_MS: u64 = 1_000;
+/// Default of [`WorkflowSettings::mail_from`] (`--mail-from`).
+pub const DEFAULT_MAIL_FROM: &str = "Shop <shop@localhost>";
+
 impl Default for WorkflowSettings {
     fn default() -> Self {
         Self {
-            payment_timeout: Duration::from_secs(15 * 60),
-            deadline_poll: Duration::from_secs(1),
+            payment_timeout: Duration::from_secs(DEFAULT_PAYMENT_TIMEOUT_SECS),
+            deadline_poll: Duration::from_millis(DEFAULT_DEADLINE_POLL_MS),
             payment_callback_url: None,
             payment_webhook_secret: format!(
                 "{}{}",
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
-            ),
+            )
+            .into(),
             payment_callback_poll: Duration::from_millis(200),
             smtp_url: None,
-            mail_from: "Shop <shop@localhost>".to_string(),
-            lanes: lanes::LaneConfig::default().lanes,
+            mail_from: DEFAULT_MAIL_FROM.to_string(),
+            lanes: crate::projector::DEFAULT_LANES,
         }
+    }
+}
+
+/// The SMTP URL may hold a password, and the webhook secret is one: neither
+/// is printed.
+impl std::fmt::Debug for WorkflowSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowSettings")
+            .field("payment_timeout", &self.payment_timeout)
+            .field("deadline_poll", &self.deadline_poll)
+            .field("payment_callback_url", &self.payment_callback_url)
+            .field("payment_webhook_secret", &self.payment_webhook_secret)
+            .field("payment_callback_poll", &self.payment_callback_poll)
+            .field(
+                "smtp_url",
+                &self
+                    .smtp_url
+                    .as_ref()
+                    .map(|_| crate::secret::Secret::new("")),
+            )
+            .field("mail_from", &self.mail_from)
+            .field("lanes", &self.lanes)
+            .finish()
     }
 }
 
@@ -127,7 +160,7 @@ pub fn background(pool: &PgPool, settings: &WorkflowSettings) -> Vec<Arc<dyn Bac
         tasks.push(Arc::new(crate::payments::CallbackDelivery::new(
             pool.clone(),
             url.clone(),
-            settings.payment_webhook_secret.clone(),
+            settings.payment_webhook_secret.expose().to_string(),
             settings.payment_callback_poll,
         )));
     }
