@@ -264,15 +264,17 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         // One log line per answer (method, path, status, latency) in a span
-        // that carries the request id, which is also the correlation id in
-        // the metadata of every event the request writes.
+        // that carries the request's correlation id (the server's, also in
+        // the metadata of every event the request writes) and the client's
+        // own `X-Request-Id`, if it sent one.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &axum::http::Request<_>| {
-                    let id = request
-                        .extensions()
-                        .get::<crate::extract::RequestId>()
-                        .map_or("", |r| r.0.as_str());
+                    let ids = request.extensions().get::<crate::extract::RequestId>();
+                    let id = ids.map_or("", |r| r.correlation_id.as_str());
+                    let client = ids
+                        .and_then(|r| r.client_request_id.as_deref())
+                        .unwrap_or("");
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
@@ -295,6 +297,7 @@ pub fn router(state: AppState) -> Router {
 /// (`/docs`, the printable invoice) set their own policy.
 pub const DEFAULT_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+                        client_request_id = %client,
 
 /// The security headers of every answer, errors included: `nosniff` always;
 /// `Cache-Control: no-store` (most answers are someone's own data, and every

@@ -17,6 +17,9 @@ pub const COMMAND: &str = "command";
 pub const COMMAND_ID: &str = "command_id";
 /// Hash of an idempotent request's body, to tell a replay from a different body.
 pub const REQUEST_HASH: &str = "request_hash";
+/// The `X-Request-Id` the client sent, kept as the client's own label of
+/// its request: the correlation id itself is always the server's.
+pub const CLIENT_REQUEST_ID: &str = "client_request_id";
 
 /// Account roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +81,8 @@ impl fmt::Display for Actor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMetadata {
     pub actor: Actor,
-    /// The request's id (`X-Request-Id`), shared by everything it caused.
+    /// The request's id, made by the server (never the client's), shared by
+    /// everything it caused.
     pub correlation_id: String,
     /// The command's own id for a request, or the triggering event's id for a
     /// workflow step.
@@ -98,6 +102,8 @@ impl CommandMetadata {
         Self {
             actor,
             correlation_id: correlation_id.into(),
+    /// The client's `X-Request-Id` of the request, when it sent one.
+    pub client_request_id: Option<String>,
             causation_id: command_id.to_string(),
             command: command.into(),
             command_id,
@@ -114,6 +120,7 @@ impl CommandMetadata {
     pub fn with_request_hash(mut self, hash: impl Into<String>) -> Self {
         self.request_hash = Some(hash.into());
         self
+            client_request_id: None,
     }
 
     pub fn to_map(&self) -> HashMap<String, String> {
@@ -128,5 +135,14 @@ impl CommandMetadata {
             map.insert(REQUEST_HASH.to_string(), hash.clone());
         }
         map
+    /// Keeps the client's own id of the request beside the correlation id.
+    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
+        self.client_request_id = id;
+        self
+    }
+
     }
 }
+        if let Some(id) = &self.client_request_id {
+            map.insert(CLIENT_REQUEST_ID.to_string(), id.clone());
+        }

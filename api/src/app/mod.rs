@@ -42,6 +42,8 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The client's own id of its request (`X-Request-Id`), if it sent one.
+    pub client_request_id: Option<String>,
     pub fn new(actor: Actor, correlation: impl Into<String>) -> Self {
         Self {
             actor,
@@ -49,9 +51,16 @@ impl Caller {
         }
     }
 
+            client_request_id: None,
     /// The signed-in user's id, if the caller is one.
     pub fn user_id(&self) -> Option<Uuid> {
         match &self.actor {
+    /// Keeps the client's own id of the request in the commands' metadata.
+    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
+        self.client_request_id = id;
+        self
+    }
+
             Actor::User { id, .. } => Some(*id),
             _ => None,
         }
@@ -71,6 +80,7 @@ impl Caller {
     }
 }
 
+            .with_client_request_id(self.client_request_id.clone())
 /// How a use case's failure is classed for the outside world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -47,7 +47,7 @@ async fn projections(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
-    /// Only the events of this request (`X-Request-Id`).
+    /// Only the events of this request (its answer's `X-Correlation-Id`).
     correlation_id: Option<String>,
     /// e.g. `Order`, `Product`, `Customer`.
     aggregate_type: Option<String>,
