@@ -62,11 +62,11 @@ pub async fn track(request: Request, next: Next) -> Response {
     path = "/metrics",
     tag = "operations",
     summary = "Prometheus metrics",
-    description = "Callers on this machine (loopback) without a token, or role: operator or admin from anywhere. Prometheus text format.",
+    description = "Callers on this machine (loopback) without a token, or role: operator from anywhere. Prometheus text format.",
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 403, description = "Not on loopback and not an operator or admin (`forbidden`).", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not on loopback and not an operator (`forbidden`).", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn render(
@@ -74,8 +74,8 @@ pub async fn render(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     user: Option<AuthUser>,
 ) -> Result<Response> {
-    let allowed = client.ip().is_loopback()
-        || user.is_some_and(|u| u.require(&[Role::Operator, Role::Admin]).is_ok());
+    let allowed =
+        client.ip().is_loopback() || user.is_some_and(|u| u.require(&[Role::Operator]).is_ok());
     if !allowed {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

@@ -8,6 +8,7 @@
 //! - `values`: money, quantities, SKUs and typed ids shared by aggregates.
 //! - `metadata`: the keys every stored event carries (actor, correlation ...).
 //! - `payment`: the payment gateway trait and the card checks made before it.
+//! - `personal`: which fields of the events hold personal data.
 //! - one folder per aggregate: `mod.rs` (state, `handle`, `apply`),
 //!   `commands.rs`, `events.rs`, `error.rs`, `tests.rs` (`invoice` is the
 //!   per-year invoice numbering).
@@ -27,6 +28,7 @@ pub mod lookup;
 pub mod metadata;
 pub mod order;
 pub mod payment;
+pub mod personal;
 pub mod product;
 pub mod shipping;
 pub mod shop;

@@ -1,5 +1,6 @@
 //! Operations: projector status, and the raw event log for operators and
-//! auditors (secrets such as password hashes and payment tokens redacted).
+//! auditors (secrets such as password hashes and payment tokens redacted
+//! for both; personal data redacted for operators).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -28,18 +29,18 @@ pub fn router() -> Router<AppState> {
     path = "/v1/admin/projections",
     tag = "operations",
     summary = "Projectors and their lag",
-    description = "Role: operator or admin. Every projector with its checkpoint, lag, state and dead letters.",
+    description = "Role: operator. Every projector with its checkpoint, lag, state and dead letters.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The projectors.", body = Vec<ProjectorStatus>),
-        (status = 403, description = "The caller is not an operator or admin (`forbidden`).", body = ErrorBody),
+        (status = 403, description = "The caller is not an operator (`forbidden`).", body = ErrorBody),
     ),
 )]
 async fn projections(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<Vec<ProjectorStatus>>> {
-    user.require(&[Role::Operator, Role::Admin])?;
+    user.require(&[Role::Operator])?;
     Ok(Json(admin::status(&state.pool).await?))
 }
 
@@ -71,12 +72,12 @@ struct EventPage {
     path = "/v1/admin/events",
     tag = "operations",
     summary = "The event log",
-    description = "Role: operator, auditor or admin. Events of the event store in global order, filtered, secrets redacted.",
+    description = "Role: operator or auditor. Events of the event store in global order, filtered. Secrets (password hashes, payment tokens) are redacted for both; fields holding personal data (names, usernames, emails, phones, addresses) read `[redacted]` for operators and as stored for auditors.",
     security(("bearer" = [])),
     params(EventQuery),
     responses(
         (status = 200, description = "A page of events.", body = EventPage),
-        (status = 403, description = "The caller is not an operator, auditor or admin (`forbidden`).", body = ErrorBody),
+        (status = 403, description = "The caller is not an operator or auditor (`forbidden`).", body = ErrorBody),
     ),
 )]
 async fn events(
@@ -84,7 +85,7 @@ async fn events(
     user: AuthUser,
     AppQuery(query): AppQuery<EventQuery>,
 ) -> Result<Json<EventPage>> {
-    user.require(&[Role::Operator, Role::Auditor, Role::Admin])?;
+    user.require(&[Role::Operator, Role::Auditor])?;
     let limit = limit(query.limit)?;
     let filter = EventFilter {
         correlation_id: query.correlation_id,
@@ -94,6 +95,11 @@ async fn events(
     };
     let mut events = audit::events(&state.pool, &filter, limit + 1).await?;
     let next_after_position = next_page(&mut events, limit, |e| e.position);
+    // Auditors read personal data; everyone else who may read the log
+    // (operators) reads it redacted.
+    if user.role != Role::Auditor {
+        events.iter_mut().for_each(audit::redact_personal);
+    }
     Ok(Json(EventPage {
         events,
         next_after_position,

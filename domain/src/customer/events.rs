@@ -46,3 +46,14 @@ impl DomainEvent for CustomerEvent {
         "1.0".to_string()
     }
 }
+
+/// A registration names the person: their username, name, email and phone.
+/// (The password hash is a secret, withheld from every reader.)
+impl crate::personal::PersonalData for CustomerEvent {
+    fn personal_fields(event_type: &str) -> &'static [&'static str] {
+        match event_type {
+            "CustomerRegistered" => &["username", "fullname", "email", "phone"],
+            _ => &[],
+        }
+    }
+}
