@@ -77,6 +77,18 @@ impl fmt::Display for Actor {
     }
 }
 
+impl Actor {
+    /// A stored actor (`admin:<uuid>`, `system:fulfilment`, ...) as told to
+    /// a customer, who may not learn staff accounts' ids: a user's role
+    /// alone (`admin`); anything else as it is.
+    pub fn role_only(stored: &str) -> &str {
+        match stored.split_once(':') {
+            Some((role, id)) if Role::parse(role).is_some() && Uuid::parse_str(id).is_ok() => role,
+            _ => stored,
+        }
+    }
+}
+
 /// The metadata of one command, attached to each event it produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMetadata {
@@ -90,6 +102,8 @@ pub struct CommandMetadata {
     pub command: String,
     pub command_id: Uuid,
     pub request_hash: Option<String>,
+    /// The client's `X-Request-Id` of the request, when it sent one.
+    pub client_request_id: Option<String>,
 }
 
 impl CommandMetadata {
@@ -102,12 +116,11 @@ impl CommandMetadata {
         Self {
             actor,
             correlation_id: correlation_id.into(),
-    /// The client's `X-Request-Id` of the request, when it sent one.
-    pub client_request_id: Option<String>,
             causation_id: command_id.to_string(),
             command: command.into(),
             command_id,
             request_hash: None,
+            client_request_id: None,
         }
     }
 
@@ -120,7 +133,12 @@ impl CommandMetadata {
     pub fn with_request_hash(mut self, hash: impl Into<String>) -> Self {
         self.request_hash = Some(hash.into());
         self
-            client_request_id: None,
+    }
+
+    /// Keeps the client's own id of the request beside the correlation id.
+    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
+        self.client_request_id = id;
+        self
     }
 
     pub fn to_map(&self) -> HashMap<String, String> {
@@ -134,15 +152,28 @@ impl CommandMetadata {
         if let Some(hash) = &self.request_hash {
             map.insert(REQUEST_HASH.to_string(), hash.clone());
         }
-        map
-    /// Keeps the client's own id of the request beside the correlation id.
-    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
-        self.client_request_id = id;
-        self
-    }
-
-    }
-}
         if let Some(id) = &self.client_request_id {
             map.insert(CLIENT_REQUEST_ID.to_string(), id.clone());
         }
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_actor_told_without_its_id_is_its_role() {
+        let id = Uuid::new_v4();
+        let admin = Actor::User {
+            id,
+            role: Role::Admin,
+        }
+        .to_string();
+        assert_eq!(Actor::role_only(&admin), "admin");
+        assert_eq!(Actor::role_only("system:fulfilment"), "system:fulfilment");
+        assert_eq!(Actor::role_only("anonymous"), "anonymous");
+        assert_eq!(Actor::role_only("admin:not-an-id"), "admin:not-an-id");
+    }
+}
