@@ -72,6 +72,13 @@ pub struct ApiSettings {
     #[arg(long, env = "SHOP_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub token_ttl_seconds: u32,
 
+    /// How long an account's role and token version are remembered when a
+    /// token is checked, in seconds: a token of a demoted account, or one
+    /// revoked with `shop users revoke`, works at most this long after.
+    /// 0 reads the account on every request.
+    #[arg(long, env = "SHOP_TOKEN_CHECK_CACHE_SECONDS", default_value_t = 5)]
+    pub token_check_cache_seconds: u32,
+
     /// Sign-in attempts allowed per client address per minute.
     #[arg(long, env = "SHOP_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 20)]
     pub login_attempts_per_minute: u32,

@@ -58,6 +58,11 @@ use crate::routes;
 pub struct AppState {
     pub pool: PgPool,
     pub tokens: Tokens,
+    /// Accounts' current roles and token versions, remembered briefly, that
+    /// every token is checked against.
+    pub standings: Arc<crate::app::token_standing::StandingCache>,
+    /// Derives new accounts' ids from usernames with the installation's key.
+    pub account_ids: Arc<crate::app::account_ids::AccountIds>,
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     pub currency: Currency,
     pub customers: CommandBus<Customer>,
@@ -90,6 +95,10 @@ pub struct AppState {
 pub struct AppConfig {
     pub jwt_secret: String,
     pub token_ttl: chrono::Duration,
+    /// How long an account's role and token version are remembered when a
+    /// token is checked: a revoked or demoted token works at most this
+    /// long after the change.
+    pub token_check_cache: Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
     /// The secret the payment gateway signs its callbacks with.
@@ -113,12 +122,16 @@ impl Default for Seller {
     }
 }
 
+/// The default of [`AppConfig::token_check_cache`].
+pub const DEFAULT_TOKEN_CHECK_CACHE: Duration = Duration::from_secs(5);
+
 impl AppConfig {
     /// Defaults with a fresh random secret (tests, tools).
     pub fn with_random_secret() -> Self {
         Self {
             jwt_secret: crate::secrets::random_secret(),
             token_ttl: chrono::Duration::minutes(15),
+            token_check_cache: DEFAULT_TOKEN_CHECK_CACHE,
             currency: Currency::usd(),
             login_attempts_per_minute: 20,
             seller: Seller::default(),
@@ -138,6 +151,10 @@ impl AppState {
                 config.jwt_secret.as_bytes(),
                 config.token_ttl,
             )),
+            standings: Arc::new(crate::app::token_standing::StandingCache::new(
+                config.token_check_cache,
+            )),
+            account_ids: Arc::default(),
             // A burst of `per_minute` attempts, then one a minute: at most
             // per_minute + 1 in any minute (Quota::per_minute would refill
             // one every 60/n seconds and let twice as many through).
@@ -280,6 +297,7 @@ pub fn router(state: AppState) -> Router {
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %id,
+                        client_request_id = %client,
                     )
                 })
                 .on_response(
@@ -297,7 +315,6 @@ pub fn router(state: AppState) -> Router {
 /// (`/docs`, the printable invoice) set their own policy.
 pub const DEFAULT_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-                        client_request_id = %client,
 
 /// The security headers of every answer, errors included: `nosniff` always;
 /// `Cache-Control: no-store` (most answers are someone's own data, and every

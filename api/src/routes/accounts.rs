@@ -172,7 +172,9 @@ async fn login(
         )
     };
     let customer = match Username::parse(&body.username) {
-        Ok(username) => load_customer(&state, username.customer_id()).await?,
+        Ok(username) => register::find_account(&state, &username)
+            .await?
+            .map(|(_, customer)| customer),
         Err(_) => None,
     };
     let hash = customer
@@ -186,7 +188,8 @@ async fn login(
     let (Some(id), Some(role)) = (customer.customer_id(), customer.role()) else {
         return Err(wrong());
     };
-    let (token, expires_at) = state.tokens.issue(id.as_uuid(), role)?;
+    let version = customer.token_version().unwrap_or_default();
+    let (token, expires_at) = state.tokens.issue_versioned(id.as_uuid(), role, version)?;
     Ok(Json(LoginAnswer {
         token,
         expires_at,

@@ -30,6 +30,12 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         password_hash: String,
     },
+    /// Every token issued before now stops working: tokens carry the
+    /// account's token version, and this is the new one.
+    TokensRevoked {
+        customer_id: CustomerId,
+        token_version: u32,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -38,6 +44,7 @@ impl DomainEvent for CustomerEvent {
             Self::CustomerRegistered { .. } => "CustomerRegistered",
             Self::RoleChanged { .. } => "RoleChanged",
             Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::TokensRevoked { .. } => "TokensRevoked",
         }
         .to_string()
     }
