@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use domain::metadata::{Actor, Role};
 use uuid::Uuid;
 
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::tokens::TokenError;
 
 pub use crate::tokens::{Claims, TokenKeys, Tokens};
@@ -32,7 +32,8 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 /// The signed-in caller. Extracting it answers 401 when there is no valid
-/// bearer token.
+/// bearer token, or when the token's account no longer has the token's role
+/// and token version (see `crate::app::token_standing`).
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub id: Uuid,
@@ -73,6 +74,14 @@ impl FromRequestParts<AppState> for AuthUser {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
         let claims = state.tokens.verify(token)?;
+        let standing =
+            crate::app::token_standing::standing(&state.standings, &state.customers, claims.sub)
+                .await?;
+        if !standing.is_some_and(|s| s.role == claims.role && s.token_version == claims.ver) {
+            return Err(unauthorized(
+                "The token is no longer valid (its account changed or its tokens were revoked); sign in again.",
+            ));
+        }
         Ok(AuthUser {
             id: claims.sub,
             role: claims.role,

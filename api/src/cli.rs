@@ -134,6 +134,14 @@ enum UsersCommand {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// End every token of an account: servers refuse them within their
+    /// token check cache time (SHOP_TOKEN_CHECK_CACHE_SECONDS); signing in
+    /// again gives a new one.
+    Revoke {
+        username: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -201,6 +209,9 @@ async fn run(cli: Cli) -> ExitCode {
             };
             create_user(account, database).await
         }
+        Command::Users {
+            command: UsersCommand::Revoke { username, database },
+        } => revoke_user(username, database).await,
         Command::Audit {
             command: AuditCommand::Verify,
             database,
@@ -359,6 +370,9 @@ fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
     Ok(AppConfig {
         jwt_secret,
         token_ttl: chrono::Duration::seconds(i64::from(settings.api.token_ttl_seconds.max(1))),
+        token_check_cache: std::time::Duration::from_secs(u64::from(
+            settings.api.token_check_cache_seconds,
+        )),
         currency: Currency::parse(&settings.currency)
             .map_err(|e| anyhow::anyhow!("SHOP_CURRENCY: {e}"))?,
         login_attempts_per_minute: settings.api.login_attempts_per_minute,
@@ -392,6 +406,25 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
             Ok(StaffOutcome::Promoted(id)) => {
                 println!("promoted {username} ({id}) to {role}; its password is the one given")
             }
+            Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn revoke_user(username: String, settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let state = AppState::new(pool, AppConfig::with_random_secret());
+        match crate::app::revoke_tokens::revoke_tokens(&state, &username).await {
+            Ok(id) => println!(
+                "revoked the tokens of {username} ({id}); servers refuse them within their token check cache time"
+            ),
             Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
         anyhow::Ok(())

@@ -16,16 +16,8 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
+use crate::app::state::AppState;
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-/// A trusted proxy's address or network, e.g. `10.0.0.5` or `172.16.0.0/12`.
-pub fn parse_proxy(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{text}` is neither an IP address nor a network (`10.0.0.0/8`)"))
-}
 
 /// The client's address (see the module's documentation).
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +117,7 @@ fn node_address(text: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_proxy;
     use axum::http::HeaderValue;
 
     fn ip(text: &str) -> IpAddr {

@@ -30,7 +30,8 @@ pub struct CommandAnswer {
 
 /// The metadata every event of this request's command carries.
 pub fn metadata(actor: Actor, request: &RequestId, command: &str) -> CommandMetadata {
-    CommandMetadata::new(actor, request.0.clone(), command)
+    CommandMetadata::new(actor, request.correlation_id.clone(), command)
+        .with_client_request_id(request.client_request_id.clone())
 }
 
 /// Maps a failed command to the one error shape: rule 422, state 409,
@@ -44,7 +45,8 @@ pub fn command_error<E: DomainError>(error: AggregateError<E>) -> ApiError {
 
 /// The caller of a use case: the signed-in user in this request.
 pub fn caller(user: &AuthUser, request: &RequestId) -> Caller {
-    Caller::new(user.actor(), request.0.clone())
+    Caller::new(user.actor(), request.correlation_id.clone())
+        .with_client_request_id(request.client_request_id.clone())
 }
 
 /// A rejected command's error in the one error shape.

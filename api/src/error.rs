@@ -320,6 +320,7 @@ from_use_case!(
     crate::app::products::FindProductError,
     crate::app::refund_order::RefundOrderError,
     crate::app::register::RegisterError,
+    crate::app::revoke_tokens::RevokeTokensError,
     crate::app::set_order_status::SetOrderStatusError,
     crate::app::update_product::UpdateProductError,
     refusals::InvalidQuantity,

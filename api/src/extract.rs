@@ -71,11 +71,19 @@ pub struct AppPath<T>(pub T);
 pub struct AppQuery<T>(pub T);
 
 pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
 
-/// The request's correlation id: the client's `X-Request-Id` when it is a
-/// sensible token (1 to 128 of letters, digits, `-_.:`), else a new UUID.
+/// The ids of a request. The correlation id is the server's own (a new
+/// UUID for every request): it is the `correlation_id` of every event the
+/// request writes, so a client cannot file its events under another
+/// request. The client's `X-Request-Id`, when it is a sensible token (1 to
+/// 128 of letters, digits, `-_.:`), is kept beside it in the events'
+/// metadata (`client_request_id`).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId {
+    pub correlation_id: String,
+    pub client_request_id: Option<String>,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = ApiError;
@@ -99,20 +107,31 @@ fn acceptable(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
-/// Middleware (the outermost): assigns the request id, for the request's
-/// log span and its events' metadata, and echoes it in the response's
-/// `X-Request-Id`.
+/// Middleware (the outermost): makes the request's correlation id, for its
+/// log span and its events' metadata, and keeps the client's
+/// `X-Request-Id`. The answer carries `X-Correlation-Id` (the server's id,
+/// to look the request's events up by) and `X-Request-Id`: the client's own
+/// back, or the correlation id when it sent none.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+    let client_request_id = request
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    request.extensions_mut().insert(RequestId(id.clone()));
+        .map(str::to_string);
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let echoed = client_request_id
+        .clone()
+        .unwrap_or_else(|| correlation_id.clone());
+    request.extensions_mut().insert(RequestId {
+        correlation_id: correlation_id.clone(),
+        client_request_id,
+    });
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+        response.headers_mut().insert(CORRELATION_ID, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&echoed) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response

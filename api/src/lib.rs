@@ -31,6 +31,5 @@ pub mod routes;
 pub mod secrets;
 pub mod staff;
 pub mod startup;
-pub mod state;
 pub mod telemetry;
 pub mod tokens;

@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use domain::metadata::Role;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::error::Answers;
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
 
 /// The process-wide recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
@@ -64,7 +64,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     path = "/metrics",
     tag = "operations",
     summary = "Prometheus metrics",
-    description = "Callers on this machine (loopback) without a token, or role: operator or admin from anywhere. Prometheus text format.",
+    description = "Callers on this machine (loopback) without a token, or role: operator from anywhere. Prometheus text format.",
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String),
@@ -76,8 +76,8 @@ pub async fn render(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     user: Option<AuthUser>,
 ) -> Result<Response> {
-    let allowed = client.ip().is_loopback()
-        || user.is_some_and(|u| u.require(&[Role::Operator, Role::Admin]).is_ok());
+    let allowed =
+        client.ip().is_loopback() || user.is_some_and(|u| u.require(&[Role::Operator]).is_ok());
     if !allowed {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

@@ -43,14 +43,18 @@ use crate::limits::{FailureLimiter, Limiter};
 use crate::routes;
 use crate::tokens::TokenKeys;
 
+pub use crate::app::state::{AppState, Seller};
 pub use crate::limits::{CustomerLimits, EdgeLimits};
-pub use crate::state::{AppState, Seller};
 
 /// What the API needs beyond the database.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub jwt_secret: Secret,
     pub token_ttl: chrono::Duration,
+    /// How long an account's role and token version are remembered when a
+    /// token is checked: a revoked or demoted token works at most this
+    /// long after the change.
+    pub token_check_cache: Duration,
     pub currency: Currency,
     pub login_attempts_per_minute: u32,
     /// Failed sign-ins per account in a burst, then one a minute.
@@ -80,6 +84,9 @@ impl Default for EdgeLimits {
     }
 }
 
+/// The default of [`AppConfig::token_check_cache`].
+pub const DEFAULT_TOKEN_CHECK_CACHE: Duration = Duration::from_secs(5);
+
 impl AppConfig {
     /// Defaults with a fresh random secret (tests, tools).
     pub fn with_random_secret() -> Self {
@@ -88,6 +95,7 @@ impl AppConfig {
             token_ttl: chrono::Duration::seconds(i64::from(
                 crate::config::DEFAULT_TOKEN_TTL_SECONDS,
             )),
+            token_check_cache: DEFAULT_TOKEN_CHECK_CACHE,
             currency: Currency::usd(),
             login_attempts_per_minute: crate::config::DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
             login_failures_per_account: crate::config::DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
@@ -108,6 +116,10 @@ impl AppState {
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
+            standings: Arc::new(crate::app::token_standing::StandingCache::new(
+                config.token_check_cache,
+            )),
+            account_ids: Arc::default(),
             login_limiter: Arc::new(Limiter::per_minute(config.login_attempts_per_minute)),
             login_failures: Arc::new(FailureLimiter::per_minute(
                 config.login_failures_per_account,
@@ -256,20 +268,23 @@ pub fn router(state: AppState) -> Router {
                 .timeout(limits.request_timeout),
         )
         // One log line per answer (method, path, status, latency) in a span
-        // that carries the request id, which is also the correlation id in
-        // the metadata of every event the request writes.
+        // that carries the request's correlation id (the server's, also in
+        // the metadata of every event the request writes) and the client's
+        // own `X-Request-Id`, if it sent one.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &axum::http::Request<_>| {
-                    let id = request
-                        .extensions()
-                        .get::<crate::extract::RequestId>()
-                        .map_or("", |r| r.0.as_str());
+                    let ids = request.extensions().get::<crate::extract::RequestId>();
+                    let id = ids.map_or("", |r| r.correlation_id.as_str());
+                    let client = ids
+                        .and_then(|r| r.client_request_id.as_deref())
+                        .unwrap_or("");
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %id,
+                        client_request_id = %client,
                     )
                 })
                 .on_response(
@@ -445,4 +460,18 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printing_the_app_config_shows_no_secret() {
+        let config = super::AppConfig::with_random_secret();
+        let text = format!("{config:?}");
+        assert!(!text.contains(config.jwt_secret.expose()), "{text}");
+        assert!(
+            !text.contains(config.payment_webhook_secret.expose()),
+            "{text}"
+        );
+    }
 }

@@ -27,6 +27,11 @@ pub struct Claims {
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
+    /// The account's token version when the token was issued; the token is
+    /// refused once the account's version has moved on (a role change, a
+    /// password change, `shop users revoke`).
+    #[serde(default)]
+    pub ver: u32,
 }
 
 /// Signs and checks tokens. Only HS256 is accepted: a token naming any other
@@ -52,9 +57,22 @@ impl TokenKeys {
         }
     }
 
-    /// A token for `user`, and when it expires.
+    /// A token for `user` at token version 0 (an account whose tokens were
+    /// never revoked and whose role and password never changed), and when
+    /// it expires.
     pub fn issue(&self, user: Uuid, role: Role) -> Result<(String, DateTime<Utc>), TokenError> {
-        self.issue_with_ttl(user, role, self.ttl)
+        self.issue_versioned(user, role, 0)
+    }
+
+    /// A token for `user` whose account is at `token_version`, and when it
+    /// expires.
+    pub fn issue_versioned(
+        &self,
+        user: Uuid,
+        role: Role,
+        token_version: u32,
+    ) -> Result<(String, DateTime<Utc>), TokenError> {
+        self.issue_full(user, role, token_version, self.ttl)
     }
 
     /// A token for `user` that lives `ttl` from now instead of the configured
@@ -65,6 +83,16 @@ impl TokenKeys {
         role: Role,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), TokenError> {
+        self.issue_full(user, role, 0, ttl)
+    }
+
+    fn issue_full(
+        &self,
+        user: Uuid,
+        role: Role,
+        token_version: u32,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), TokenError> {
         let now = Utc::now();
         let expires_at = now + ttl;
         let claims = Claims {
@@ -72,6 +100,7 @@ impl TokenKeys {
             role,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            ver: token_version,
         };
         let token = jsonwebtoken::encode(
             &Header::new(jsonwebtoken::Algorithm::HS256),

@@ -17,6 +17,9 @@ pub const COMMAND: &str = "command";
 pub const COMMAND_ID: &str = "command_id";
 /// Hash of an idempotent request's body, to tell a replay from a different body.
 pub const REQUEST_HASH: &str = "request_hash";
+/// The `X-Request-Id` the client sent, kept as the client's own label of
+/// its request: the correlation id itself is always the server's.
+pub const CLIENT_REQUEST_ID: &str = "client_request_id";
 
 /// Account roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,11 +77,24 @@ impl fmt::Display for Actor {
     }
 }
 
+impl Actor {
+    /// A stored actor (`admin:<uuid>`, `system:fulfilment`, ...) as told to
+    /// a customer, who may not learn staff accounts' ids: a user's role
+    /// alone (`admin`); anything else as it is.
+    pub fn role_only(stored: &str) -> &str {
+        match stored.split_once(':') {
+            Some((role, id)) if Role::parse(role).is_some() && Uuid::parse_str(id).is_ok() => role,
+            _ => stored,
+        }
+    }
+}
+
 /// The metadata of one command, attached to each event it produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandMetadata {
     pub actor: Actor,
-    /// The request's id (`X-Request-Id`), shared by everything it caused.
+    /// The request's id, made by the server (never the client's), shared by
+    /// everything it caused.
     pub correlation_id: String,
     /// The command's own id for a request, or the triggering event's id for a
     /// workflow step.
@@ -86,6 +102,8 @@ pub struct CommandMetadata {
     pub command: String,
     pub command_id: Uuid,
     pub request_hash: Option<String>,
+    /// The client's `X-Request-Id` of the request, when it sent one.
+    pub client_request_id: Option<String>,
 }
 
 impl CommandMetadata {
@@ -102,6 +120,7 @@ impl CommandMetadata {
             command: command.into(),
             command_id,
             request_hash: None,
+            client_request_id: None,
         }
     }
 
@@ -116,6 +135,12 @@ impl CommandMetadata {
         self
     }
 
+    /// Keeps the client's own id of the request beside the correlation id.
+    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
+        self.client_request_id = id;
+        self
+    }
+
     pub fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             (ACTOR.to_string(), self.actor.to_string()),
@@ -127,6 +152,28 @@ impl CommandMetadata {
         if let Some(hash) = &self.request_hash {
             map.insert(REQUEST_HASH.to_string(), hash.clone());
         }
+        if let Some(id) = &self.client_request_id {
+            map.insert(CLIENT_REQUEST_ID.to_string(), id.clone());
+        }
         map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_actor_told_without_its_id_is_its_role() {
+        let id = Uuid::new_v4();
+        let admin = Actor::User {
+            id,
+            role: Role::Admin,
+        }
+        .to_string();
+        assert_eq!(Actor::role_only(&admin), "admin");
+        assert_eq!(Actor::role_only("system:fulfilment"), "system:fulfilment");
+        assert_eq!(Actor::role_only("anonymous"), "anonymous");
+        assert_eq!(Actor::role_only("admin:not-an-id"), "admin:not-an-id");
     }
 }

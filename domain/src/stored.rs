@@ -46,8 +46,11 @@ use std::collections::BTreeMap;
 use cqrs_es::Aggregate;
 use serde_json::Value;
 
-/// An aggregate the event store can load and append to.
-pub trait StoredAggregate: Aggregate {
+/// An aggregate the event store can load and append to. Its events say
+/// which of their fields hold personal data ([`PersonalData`]).
+///
+/// [`PersonalData`]: crate::personal::PersonalData
+pub trait StoredAggregate: Aggregate<Event: crate::personal::PersonalData> {
     /// The version of the serialized state. Raise it whenever the state's
     /// shape or meaning changes, so snapshots taken by older code are ignored
     /// (and the aggregate is rebuilt from its events) instead of being read

@@ -27,6 +27,8 @@
 //! - `shipping`: the simulated carrier.
 //! - `payments`: the simulated payment gateway, its signed callbacks and
 //!   what the shop does with them.
+//! - `installation`: secrets of the installation kept in its database, and
+//!   ids keyed by them.
 //! - `secret`: `Secret`, text that prints as `[redacted]`.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@
 pub mod admin;
 pub mod audit;
 pub mod event_store;
+pub mod installation;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;

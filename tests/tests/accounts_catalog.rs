@@ -382,8 +382,9 @@ async fn every_event_names_its_actor_request_cause_and_command() {
     });
     let locked = app.post_json("/v1/inventory/lock", &lock, token).await;
     assert_eq!(expect_json(locked, StatusCode::OK).await["locked"], true);
-    // A request's id is the correlation id of every event it causes, and is
-    // echoed back.
+    // The client's request id is echoed back and kept beside the server's
+    // correlation id (its answer's X-Correlation-Id), which names every
+    // event the request causes.
     let traced = app
         .request(Method::POST, "/v1/products", token)
         .header("X-Request-Id", "abc-123")
@@ -391,18 +392,23 @@ async fn every_event_names_its_actor_request_cause_and_command() {
         .send()
         .await
         .expect("send request");
-    assert_eq!(
-        traced
+    let header = |response: &reqwest::Response, name: &str| {
+        response
             .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok()),
-        Some("abc-123")
-    );
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(header(&traced, "x-request-id").as_deref(), Some("abc-123"));
+    let correlation = header(&traced, "x-correlation-id")
+        .and_then(|v| Uuid::parse_str(&v).ok())
+        .expect("the server's correlation id, a UUID");
     let cap = uuid_field(&expect_json(traced, StatusCode::CREATED).await, "id");
     let caused: Vec<(String, String, Value)> = sqlx::query_as(
         "SELECT aggregate_type, aggregate_id, metadata::jsonb FROM events
-          WHERE metadata::jsonb->>'correlation_id' = 'abc-123' ORDER BY global_position",
+          WHERE metadata::jsonb->>'correlation_id' = $1 ORDER BY global_position",
     )
+    .bind(correlation.to_string())
     .fetch_all(&app.db.pool)
     .await
     .unwrap();
@@ -415,10 +421,12 @@ async fn every_event_names_its_actor_request_cause_and_command() {
     assert_eq!(caused[1].1, cap.to_string());
     for (_, _, metadata) in &caused {
         assert_eq!(metadata["actor"], format!("admin:{}", admin.id));
+        assert_eq!(metadata["client_request_id"], "abc-123");
     }
 
-    // A request id that is not a sensible token is replaced by a new one,
-    // which is echoed and names the events all the same.
+    // A request id that is not a sensible token is not kept: the answer's
+    // X-Request-Id is the correlation id, which names the events all the
+    // same.
     let renamed = app
         .request(Method::PUT, &format!("/v1/categories/{root}"), token)
         .header("X-Request-Id", "not a good id; <script>")
@@ -426,21 +434,24 @@ async fn every_event_names_its_actor_request_cause_and_command() {
         .send()
         .await
         .expect("send request");
-    let echoed = renamed
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v).ok())
+    let echoed = header(&renamed, "x-request-id")
+        .and_then(|v| Uuid::parse_str(&v).ok())
         .expect("a fresh UUID is echoed");
+    assert_eq!(
+        header(&renamed, "x-correlation-id"),
+        Some(echoed.to_string())
+    );
     let position = expect_json(renamed, StatusCode::OK).await["position"].clone();
-    let correlation: String = sqlx::query_scalar(
-        "SELECT metadata::jsonb->>'correlation_id' FROM events WHERE global_position = $1",
+    let (correlation, client): (String, Option<String>) = sqlx::query_as(
+        "SELECT metadata::jsonb->>'correlation_id', metadata::jsonb->>'client_request_id'
+           FROM events WHERE global_position = $1",
     )
     .bind(position.as_i64().unwrap())
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
     assert_eq!(correlation, echoed.to_string());
+    assert_eq!(client, None);
 
     // Every stored event says who caused it, in which request, because of
     // what, by which command.

@@ -309,3 +309,9 @@ impl Aggregate for Counter {
 }
 
 impl domain::stored::StoredAggregate for Counter {}
+
+impl domain::personal::PersonalData for CounterEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

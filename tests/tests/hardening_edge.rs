@@ -488,7 +488,7 @@ fn retry_after(response: &reqwest::Response) -> Option<u64> {
 /// The server behind a proxy on loopback (the test client's address).
 fn behind_a_proxy() -> AppConfig {
     let mut config = AppConfig::with_random_secret();
-    config.trusted_proxies = vec![api::client::parse_proxy("127.0.0.1").expect("an address")];
+    config.trusted_proxies = vec![api::config::parse_proxy("127.0.0.1").expect("an address")];
     config
 }
 

@@ -41,11 +41,17 @@ async fn an_auditor_follows_a_request_by_its_correlation_id_without_seeing_secre
         .await
         .unwrap();
     assert_eq!(register.status(), 201);
+    let correlation = register
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("the request's correlation id")
+        .to_string();
 
     let auditor = staff_token(&app, Role::Auditor, "auditor").await;
     let page: Value = app
         .client
-        .get(app.url("/v1/admin/events?correlation_id=signup-42"))
+        .get(app.url(&format!("/v1/admin/events?correlation_id={correlation}")))
         .bearer_auth(&auditor)
         .send()
         .await
@@ -57,7 +63,8 @@ async fn an_auditor_follows_a_request_by_its_correlation_id_without_seeing_secre
     assert_eq!(events.len(), 1, "{page}");
     let event = &events[0];
     assert_eq!(event["event_type"], "CustomerRegistered");
-    assert_eq!(event["correlation_id"], "signup-42");
+    assert_eq!(event["correlation_id"], correlation.as_str());
+    assert_eq!(event["client_request_id"], "signup-42");
     assert_eq!(event["actor"], "anonymous");
     assert_eq!(event["command"], "Register");
     assert_eq!(

@@ -783,7 +783,7 @@ fn customer_scenario() -> Scenario<Customer> {
     let roles = [Role::Customer, Role::Admin, Role::Operator, Role::Auditor];
     Scenario {
         services: (),
-        variants: &["Register", "ChangeRole", "Promote"],
+        variants: &["Register", "ChangeRole", "Promote", "RevokeTokens"],
         pick: Box::new(move |rng, step, shadows| {
             let name = *rng.pick(&usernames);
             let username = Username::parse(name).unwrap();
@@ -811,6 +811,8 @@ fn customer_scenario() -> Scenario<Customer> {
                 CustomerCommand::ChangeRole {
                     role: *rng.pick(&roles),
                 }
+            } else if rng.below(2) == 0 {
+                CustomerCommand::RevokeTokens
             } else {
                 CustomerCommand::Promote {
                     role: *rng.pick(&roles),

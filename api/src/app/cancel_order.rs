@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::orders::{load_order, visible_order, LoadOrderError};
 use super::{use_case_error, Caller, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Who may cancel any order (besides its owner).
 pub const CANCELLERS: &[Role] = &[Role::Admin];

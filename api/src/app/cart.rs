@@ -6,7 +6,7 @@ use domain::values::CustomerId;
 
 use super::pricing::{self, CartPricingError, PricedCart};
 use super::StoreError;
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// The customer's cart; an empty one when it never had an item.
 pub async fn load_cart(state: &AppState, customer: CustomerId) -> Result<Cart, StoreError> {

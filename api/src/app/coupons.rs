@@ -10,7 +10,7 @@ use domain::values::{Money, OrderId};
 use projections::event_store::streams;
 
 use super::{use_case_error, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Why a coupon cannot be used now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

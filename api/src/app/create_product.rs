@@ -10,7 +10,7 @@ use domain::values::{CategoryId, Money, ProductId, ShopId, Sku, ValueError};
 
 use super::products::{claim_sku, release_sku, ClaimSkuError};
 use super::{replayed_creation, use_case_error, Caller, KeyReused, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// What is asked for.
 #[derive(Debug, Clone)]

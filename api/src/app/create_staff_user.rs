@@ -9,7 +9,7 @@ use domain::values::CustomerId;
 
 use super::register::{hash, register, NewAccount, RegisterError};
 use super::{use_case_error, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// What `shop users create` asks for.
 #[derive(Debug, Clone)]
@@ -87,7 +87,10 @@ pub async fn create_staff_user(
     match register(state, new, &meta).await {
         Ok((id, _)) => Ok(StaffOutcome::Created(id)),
         Err(RegisterError::Customer(CustomerError::UsernameTaken { .. })) if account.promote => {
-            let id = username.customer_id();
+            let Some((id, _)) = super::register::find_account(state, &username).await? else {
+                // Taken a moment ago, gone now: accounts are never removed.
+                return Err(CreateStaffError::Store(StoreError::Conflict));
+            };
             let password_hash = hash(state, account.password).await?;
             let meta = CommandMetadata::new(actor, correlation, "PromoteToStaff");
             let promote = CustomerCommand::Promote {
@@ -102,6 +105,8 @@ pub async fn create_staff_user(
                     Ok(e) => CreateStaffError::Customer(e),
                     Err(e) => CreateStaffError::Store(e),
                 })?;
+            // Its tokens of the old role end; this process knows at once.
+            state.standings.forget(id.as_uuid());
             Ok(StaffOutcome::Promoted(id))
         }
         Err(RegisterError::Customer(CustomerError::UsernameTaken { .. })) => {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::products::{existing_product, FindProductError};
 use super::{use_case_error, Caller, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockStockError {

@@ -19,6 +19,7 @@ use projections::event_store::{lookups, streams};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod account_ids;
 pub mod cancel_order;
 pub mod cart;
 pub mod coupons;
@@ -33,7 +34,10 @@ pub mod products;
 pub mod refund_order;
 pub mod refusals;
 pub mod register;
+pub mod revoke_tokens;
 pub mod set_order_status;
+pub mod state;
+pub mod token_standing;
 pub mod update_product;
 
 /// Who asks, and in which request: what every command's metadata needs.
@@ -42,6 +46,8 @@ pub struct Caller {
     pub actor: Actor,
     /// The correlation id of the request (or CLI run) the commands belong to.
     pub correlation: String,
+    /// The client's own id of its request (`X-Request-Id`), if it sent one.
+    pub client_request_id: Option<String>,
 }
 
 impl Caller {
@@ -49,7 +55,14 @@ impl Caller {
         Self {
             actor,
             correlation: correlation.into(),
+            client_request_id: None,
         }
+    }
+
+    /// Keeps the client's own id of the request in the commands' metadata.
+    pub fn with_client_request_id(mut self, id: Option<String>) -> Self {
+        self.client_request_id = id;
+        self
     }
 
     /// The signed-in user's id, if the caller is one.
@@ -71,6 +84,7 @@ impl Caller {
     /// The metadata of a command this caller runs.
     pub fn meta(&self, command: &str) -> CommandMetadata {
         CommandMetadata::new(self.actor.clone(), self.correlation.clone(), command)
+            .with_client_request_id(self.client_request_id.clone())
     }
 }
 

@@ -10,7 +10,7 @@ use projections::event_store::{load_aggregate, streams};
 use uuid::Uuid;
 
 use super::{use_case_error, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Who may read any order (besides its owner).
 pub const READERS: &[Role] = &[Role::Admin, Role::Auditor];

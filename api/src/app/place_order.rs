@@ -20,7 +20,7 @@ use super::coupons::{order_coupon, OrderCouponError};
 use super::orders::{load_order, LoadOrderError};
 use super::pricing::{order_lines, subtotal, PricingError};
 use super::{replayed_creation, use_case_error, Caller, KeyReused, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// What is asked for.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use domain::values::{Currency, Money, ProductId, Quantity};
 
 use super::coupons::usable_discount;
 use super::{use_case_error, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// A product as the catalog has it now, or `None` when it was never
 /// created.

@@ -7,7 +7,7 @@ use domain::sku::{claim_id, SkuCommand, SkuError};
 use domain::values::{ProductId, Sku};
 
 use super::{load_error, use_case_error, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// A product that does not exist (or was never created).
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use domain::values::Money;
 use uuid::Uuid;
 
 use super::{use_case_error, Caller, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundOrderError {

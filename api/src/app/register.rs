@@ -2,13 +2,14 @@
 //! from `shop users create`).
 
 use domain::customer::{
-    CustomerCommand, CustomerError, CustomerValueError, Email, Fullname, Password, Phone, Username,
+    Customer, CustomerCommand, CustomerError, CustomerValueError, Email, Fullname, Password, Phone,
+    Username,
 };
 use domain::metadata::{CommandMetadata, Role};
 use domain::values::CustomerId;
 
-use super::{use_case_error, StoreError};
-use crate::state::AppState;
+use super::{load_error, use_case_error, StoreError};
+use crate::app::state::AppState;
 
 /// A new account, its fields already checked.
 pub struct NewAccount {
@@ -42,13 +43,24 @@ pub async fn hash(state: &AppState, password: String) -> Result<String, StoreErr
     super::passwords::hash_password(&state.hashing, password).await
 }
 
-/// Registers the account; answers its id and the position of its event.
+/// Registers the account under its keyed id (see [`super::account_ids`]),
+/// unless the username is taken in any letter case; answers its id and the
+/// position of its event.
 pub async fn register(
     state: &AppState,
     account: NewAccount,
     meta: &CommandMetadata,
 ) -> Result<(CustomerId, i64), RegisterError> {
-    let customer_id = account.username.customer_id();
+    // Taken in any letter case, under the keyed id or the legacy one.
+    if find_account(state, &account.username).await?.is_some() {
+        return Err(RegisterError::Customer(CustomerError::UsernameTaken {
+            username: account.username.as_str().to_string(),
+        }));
+    }
+    let customer_id = state
+        .account_ids
+        .keyed(&state.pool, &account.username)
+        .await?;
     let password_hash = hash(state, account.password.expose().to_string()).await?;
     let command = CustomerCommand::Register {
         customer_id,
@@ -70,4 +82,24 @@ pub async fn register(
             Err(e) => RegisterError::Store(e),
         })?;
     Ok((customer_id, committed.position))
+}
+
+/// The account registered under `username` (in any letter case), and its
+/// id: under its keyed id, or under the legacy one (see
+/// [`super::account_ids`]).
+pub async fn find_account(
+    state: &AppState,
+    username: &Username,
+) -> Result<Option<(CustomerId, Customer)>, StoreError> {
+    for id in state.account_ids.candidates(&state.pool, username).await? {
+        let customer = state
+            .customers
+            .load(&id.to_string())
+            .await
+            .map_err(load_error)?;
+        if let Some(customer) = customer.filter(Customer::is_registered) {
+            return Ok(Some((id, customer)));
+        }
+    }
+    Ok(None)
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::orders::{load_order, LoadOrderError};
 use super::{use_case_error, Caller, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetOrderStatusError {

@@ -13,7 +13,7 @@ use projections::lookups::EventStoreLookups;
 
 use super::products::{claim_sku, existing_product, release_sku, ClaimSkuError, FindProductError};
 use super::{use_case_error, Caller, StoreError};
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// The fields to change; `None` keeps a field.
 #[derive(Debug, Clone, Default)]

@@ -19,6 +19,7 @@ use crate::app::refusals::{
     TooManySignUps,
 };
 use crate::app::register::{self, NewAccount, RegisterError};
+use crate::app::state::AppState;
 use crate::auth::AuthUser;
 use crate::client::ClientIp;
 use crate::commands::{command_error, metadata};
@@ -26,7 +27,6 @@ use crate::error::Answers;
 use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, RequestId};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -185,7 +185,9 @@ async fn login(
         ))
     };
     let customer = match &username {
-        Some(username) => load_customer(&state, username.customer_id()).await?,
+        Some(username) => register::find_account(&state, username)
+            .await?
+            .map(|(_, customer)| customer),
         None => None,
     };
     let hash = customer
@@ -202,7 +204,8 @@ async fn login(
     let (Some(id), Some(role)) = (customer.customer_id(), customer.role()) else {
         return Err(wrong());
     };
-    let (token, expires_at) = state.tokens.issue(id.as_uuid(), role)?;
+    let version = customer.token_version().unwrap_or_default();
+    let (token, expires_at) = state.tokens.issue_versioned(id.as_uuid(), role, version)?;
     Ok(Json(LoginAnswer {
         token,
         expires_at,

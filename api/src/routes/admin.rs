@@ -1,5 +1,6 @@
 //! Operations: projector status, and the raw event log for operators and
-//! auditors (secrets such as password hashes and payment tokens redacted).
+//! auditors (secrets such as password hashes and payment tokens redacted
+//! for both; personal data redacted for operators).
 
 use axum::extract::State;
 use axum::Json;
@@ -9,13 +10,13 @@ use projections::audit::{self, AuditEvent, EventFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::error::Answers;
 use crate::error::Result;
 use crate::extract::AppQuery;
 use crate::read::{limit, next_page};
-use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v1/admin/projections",
     tag = "operations",
     summary = "Projectors and their lag",
-    description = "Role: operator or admin. Every projector with its checkpoint, lag, state and dead letters.",
+    description = "Role: operator. Every projector with its checkpoint, lag, state and dead letters.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The projectors.", body = Vec<ProjectorStatus>),
@@ -41,7 +42,7 @@ async fn projections(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<Vec<ProjectorStatus>>> {
-    user.require(&[Role::Operator, Role::Admin])?;
+    user.require(&[Role::Operator])?;
     Ok(Json(admin::status(&state.pool).await?))
 }
 
@@ -49,7 +50,7 @@ async fn projections(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
-    /// Only the events of this request (`X-Request-Id`).
+    /// Only the events of this request (its answer's `X-Correlation-Id`).
     correlation_id: Option<String>,
     /// e.g. `Order`, `Product`, `Customer`.
     aggregate_type: Option<String>,
@@ -73,7 +74,7 @@ struct EventPage {
     path = "/v1/admin/events",
     tag = "operations",
     summary = "The event log",
-    description = "Role: operator, auditor or admin. Events of the event store in global order, filtered, secrets redacted.",
+    description = "Role: operator or auditor. Events of the event store in global order, filtered. Secrets (password hashes, payment tokens) are redacted for both; fields holding personal data (names, usernames, emails, phones, addresses) read `[redacted]` for operators and as stored for auditors.",
     security(("bearer" = [])),
     params(EventQuery),
     responses(
@@ -86,7 +87,7 @@ async fn events(
     user: AuthUser,
     AppQuery(query): AppQuery<EventQuery>,
 ) -> Result<Json<EventPage>> {
-    user.require(&[Role::Operator, Role::Auditor, Role::Admin])?;
+    user.require(&[Role::Operator, Role::Auditor])?;
     let limit = limit(query.limit)?;
     let filter = EventFilter {
         correlation_id: query.correlation_id,
@@ -96,6 +97,11 @@ async fn events(
     };
     let mut events = audit::events(&state.pool, &filter, limit + 1).await?;
     let next_after_position = next_page(&mut events, limit, |e| e.position);
+    // Auditors read personal data; everyone else who may read the log
+    // (operators) reads it redacted.
+    if user.role != Role::Auditor {
+        events.iter_mut().for_each(audit::redact_personal);
+    }
     Ok(Json(EventPage {
         events,
         next_after_position,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::app::cart::priced_cart;
 use crate::app::pricing::CartPricingError;
 use crate::app::refusals::{InvalidQuantity, TooManyCouponAttempts};
+use crate::app::state::AppState;
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::app::StoreError;
@@ -32,7 +33,6 @@ use crate::error::Answers;
 use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::state::AppState;
 use domain::cart::CartError;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::app::create_product::{self, CreateProductError};
 use crate::app::products::{existing_product, FindProductError};
+use crate::app::state::AppState;
 use crate::app::update_product::{self, UpdateProductError};
 use crate::app::{Domain, Forbidden, KeyReused, StoreError};
 use crate::auth::Admin;
@@ -27,7 +28,6 @@ use crate::commands::{
 };
 use crate::error::{Answers, ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

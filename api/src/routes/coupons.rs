@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::state::AppState;
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::app::StoreError;
@@ -30,7 +31,6 @@ use crate::commands::{
 use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::app::state::AppState;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

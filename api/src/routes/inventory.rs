@@ -17,6 +17,7 @@ use crate::app::lock_stock::{lock_stock, Locked};
 use crate::app::products::existing_product;
 use crate::app::products::FindProductError;
 use crate::app::refusals::{InvalidQuantity, InvalidTtl};
+use crate::app::state::AppState;
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::app::StoreError;
@@ -25,7 +26,6 @@ use crate::commands::{caller, command_error, metadata, CommandAnswer};
 use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -24,11 +24,11 @@ use uuid::Uuid;
 use crate::app::orders::visible_order;
 use crate::app::orders::LoadOrderError;
 use crate::app::refusals::InvoiceNotIssued;
+use crate::app::state::{AppState, Seller};
 use crate::auth::AuthUser;
 use crate::error::Answers;
 use crate::error::Result;
 use crate::extract::{AppPath, AppQuery};
-use crate::state::{AppState, Seller};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_invoice))

@@ -24,13 +24,13 @@ use uuid::Uuid;
 
 use crate::app::refusals::ReadModelBehind;
 use crate::app::refusals::{InvalidSearch, NotFound};
+use crate::app::state::AppState;
 use crate::error::Answers;
 use crate::error::{ApiError, Result};
 use crate::extract::{AppPath, AppQuery};
 use crate::read::{
     answer, cursor_not_found, decode_cursor, encode_cursor, limit, min_position, wait_for,
 };
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

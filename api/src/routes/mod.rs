@@ -9,8 +9,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::state::AppState;
 use crate::openapi::{self, ApiDoc};
-use crate::state::AppState;
 
 pub mod accounts;
 pub mod admin;

@@ -13,13 +13,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::error::Answers;
 use crate::error::Result;
 use crate::extract::AppQuery;
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, next_page, wait_for};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))

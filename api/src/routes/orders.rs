@@ -34,6 +34,7 @@ use crate::app::refund_order::{self, RefundOrderError};
 use crate::app::refusals::ReadModelBehind;
 use crate::app::refusals::{InvalidVersion, TooManyOrders};
 use crate::app::set_order_status::{set_order_status, SetOrderStatusError};
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::auth::{Admin, AuthUser};
 use crate::commands::{
@@ -43,7 +44,6 @@ use crate::error::OrTooMany;
 use crate::error::{Answers, ApiError, Result};
 use crate::extract::{AppJson, AppPath, AppQuery, RequestId};
 use crate::read::{answer, decode_cursor, encode_cursor, limit, min_position, wait_for, Freshness};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -378,7 +378,7 @@ async fn get_order(
     path = "/v1/orders/{id}/history",
     tag = "orders",
     summary = "An order's events",
-    description = "Role: the order's owner, admin or auditor (anyone else gets 404). Every event of the order from the event store, oldest first, with who caused it and in which request.",
+    description = "Role: the order's owner, admin or auditor (anyone else gets 404). Every event of the order from the event store, oldest first, with who caused it and in which request. Admins and auditors see the full `actor` (`admin:<uuid>`); the owner sees the role alone (`admin`), never a staff account's id.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order.")),
     responses(
@@ -393,7 +393,14 @@ async fn order_history(
 ) -> Result<Json<Vec<AuditEvent>>> {
     // Visibility is decided on the order itself: 404 for anyone else's.
     orders::visible_order(&state, user.id, user.role, id).await?;
-    let events = audit::history(&state.pool, Order::TYPE, &id.to_string()).await?;
+    let mut events = audit::history(&state.pool, Order::TYPE, &id.to_string()).await?;
+    if !READERS.contains(&user.role) {
+        for event in &mut events {
+            if let Some(actor) = event.actor.as_mut() {
+                *actor = domain::metadata::Actor::role_only(actor).to_string();
+            }
+        }
+    }
     Ok(Json(events))
 }
 

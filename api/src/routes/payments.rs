@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::app::refusals::{
     CardTokenNotOwned, InvalidAmount, InvalidCallback, InvalidSignature, TooManyPaymentAttempts,
 };
+use crate::app::state::AppState;
 use crate::app::Domain;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
@@ -36,7 +37,6 @@ use crate::error::ErrorBody;
 use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::AppJson;
-use crate::state::AppState;
 use domain::order::OrderError;
 use domain::payment::CardError;
 

@@ -16,11 +16,11 @@ use uuid::Uuid;
 use crate::app::refusals::NotFound;
 use crate::app::refusals::NotRebuildable;
 use crate::app::refusals::RebuildRunning;
+use crate::app::state::AppState;
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::error::Answers;
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(start, progress))

@@ -67,3 +67,10 @@ impl DomainEvent for CartEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: carts hold products and the customer's id only.
+impl crate::personal::PersonalData for CartEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

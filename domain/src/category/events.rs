@@ -37,3 +37,10 @@ impl DomainEvent for CategoryEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: categories are the shop's catalog.
+impl crate::personal::PersonalData for CategoryEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

@@ -45,3 +45,10 @@ impl DomainEvent for CouponEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: coupons name codes and amounts.
+impl crate::personal::PersonalData for CouponEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

@@ -8,8 +8,9 @@ use crate::values::CustomerId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CustomerCommand {
-    /// Open an account. Sent to the aggregate `username.customer_id()`, so the
-    /// same username in any letter case meets the same aggregate.
+    /// Open an account. Sent to the aggregate of the username's id (a
+    /// function of the lower-cased username), so the same username in any
+    /// letter case meets the same aggregate.
     Register {
         customer_id: CustomerId,
         username: Username,
@@ -30,4 +31,6 @@ pub enum CustomerCommand {
         /// Already hashed by the caller (argon2id PHC string).
         password_hash: String,
     },
+    /// End every token issued so far (`shop users revoke`).
+    RevokeTokens,
 }

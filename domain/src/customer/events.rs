@@ -30,6 +30,12 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         password_hash: String,
     },
+    /// Every token issued before now stops working: tokens carry the
+    /// account's token version, and this is the new one.
+    TokensRevoked {
+        customer_id: CustomerId,
+        token_version: u32,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -38,11 +44,23 @@ impl DomainEvent for CustomerEvent {
             Self::CustomerRegistered { .. } => "CustomerRegistered",
             Self::RoleChanged { .. } => "RoleChanged",
             Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::TokensRevoked { .. } => "TokensRevoked",
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
         "1.0".to_string()
+    }
+}
+
+/// A registration names the person: their username, name, email and phone.
+/// (The password hash is a secret, withheld from every reader.)
+impl crate::personal::PersonalData for CustomerEvent {
+    fn personal_fields(event_type: &str) -> &'static [&'static str] {
+        match event_type {
+            "CustomerRegistered" => &["username", "fullname", "email", "phone"],
+            _ => &[],
+        }
     }
 }

@@ -245,3 +245,45 @@ fn error_codes_and_kinds_are_stable() {
     assert_eq!(CustomerError::NotRegistered.kind(), ErrorKind::NotFound);
     assert_eq!(CustomerValueError::BadPassword.code(), "invalid_password");
 }
+
+#[test]
+fn revoking_tokens_raises_the_token_version() {
+    Fw::with(())
+        .given(vec![registered(Role::Admin)])
+        .when(CustomerCommand::RevokeTokens)
+        .then_expect_events(vec![CustomerEvent::TokensRevoked {
+            customer_id: customer_id(),
+            token_version: 1,
+        }]);
+}
+
+#[test]
+fn tokens_of_an_unregistered_account_cannot_be_revoked() {
+    Fw::with(())
+        .given_no_previous_events()
+        .when(CustomerCommand::RevokeTokens)
+        .then_expect_error(CustomerError::NotRegistered);
+}
+
+#[test]
+fn a_role_change_a_password_change_and_a_revocation_each_end_older_tokens() {
+    let mut customer = Customer::default();
+    customer.apply(registered(Role::Admin));
+    assert_eq!(customer.token_version(), Some(0));
+    customer.apply(CustomerEvent::RoleChanged {
+        customer_id: customer_id(),
+        old_role: Role::Admin,
+        new_role: Role::Customer,
+    });
+    assert_eq!(customer.token_version(), Some(1));
+    customer.apply(CustomerEvent::PasswordChanged {
+        customer_id: customer_id(),
+        password_hash: OPERATOR_CHOSEN_HASH.to_string(),
+    });
+    assert_eq!(customer.token_version(), Some(2));
+    customer.apply(CustomerEvent::TokensRevoked {
+        customer_id: customer_id(),
+        token_version: 3,
+    });
+    assert_eq!(customer.token_version(), Some(3));
+}

@@ -70,9 +70,11 @@ impl Username {
         self.0.to_ascii_lowercase()
     }
 
-    /// The id of the `Customer` aggregate of this username (and the customer
-    /// id to register it with): `derived_id("customer", key)`. A second
-    /// registration in any letter case lands on the same aggregate.
+    /// The legacy id of the `Customer` aggregate of this username:
+    /// `derived_id("customer", key)`, which anyone can compute from the
+    /// username. Accounts registered before ids were keyed by a secret of the
+    /// installation have it, and lookups of a username still try it; new
+    /// accounts get a keyed id (see the application's `account_ids`).
     pub fn customer_id(&self) -> CustomerId {
         CustomerId(derived_id("customer", &self.key()))
     }

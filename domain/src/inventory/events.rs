@@ -125,3 +125,10 @@ impl DomainEvent for InventoryEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: stock counts, holds and the reasons staff give.
+impl crate::personal::PersonalData for InventoryEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

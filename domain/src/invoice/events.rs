@@ -53,3 +53,10 @@ impl DomainEvent for InvoiceNumberingEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: invoice numbers and order ids.
+impl crate::personal::PersonalData for InvoiceNumberingEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

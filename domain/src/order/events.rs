@@ -188,3 +188,14 @@ impl DomainEvent for OrderEvent {
         "1.0".to_string()
     }
 }
+
+/// An order's shipping address (with the recipient's name) is personal; the
+/// rest is the order's (customer ids, amounts, tracking numbers).
+impl crate::personal::PersonalData for OrderEvent {
+    fn personal_fields(event_type: &str) -> &'static [&'static str] {
+        match event_type {
+            "OrderPlaced" => &["shipping_address"],
+            _ => &[],
+        }
+    }
+}

@@ -52,3 +52,10 @@ impl DomainEvent for ProductEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: products are the shop's catalog.
+impl crate::personal::PersonalData for ProductEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

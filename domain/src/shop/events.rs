@@ -35,3 +35,10 @@ impl DomainEvent for ShopEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: a shop is a seller, its name and address a business's.
+impl crate::personal::PersonalData for ShopEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

@@ -22,3 +22,10 @@ impl DomainEvent for SkuEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: SKUs are the catalog's.
+impl crate::personal::PersonalData for SkuEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

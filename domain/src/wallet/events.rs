@@ -33,3 +33,10 @@ impl DomainEvent for WalletEvent {
         "1.0".to_string()
     }
 }
+
+/// No personal data: amounts and payment ids.
+impl crate::personal::PersonalData for WalletEvent {
+    fn personal_fields(_event_type: &str) -> &'static [&'static str] {
+        &[]
+    }
+}

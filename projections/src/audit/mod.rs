@@ -252,6 +252,32 @@ pub fn redact(value: &mut Value) {
     }
 }
 
+/// Replaces the fields of `event` that hold personal data (as its event
+/// type declares them, see `domain::personal`) with "[redacted]": the event
+/// log as an operator reads it. An event of an aggregate type the domain
+/// does not know is withheld whole.
+pub fn redact_personal(event: &mut AuditEvent) {
+    use domain::personal::REDACTED;
+    use domain::personal_fields;
+    let Value::Object(variants) = &mut event.payload else {
+        return;
+    };
+    for (variant, body) in variants.iter_mut() {
+        match personal_fields(&event.aggregate_type, variant) {
+            Some(fields) => {
+                if let Value::Object(body) = body {
+                    for field in fields {
+                        if let Some(value) = body.get_mut(*field) {
+                            *value = Value::String(REDACTED.to_string());
+                        }
+                    }
+                }
+            }
+            None => *body = Value::String(REDACTED.to_string()),
+        }
+    }
+}
+
 /// Up to `limit` events matching `filter`, in global order, redacted.
 pub async fn events(
     pool: &PgPool,

@@ -179,8 +179,12 @@ pub struct AuditEvent {
     pub recorded_at: DateTime<Utc>,
     /// Who caused it, e.g. `admin:<uuid>` or `anonymous`.
     pub actor: Option<String>,
-    /// The request that caused it (`X-Request-Id`).
+    /// The request that caused it: the id the server made for it (its
+    /// answer's `X-Correlation-Id`).
     pub correlation_id: Option<String>,
+    /// The client's own id of that request (its `X-Request-Id`), if it sent
+    /// one.
+    pub client_request_id: Option<String>,
     /// The command that caused it.
     pub causation_id: Option<String>,
     pub command: Option<String>,
@@ -192,7 +196,8 @@ pub struct AuditEvent {
 /// The columns of [`AuditEvent`].
 const AUDIT_COLUMNS: &str = "global_position AS position, aggregate_type, aggregate_id, sequence,
     event_type, event_version, recorded_at, metadata->>'actor' AS actor,
-    metadata->>'correlation_id' AS correlation_id, metadata->>'causation_id' AS causation_id,
+    metadata->>'correlation_id' AS correlation_id,
+    metadata->>'client_request_id' AS client_request_id, metadata->>'causation_id' AS causation_id,
     metadata->>'command' AS command, payload::jsonb AS payload";
 
 /// Which events to read.

@@ -31,6 +31,11 @@ use crate::tokens::Tokens;
 pub struct AppState {
     pub pool: PgPool,
     pub tokens: Tokens,
+    /// Accounts' current roles and token versions, remembered briefly, that
+    /// every token is checked against.
+    pub standings: Arc<crate::app::token_standing::StandingCache>,
+    /// Derives new accounts' ids from usernames with the installation's key.
+    pub account_ids: Arc<crate::app::account_ids::AccountIds>,
     /// Sign-in attempts per client address.
     pub login_limiter: Arc<Limiter<IpAddr>>,
     /// Failed sign-ins per account (its customer id), from any address.
