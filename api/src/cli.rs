@@ -249,13 +249,18 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
 
 async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let config = app_config(settings)?;
-    let pool = startup::connect(url, settings.database.db_max_connections).await?;
+    // The process opens at most `db_max_connections` in all: the projectors'
+    // share (all the migrations need without projectors), the rest for the
+    // HTTP API.
+    let total = settings.database.db_max_connections.max(2);
+    let projector_connections = if settings.no_projectors { 1 } else { total / 2 };
+    let pool = startup::connect(url, projector_connections).await?;
     startup::migrate(&pool).await?;
     // The HTTP API's own pool, whose statements PostgreSQL cancels past the
     // statement timeout; the projectors' batches keep theirs.
     let api_pool = startup::connect_with_statement_timeout(
         url,
-        settings.database.db_max_connections,
+        total - projector_connections,
         Some(std::time::Duration::from_millis(
             settings.database.db_statement_timeout_ms,
         )),

@@ -36,6 +36,8 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
     pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const OVERLOADED: &str = "overloaded";
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 use crate::app::refusals::{CursorNotFound, InvalidLimit, InvalidMinPosition};
 use crate::error::codes::{
     DATABASE_UNAVAILABLE, INVALID_BODY, INVALID_PATH, INVALID_QUERY, INVALID_TEXT, MALFORMED_JSON,
-    PAYLOAD_TOO_LARGE, UNAUTHORIZED, UNSUPPORTED_MEDIA_TYPE,
+    OVERLOADED, PAYLOAD_TOO_LARGE, REQUEST_TIMEOUT, UNAUTHORIZED, UNSUPPORTED_MEDIA_TYPE,
 };
 use crate::error::error_answer;
 
@@ -207,6 +207,17 @@ fn add_error_answers(operation: &mut Operation) {
             &format!("The database is unavailable (`{DATABASE_UNAVAILABLE}`); try again shortly."),
         );
     }
+    // The bounds at the edge of the server apply to every operation.
+    add(
+        "408",
+        &format!(
+            "The request took longer than the server allows (`{REQUEST_TIMEOUT}`); send it again."
+        ),
+    );
+    add(
+        "503",
+        &format!("The server is serving as many requests as it can (`{OVERLOADED}`); try again after `Retry-After`."),
+    );
 }
 
 /// Queries that take `min_position` also take it as the `X-Min-Position`

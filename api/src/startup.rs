@@ -303,13 +303,13 @@ async fn edge_error(error: tower::BoxError) -> error::ApiError {
     if error.is::<tower::load_shed::error::Overloaded>() {
         error::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            error::codes::OVERLOADED,
             "The server is serving as many requests as it can; try again shortly.",
         )
     } else if error.is::<tower::timeout::error::Elapsed>() {
         error::ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            error::codes::REQUEST_TIMEOUT,
             "The request took too long; send it again.",
         )
     } else {
