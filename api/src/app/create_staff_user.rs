@@ -53,7 +53,7 @@ pub enum CreateStaffError {
 }
 
 use_case_error!(CreateStaffError {
-    Self::Invalid(_) => refused(Rule, "invalid_account"),
+    Self::Invalid(_) => refused(Rule, super::register::INVALID_ACCOUNT),
     Self::UsernameTaken { .. } => refused(Conflict, "username_taken"),
     Self::Customer(e) => domain(e: CustomerError),
     Self::Store(e) => nested(e: StoreError),

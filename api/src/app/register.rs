@@ -32,8 +32,12 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
+/// The code of account details that break a rule (username, password,
+/// name, email, phone).
+pub const INVALID_ACCOUNT: &str = "invalid_account";
+
 use_case_error!(RegisterError {
-    Self::Invalid(_) => refused(Rule, "invalid_account"),
+    Self::Invalid(_) => refused(Rule, INVALID_ACCOUNT),
     Self::Customer(e) => domain(e: CustomerError),
     Self::Store(e) => nested(e: StoreError),
 });

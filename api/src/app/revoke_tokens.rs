@@ -22,7 +22,7 @@ pub enum RevokeTokensError {
 }
 
 use_case_error!(RevokeTokensError {
-    Self::Invalid(_) => refused(Rule, "invalid_account"),
+    Self::Invalid(_) => refused(Rule, super::register::INVALID_ACCOUNT),
     Self::UnknownUser { .. } => refused(NotFound, "customer_not_found"),
     Self::Customer(e) => domain(e: CustomerError),
     Self::Store(e) => nested(e: StoreError),
