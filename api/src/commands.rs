@@ -3,8 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateError};
+use cqrs_es::AggregateError;
 use domain::error::DomainError;
 use domain::metadata::{Actor, CommandMetadata};
 use domain::stored::StoredAggregate;
@@ -189,27 +188,4 @@ where
     T: serde::Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// Decides `commands` one after the other on a copy of `aggregate` and
-/// stores nothing. A request made of several commands checks all of them
-/// before it executes the first, so a refusal of a later one does not leave
-/// the earlier ones done. (The real execution decides again on fresh state.)
-pub async fn dry_run<A>(
-    aggregate: &A,
-    services: &A::Services,
-    commands: impl IntoIterator<Item = A::Command>,
-) -> Result<(), ApiError>
-where
-    A: Aggregate + Clone,
-    A::Error: DomainError,
-{
-    let mut copy = aggregate.clone();
-    for command in commands {
-        let sink = EventSink::default();
-        copy.handle(command, services, &sink)
-            .await
-            .map_err(|e| domain_error(&e))?;
-    }
-    Ok(())
 }

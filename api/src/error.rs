@@ -70,10 +70,18 @@ impl ApiError {
     /// 429: too many requests of this kind; try again in `wait` (rounded up
     /// to whole seconds, at least one).
     pub fn too_many(code: &str, message: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_in(Some(wait))
+    }
+    /// With `Retry-After: wait` (rounded up to whole seconds, at least one)
+    /// when there is a wait.
+    pub fn retry_in(self, wait: Option<std::time::Duration>) -> Self {
+        let Some(wait) = wait else {
+            return self;
+        };
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {
             retry_after: Some(seconds.max(1)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+            ..self
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -310,9 +318,11 @@ from_use_case!(
     crate::app::KeyReused,
     crate::app::Forbidden,
     crate::app::cancel_order::CancelOrderError,
+    crate::app::create_coupon::CreateCouponError,
     crate::app::create_product::CreateProductError,
     crate::app::coupons::OrderCouponError,
     crate::app::create_staff_user::CreateStaffError,
+    crate::app::gateway::GatewayFailure,
     crate::app::lock_stock::LockStockError,
     crate::app::orders::LoadOrderError,
     crate::app::place_order::PlaceOrderError,
@@ -320,10 +330,14 @@ from_use_case!(
     crate::app::pricing::PricingError,
     crate::app::products::ClaimSkuError,
     crate::app::products::FindProductError,
+    crate::app::readiness::NotReady,
     crate::app::refund_order::RefundOrderError,
     crate::app::register::RegisterError,
     crate::app::revoke_tokens::RevokeTokensError,
     crate::app::set_order_status::SetOrderStatusError,
+    crate::app::sign_in::SignInError,
+    crate::app::top_up_wallet::TopUpError,
+    crate::app::update_category::UpdateCategoryError,
     crate::app::update_product::UpdateProductError,
     refusals::InvalidQuantity,
     refusals::InvalidTtl,

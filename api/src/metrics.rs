@@ -81,7 +81,7 @@ pub async fn render(
     if !allowed {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "forbidden",
+            crate::app::FORBIDDEN,
             "Metrics are for operators, or for scrapers on this machine.",
         ));
     }

@@ -23,21 +23,28 @@ pub mod account_ids;
 pub mod cancel_order;
 pub mod cart;
 pub mod coupons;
+pub mod create_coupon;
 pub mod create_product;
 pub mod create_staff_user;
+pub mod gateway;
 pub mod lock_stock;
 pub mod orders;
 pub mod passwords;
 pub mod place_order;
 pub mod pricing;
 pub mod products;
+pub mod readiness;
 pub mod refund_order;
 pub mod refusals;
 pub mod register;
 pub mod revoke_tokens;
 pub mod set_order_status;
+pub mod sign_in;
 pub mod state;
 pub mod token_standing;
+pub mod tokenize_card;
+pub mod top_up_wallet;
+pub mod update_category;
 pub mod update_product;
 
 /// Who asks, and in which request: what every command's metadata needs.
@@ -255,6 +262,30 @@ macro_rules! use_case_error {
     };
 }
 pub(crate) use use_case_error;
+
+/// Decides `commands` one after the other on a copy of `aggregate` and
+/// stores nothing. A use case made of several commands checks all of them
+/// before it executes the first, so a refusal of a later one does not leave
+/// the earlier ones done. (The real execution decides again on fresh state.)
+pub async fn dry_run<A>(
+    aggregate: &A,
+    services: &A::Services,
+    commands: impl IntoIterator<Item = A::Command>,
+) -> Result<(), A::Error>
+where
+    A: cqrs_es::Aggregate + Clone,
+{
+    let mut copy = aggregate.clone();
+    for command in commands {
+        copy.handle(
+            command,
+            services,
+            &cqrs_es::event_sink::EventSink::default(),
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// The code of [`StoreError::Conflict`].
 pub const CONCURRENT_MODIFICATION: &str = "concurrent_modification";

@@ -12,11 +12,11 @@ use domain::order::{
     check_line_count, Order, OrderCommand, OrderCoupon, OrderError, OrderView, PaymentMethod,
     ShippingAddress,
 };
-use domain::payment::GatewayError;
 use domain::values::{CustomerId, OrderId, ProductId, Quantity};
 use projections::event_store::lookups;
 
 use super::coupons::{order_coupon, OrderCouponError};
+use super::gateway::{check_card_owner, GatewayFailure};
 use super::orders::{load_order, LoadOrderError};
 use super::pricing::{order_lines, subtotal, PricingError};
 use super::{replayed_creation, use_case_error, Caller, KeyReused, StoreError};
@@ -97,9 +97,7 @@ pub enum PlaceOrderError {
         given: i64,
     },
     #[error(transparent)]
-    CardTokenNotOwned(super::refusals::CardTokenNotOwned),
-    #[error("The payment gateway is unavailable; try again.")]
-    GatewayUnavailable,
+    Gateway(#[from] GatewayFailure),
     #[error(transparent)]
     Cart(CartError),
     #[error(transparent)]
@@ -120,8 +118,7 @@ use_case_error!(PlaceOrderError {
     Self::InvalidExpectedTotal => refused(Rule, "invalid_expected_total"),
     Self::InvalidQuantity(e) => nested(e: super::refusals::InvalidQuantity),
     Self::PriceMismatch { .. } => refused(Conflict, "price_mismatch"),
-    Self::CardTokenNotOwned(e) => nested(e: super::refusals::CardTokenNotOwned),
-    Self::GatewayUnavailable => refused(Unavailable, "payment_gateway_unavailable"),
+    Self::Gateway(e) => nested(e: GatewayFailure),
     Self::Cart(e) => domain(e: CartError),
     Self::Pricing(e) => nested(e: PricingError),
     Self::Coupon(e) => nested(e: OrderCouponError),
@@ -344,28 +341,6 @@ async fn place(
         position: committed.position,
         warnings,
     })
-}
-
-/// Refuses a card token the gateway made for another customer, before
-/// anything is written or charged.
-async fn check_card_owner(
-    state: &AppState,
-    customer_id: CustomerId,
-    token: &str,
-) -> Result<(), PlaceOrderError> {
-    match state.gateway.token_owner(token.trim()).await {
-        Ok(owner) if owner.may_be_used_by(customer_id) => Ok(()),
-        Ok(_) => Err(PlaceOrderError::CardTokenNotOwned(
-            super::refusals::CardTokenNotOwned::new(
-                "This card token belongs to another account; pay with a card of your own.",
-            ),
-        )),
-        Err(GatewayError::Unavailable(e)) => {
-            tracing::warn!(error = %e, "payment gateway unavailable");
-            Err(PlaceOrderError::GatewayUnavailable)
-        }
-        Err(e) => Err(PlaceOrderError::Store(StoreError::Internal(e.to_string()))),
-    }
 }
 
 /// Takes one use of the coupon for the order; answers whether this call

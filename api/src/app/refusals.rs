@@ -81,4 +81,6 @@ refusal! {
     NotRebuildable => Conflict "not_rebuildable";
     /// A card token made for another customer.
     CardTokenNotOwned => Conflict domain::payment::TOKEN_NOT_OWNED;
+    /// The payment gateway did not answer.
+    PaymentGatewayUnavailable => Unavailable "payment_gateway_unavailable";
 }

@@ -12,9 +12,12 @@ pub enum RevokeTokensError {
     /// Not a username at all.
     #[error(transparent)]
     Invalid(#[from] CustomerValueError),
-    /// No account has this username.
+    /// No account has this username (`CustomerError::NotRegistered`).
     #[error("There is no account named {username:?}.")]
-    UnknownUser { username: String },
+    UnknownUser {
+        username: String,
+        refusal: CustomerError,
+    },
     #[error(transparent)]
     Customer(CustomerError),
     #[error(transparent)]
@@ -23,7 +26,7 @@ pub enum RevokeTokensError {
 
 use_case_error!(RevokeTokensError {
     Self::Invalid(_) => refused(Rule, super::register::INVALID_ACCOUNT),
-    Self::UnknownUser { .. } => refused(NotFound, "customer_not_found"),
+    Self::UnknownUser { refusal: e, .. } => domain(e: CustomerError where NotFound),
     Self::Customer(e) => domain(e: CustomerError),
     Self::Store(e) => nested(e: StoreError),
 });
@@ -40,6 +43,7 @@ pub async fn revoke_tokens(
     let Some((id, _)) = super::register::find_account(state, &username).await? else {
         return Err(RevokeTokensError::UnknownUser {
             username: username.as_str().to_string(),
+            refusal: CustomerError::NotRegistered,
         });
     };
     let meta = CommandMetadata::new(

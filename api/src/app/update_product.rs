@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use domain::product::{ProductCommand, ProductError, ProductServices};
 use domain::values::{CategoryId, Money, ProductId, ShopId, Sku, ValueError};
 use projections::lookups::EventStoreLookups;
@@ -93,17 +91,14 @@ pub async fn update_product(
     // refused price does not leave new details (or a claimed SKU) behind.
     // (The real execution decides again on fresh state.)
     let services = ProductServices::new(Arc::new(EventStoreLookups::new(state.pool.clone())));
-    let mut copy = current.clone();
     let planned = std::iter::once(details.clone()).chain(
         price
             .clone()
             .map(|price| ProductCommand::ChangePrice { price }),
     );
-    for command in planned {
-        copy.handle(command, &services, &EventSink::default())
-            .await
-            .map_err(UpdateProductError::Product)?;
-    }
+    super::dry_run(&current, &services, planned)
+        .await
+        .map_err(UpdateProductError::Product)?;
 
     let claim_meta = caller.meta("ClaimSku");
     if let Some(sku) = &new_sku {

@@ -13,12 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::passwords::verify_password;
-use crate::app::refusals::{
-    InvalidCredentials, NotFound, PasswordCheckBusy, TooManyAttempts, TooManyFailedSignIns,
-    TooManySignUps,
-};
+use crate::app::refusals::{NotFound, PasswordCheckBusy, TooManyAttempts, TooManySignUps};
 use crate::app::register::{self, NewAccount, RegisterError};
+use crate::app::sign_in::{sign_in, SignInError};
 use crate::app::state::AppState;
 use crate::auth::AuthUser;
 use crate::client::ClientIp;
@@ -154,7 +151,7 @@ struct LoginAnswer {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in.", body = LoginAnswer),
-        Answers::<(InvalidCredentials, TooManyAttempts, TooManyFailedSignIns, PasswordCheckBusy)>,
+        Answers::<(SignInError, TooManyAttempts, PasswordCheckBusy)>,
     ),
 )]
 async fn login(
@@ -166,51 +163,14 @@ async fn login(
         TooManyAttempts::CODE,
         "Too many sign-in attempts from this address; wait a minute.",
     )?;
-    let username = Username::parse(&body.username).ok();
-    // Failures are counted per account too, whatever the address: guessing
-    // one account's password from many addresses is limited as well.
-    let account = username.as_ref().map(|u| u.customer_id().as_uuid());
-    if let Some(account) = &account {
-        state.login_failures.check(account).map_err(|wait| {
-            ApiError::too_many(
-                TooManyFailedSignIns::CODE,
-                "Too many failed sign-ins for this account; wait a minute.",
-                wait,
-            )
-        })?;
-    }
-    let wrong = || {
-        ApiError::from(InvalidCredentials::new(
-            "The username or password is wrong.",
-        ))
-    };
-    let customer = match &username {
-        Some(username) => register::find_account(&state, username)
-            .await?
-            .map(|(_, customer)| customer),
-        None => None,
-    };
-    let hash = customer
-        .as_ref()
-        .and_then(|c| c.password_hash())
-        .map(str::to_string);
-    if !verify_password(&state.hashing, body.password, hash).await? {
-        if let Some(account) = &account {
-            state.login_failures.failed(account);
-        }
-        return Err(wrong());
-    }
-    let customer = customer.ok_or_else(wrong)?;
-    let (Some(id), Some(role)) = (customer.customer_id(), customer.role()) else {
-        return Err(wrong());
-    };
-    let version = customer.token_version().unwrap_or_default();
-    let (token, expires_at) = state.tokens.issue_versioned(id.as_uuid(), role, version)?;
+    let signed_in = sign_in(&state, &body.username, body.password)
+        .await
+        .map_err(|e| ApiError::from_use_case(&e).retry_in(e.retry_after()))?;
     Ok(Json(LoginAnswer {
-        token,
-        expires_at,
-        customer_id: id.as_uuid(),
-        role,
+        token: signed_in.token,
+        expires_at: signed_in.expires_at,
+        customer_id: signed_in.customer_id.as_uuid(),
+        role: signed_in.role,
     }))
 }
 

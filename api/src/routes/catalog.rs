@@ -1,15 +1,12 @@
 //! Catalog commands (categories, shops, products) and single-item reads.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use domain::category::{Category, CategoryCommand, CategoryError, CategoryServices};
+use domain::category::{CategoryCommand, CategoryError};
 use domain::product::{ProductCommand, ProductError};
 use domain::shop::{ShopCommand, ShopError};
 use domain::values::{CategoryId, ProductId, ShopId};
-use projections::lookups::EventStoreLookups;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,14 +16,15 @@ use uuid::Uuid;
 use crate::app::create_product::{self, CreateProductError};
 use crate::app::products::{existing_product, FindProductError};
 use crate::app::state::AppState;
+use crate::app::update_category::{self, CategoryChange, UpdateCategoryError};
 use crate::app::update_product::{self, UpdateProductError};
 use crate::app::{Domain, Forbidden, KeyReused, StoreError};
 use crate::auth::Admin;
 use crate::commands::{
-    caller, command_error, create, double_option, dry_run, metadata, request_hash, CommandAnswer,
+    caller, command_error, create, double_option, metadata, request_hash, CommandAnswer,
     IdempotencyKey, IdempotencyKeyHeader,
 };
-use crate::error::{Answers, ApiError, Result};
+use crate::error::{Answers, Result};
 use crate::extract::{AppJson, AppPath, RequestId};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -94,7 +92,7 @@ async fn create_category(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CategoryChange {
+struct CategoryBody {
     /// Not blank, at most 100 characters.
     #[serde(default)]
     #[schema(max_length = 100, format = "not-blank")]
@@ -113,10 +111,10 @@ struct CategoryChange {
     description = "Role: admin. Renames the category and/or moves it; both or neither happen.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The category.")),
-    request_body = CategoryChange,
+    request_body = CategoryBody,
     responses(
         (status = 200, description = "Changed: the category id and position.", body = CommandAnswer),
-        Answers::<(Forbidden, Domain<CategoryError>, StoreError)>,
+        Answers::<(Forbidden, UpdateCategoryError)>,
     ),
 )]
 async fn update_category(
@@ -124,48 +122,15 @@ async fn update_category(
     Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
-    AppJson(body): AppJson<CategoryChange>,
+    AppJson(body): AppJson<CategoryBody>,
 ) -> Result<Json<CommandAnswer>> {
-    let current = load_category(&state, id).await?;
-    let mut commands = Vec::new();
-    if let Some(name) = body.name {
-        commands.push(("RenameCategory", CategoryCommand::Rename { name }));
-    }
-    if let Some(parent) = body.parent_category_id {
-        let new_parent = parent.map(CategoryId);
-        commands.push(("MoveCategory", CategoryCommand::Move { new_parent }));
-    }
-    // A rename with a refused move (or the other way round) changes nothing.
-    let services = CategoryServices::new(lookups(&state));
-    let planned: Vec<CategoryCommand> = commands.iter().map(|(_, c)| c.clone()).collect();
-    dry_run(&current, &services, planned).await?;
-    let aggregate_id = id.to_string();
-    let mut position = 0;
-    for (name, command) in commands {
-        let meta = metadata(user.actor(), &request_id, name);
-        let committed = state
-            .categories
-            .execute_with_retry(&aggregate_id, command, &meta)
-            .await
-            .map_err(command_error)?;
-        position = committed.position;
-    }
+    let change = CategoryChange {
+        name: body.name,
+        parent: body.parent_category_id.map(|p| p.map(CategoryId)),
+    };
+    let position =
+        update_category::update_category(&state, &caller(&user, &request_id), id, change).await?;
     Ok(Json(CommandAnswer { id, position }))
-}
-
-/// The domain's lookups over the event store, for dry runs.
-fn lookups(state: &AppState) -> Arc<EventStoreLookups> {
-    Arc::new(EventStoreLookups::new(state.pool.clone()))
-}
-
-async fn load_category(state: &AppState, id: Uuid) -> Result<Category> {
-    state
-        .categories
-        .load(&id.to_string())
-        .await
-        .map_err(command_error::<CategoryError>)?
-        .filter(Category::is_created)
-        .ok_or_else(|| ApiError::not_found("There is no such category."))
 }
 
 // ---- shops ----

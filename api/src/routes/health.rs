@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::app::readiness::{check_ready, NotReady};
 use crate::app::state::AppState;
-use crate::error::ErrorBody;
-use crate::error::{ApiError, Result};
+use crate::error::{Answers, Result};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,54 +36,13 @@ async fn live() -> Json<Value> {
     path = "/health/ready",
     tag = "health",
     summary = "Readiness",
-    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise (`database_unavailable`, `migrations_pending`, `projector_halted`).",
+    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise, naming the cause.",
     responses(
         (status = 200, description = "Ready.", body = Object, example = json!({"status": "ready"})),
-        (status = 503, description = "Not ready: the database is unreachable, a migration is pending or a projector needs an operator.", body = ErrorBody),
+        Answers::<NotReady>,
     ),
 )]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
-    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
-        .fetch_all(&state.pool)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "readiness: database did not answer");
-            ApiError::unavailable()
-        })?;
-    let missing = projections::MIGRATOR
-        .iter()
-        .filter(|m| !applied.iter().any(|(v,)| *v == m.version))
-        .count();
-    if missing > 0 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "migrations_pending",
-            format!("{missing} database migration(s) are not applied yet."),
-        ));
-    }
-    let halted: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT c.name, c.state,
-                (SELECT count(*) FROM projector_dead_letters d
-                  WHERE d.projector = c.name AND d.resolution IS NULL)
-           FROM projector_checkpoints c
-          WHERE c.state = 'stopped'
-             OR EXISTS (SELECT 1 FROM projector_dead_letters d
-                         WHERE d.projector = c.name AND d.resolution IS NULL)
-          ORDER BY c.name",
-    )
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|_| ApiError::unavailable())?;
-    if !halted.is_empty() {
-        let names: Vec<String> = halted
-            .iter()
-            .map(|(name, state, dead)| format!("{name} ({state}, {dead} dead letter(s))"))
-            .collect();
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "projector_halted",
-            format!("Projector(s) need an operator: {}.", names.join(", ")),
-        ));
-    }
+    check_ready(&state.pool).await?;
     Ok(Json(json!({ "status": "ready" })))
 }

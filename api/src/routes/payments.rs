@@ -11,12 +11,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use domain::metadata::Role;
-use domain::payment::{CardDetails, ChargeRequest, GatewayError};
-use domain::values::{CustomerId, Money};
+use domain::payment::CardDetails;
+use domain::values::CustomerId;
 use domain::wallet::wallet_id;
 use projections::payments::{
-    handle_callback, signature, CallbackOutcome, ChargeFor, GatewayCallback, WebhookError,
-    SIGNATURE_HEADER,
+    handle_callback, signature, CallbackOutcome, GatewayCallback, WebhookError, SIGNATURE_HEADER,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,21 +23,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::refusals::{
-    CardTokenNotOwned, InvalidAmount, InvalidCallback, InvalidSignature, TooManyPaymentAttempts,
-};
+use crate::app::gateway::GatewayFailure;
+use crate::app::refusals::{InvalidCallback, InvalidSignature, TooManyPaymentAttempts};
 use crate::app::state::AppState;
-use crate::app::Domain;
+use crate::app::tokenize_card::tokenize_card;
+use crate::app::top_up_wallet::{top_up_wallet, TopUpError};
 use crate::app::Forbidden;
 use crate::auth::AuthUser;
-use crate::commands::{command_error, domain_error, IdempotencyKey, IdempotencyKeyHeader};
+use crate::commands::{command_error, IdempotencyKey, IdempotencyKeyHeader};
 use crate::error::Answers;
-use crate::error::ErrorBody;
 use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
 use crate::extract::AppJson;
-use domain::order::OrderError;
-use domain::payment::CardError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -51,9 +47,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Who has a wallet.
 const CUSTOMERS: &[Role] = &[Role::Customer];
 
-/// Largest single top-up, in minor units.
-const MAX_TOP_UP: i64 = 100_000_000;
-
 /// Card tokenizations and top-ups share one per-customer limit (cards
 /// cannot be tested in bulk).
 fn payment_limit(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
@@ -61,17 +54,6 @@ fn payment_limit(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
         TooManyPaymentAttempts::CODE,
         "Too many card payments or tokenizations; wait a minute.",
     )
-}
-
-fn gateway_error(error: GatewayError) -> ApiError {
-    match error {
-        GatewayError::Card(e) => domain_error(&e),
-        GatewayError::Unavailable(e) => {
-            tracing::warn!(error = %e, "payment gateway unavailable");
-            ApiError::unavailable()
-        }
-        other => ApiError::internal(other),
-    }
 }
 
 /// A card as typed in. Never stored or logged.
@@ -119,7 +101,7 @@ struct TokenAnswer {
     request_body = CardBody,
     responses(
         (status = 201, description = "Tokenized.", body = TokenAnswer),
-        Answers::<(Domain<CardError>, TooManyPaymentAttempts)>,
+        Answers::<(GatewayFailure, TooManyPaymentAttempts)>,
     ),
 )]
 async fn tokenize(
@@ -133,11 +115,7 @@ async fn tokenize(
         expiry: body.expiry,
         cvc: body.cvc,
     };
-    let token = state
-        .gateway
-        .tokenize(CustomerId(user.id), card)
-        .await
-        .map_err(gateway_error)?;
+    let token = tokenize_card(&state, CustomerId(user.id), card).await?;
     Ok((
         StatusCode::CREATED,
         Json(TokenAnswer {
@@ -166,7 +144,6 @@ struct WebhookAnswer {
     request_body(content = String, description = "The callback JSON, exactly as signed.", content_type = "application/json"),
     responses(
         (status = 200, description = "Handled (or handled before).", body = WebhookAnswer),
-        (status = 503, description = "Try again later.", body = ErrorBody),
         Answers::<(InvalidSignature, InvalidCallback)>,
     ),
 )]
@@ -283,8 +260,7 @@ struct TopUpAnswer {
     request_body = TopUpBody,
     responses(
         (status = 202, description = "The charge is on its way.", body = TopUpAnswer),
-        (status = 503, description = "The gateway is unavailable; try again.", body = ErrorBody),
-        Answers::<(Forbidden, (InvalidAmount, CardTokenNotOwned), Domain<OrderError>, Domain<CardError>, TooManyPaymentAttempts)>,
+        Answers::<(Forbidden, TopUpError, TooManyPaymentAttempts)>,
     ),
 )]
 async fn top_up(
@@ -295,51 +271,14 @@ async fn top_up(
 ) -> Result<(StatusCode, Json<TopUpAnswer>)> {
     user.require(CUSTOMERS)?;
     payment_limit(&state, &user)?;
-    if !(1..=MAX_TOP_UP).contains(&body.amount) {
-        return Err(InvalidAmount(format!("A top-up is 1 to {MAX_TOP_UP} minor units.")).into());
-    }
     let TopUpPayment::Card { token } = body.payment;
-    let token = token.trim().to_string();
-    if token.is_empty() {
-        return Err(ApiError::refusal(
-            &OrderError::PaymentTokenRequired,
-            "A card top-up needs a card token.",
-        ));
-    }
-    let owner = state
-        .gateway
-        .token_owner(&token)
-        .await
-        .map_err(gateway_error)?;
-    if !owner.may_be_used_by(CustomerId(user.id)) {
-        return Err(CardTokenNotOwned::new(
-            "This card token belongs to another account; pay with a card of your own.",
-        )
-        .into());
-    }
     let top_up_id = key.creation_id("topup", user.id);
-    let reference = ChargeFor::TopUp {
-        customer_id: CustomerId(user.id),
-        top_up_id,
-    }
-    .reference();
-    let amount = Money::new(body.amount, state.currency.clone())
-        .map_err(|e| ApiError::from(InvalidAmount(e.to_string())))?;
-    let charge_id = state
-        .gateway
-        .charge(ChargeRequest {
-            reference,
-            customer_id: CustomerId(user.id),
-            token,
-            amount,
-        })
-        .await
-        .map_err(gateway_error)?;
+    let top_up = top_up_wallet(&state, CustomerId(user.id), top_up_id, body.amount, &token).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TopUpAnswer {
-            top_up_id,
-            charge_id,
+            top_up_id: top_up.top_up_id,
+            charge_id: top_up.charge_id,
             status: "pending".to_string(),
         }),
     ))
