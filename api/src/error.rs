@@ -336,6 +336,7 @@ from_use_case!(
     crate::app::revoke_tokens::RevokeTokensError,
     crate::app::set_order_status::SetOrderStatusError,
     crate::app::sign_in::SignInError,
+    crate::app::stock::StockError,
     crate::app::top_up_wallet::TopUpError,
     crate::app::update_category::UpdateCategoryError,
     crate::app::update_product::UpdateProductError,

@@ -41,6 +41,7 @@ pub mod revoke_tokens;
 pub mod set_order_status;
 pub mod sign_in;
 pub mod state;
+pub mod stock;
 pub mod token_standing;
 pub mod tokenize_card;
 pub mod top_up_wallet;

@@ -2,10 +2,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Duration, Utc};
-use domain::inventory::{InventoryCommand, InventoryError, InventoryItem};
-use domain::metadata::CommandMetadata;
-use domain::values::{derived_id, OrderId, ProductId, Quantity};
+use chrono::{DateTime, Utc};
+use domain::inventory::InventoryCommand;
+use domain::values::{OrderId, ProductId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,17 +13,13 @@ use uuid::Uuid;
 
 use crate::app::lock_stock::LockStockError;
 use crate::app::lock_stock::{lock_stock, Locked};
-use crate::app::products::existing_product;
-use crate::app::products::FindProductError;
-use crate::app::refusals::{InvalidQuantity, InvalidTtl};
 use crate::app::state::AppState;
-use crate::app::Domain;
+use crate::app::stock::{self, StockError};
 use crate::app::Forbidden;
-use crate::app::StoreError;
 use crate::auth::Admin;
-use crate::commands::{caller, command_error, metadata, CommandAnswer};
+use crate::commands::{caller, CommandAnswer};
 use crate::error::Answers;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::extract::{AppJson, AppPath, RequestId};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,41 +32,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lock))
 }
 
-/// A hold without `ttl_seconds` lasts this long.
-const DEFAULT_HOLD_TTL_SECONDS: i64 = 15 * 60;
-/// The longest hold one can ask for: a week.
-const MAX_HOLD_TTL_SECONDS: i64 = 7 * 24 * 3600;
-
-async fn load_item(state: &AppState, product: ProductId) -> Result<InventoryItem> {
-    Ok(state
-        .inventory
-        .load(&product.to_string())
-        .await
-        .map_err(command_error::<InventoryError>)?
-        .unwrap_or_default())
-}
-
-fn quantity(value: i64) -> Result<Quantity> {
-    Quantity::new(value).map_err(|e| ApiError::from(InvalidQuantity(e.to_string())))
-}
-
-/// Runs one inventory command against an existing product.
+/// Runs one stock command; answers the product id and position.
 async fn run(
     state: &AppState,
+    user: &crate::auth::AuthUser,
+    request_id: &RequestId,
     product_id: Uuid,
+    name: &str,
     command: InventoryCommand,
-    meta: &CommandMetadata,
-) -> Result<CommandAnswer> {
-    existing_product(state, ProductId(product_id)).await?;
-    let committed = state
-        .inventory
-        .execute_with_retry(&product_id.to_string(), command, meta)
-        .await
-        .map_err(command_error)?;
-    Ok(CommandAnswer {
+) -> Result<Json<CommandAnswer>> {
+    let position = stock::run(state, &caller(user, request_id), product_id, name, command).await?;
+    Ok(Json(CommandAnswer {
         id: product_id,
-        position: committed.position,
-    })
+        position,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,7 +71,7 @@ struct Receive {
     request_body = Receive,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        Answers::<(Forbidden, FindProductError, InvalidQuantity, Domain<InventoryError>, StoreError)>,
+        Answers::<(Forbidden, StockError)>,
     ),
 )]
 async fn receive(
@@ -109,11 +83,18 @@ async fn receive(
 ) -> Result<Json<CommandAnswer>> {
     let command = InventoryCommand::Receive {
         product_id: ProductId(product_id),
-        quantity: quantity(body.quantity)?,
+        quantity: stock::quantity(body.quantity)?,
         reason: body.reason,
     };
-    let meta = metadata(user.actor(), &request_id, "ReceiveStock");
-    Ok(Json(run(&state, product_id, command, &meta).await?))
+    run(
+        &state,
+        &user,
+        &request_id,
+        product_id,
+        "ReceiveStock",
+        command,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,7 +118,7 @@ struct Adjust {
     request_body = Adjust,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        Answers::<(Forbidden, FindProductError, Domain<InventoryError>, StoreError)>,
+        Answers::<(Forbidden, StockError)>,
     ),
 )]
 async fn adjust(
@@ -151,8 +132,15 @@ async fn adjust(
         delta: body.delta,
         reason: body.reason,
     };
-    let meta = metadata(user.actor(), &request_id, "AdjustStock");
-    Ok(Json(run(&state, product_id, command, &meta).await?))
+    run(
+        &state,
+        &user,
+        &request_id,
+        product_id,
+        "AdjustStock",
+        command,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -186,7 +174,7 @@ struct HoldAnswer {
     request_body = PlaceHold,
     responses(
         (status = 200, description = "Held.", body = HoldAnswer),
-        Answers::<(Forbidden, FindProductError, (InvalidQuantity, InvalidTtl), Domain<InventoryError>, StoreError)>,
+        Answers::<(Forbidden, StockError)>,
     ),
 )]
 async fn place_hold(
@@ -196,28 +184,19 @@ async fn place_hold(
     AppPath(product_id): AppPath<Uuid>,
     AppJson(body): AppJson<PlaceHold>,
 ) -> Result<Json<HoldAnswer>> {
-    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
-    if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
-        return Err(InvalidTtl(format!(
-            "ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}."
-        ))
-        .into());
-    }
-    let now = Utc::now();
-    let command = InventoryCommand::PlaceHold {
-        owner_id: body.owner_id,
-        quantity: quantity(body.quantity)?,
-        expires_at: Some(now + Duration::seconds(ttl)),
-        now,
-    };
-    let meta = metadata(user.actor(), &request_id, "PlaceHold");
-    let answer = run(&state, product_id, command, &meta).await?;
-    // A repeated hold keeps its first expiry: answer what is stored.
-    let item = load_item(&state, ProductId(product_id)).await?;
+    let hold = stock::place_hold(
+        &state,
+        &caller(&user, &request_id),
+        product_id,
+        body.owner_id,
+        body.quantity,
+        body.ttl_seconds,
+    )
+    .await?;
     Ok(Json(HoldAnswer {
-        hold_id: derived_id("hold", &format!("{product_id}:{}", body.owner_id)),
-        expires_at: item.hold(body.owner_id).and_then(|h| h.expires_at),
-        position: answer.position,
+        hold_id: hold.hold_id,
+        expires_at: hold.expires_at,
+        position: hold.position,
     }))
 }
 
@@ -231,7 +210,7 @@ async fn place_hold(
     params(("product_id" = Uuid, Path, description = "The product (its inventory item shares the id)."), ("owner_id" = Uuid, Path, description = "Who holds the stock.")),
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        Answers::<(Forbidden, FindProductError, Domain<InventoryError>, StoreError)>,
+        Answers::<(Forbidden, StockError)>,
     ),
 )]
 async fn release_hold(
@@ -240,9 +219,16 @@ async fn release_hold(
     request_id: RequestId,
     AppPath((product_id, owner_id)): AppPath<(Uuid, Uuid)>,
 ) -> Result<Json<CommandAnswer>> {
-    let meta = metadata(user.actor(), &request_id, "ReleaseHold");
     let command = InventoryCommand::ReleaseHold { owner_id };
-    Ok(Json(run(&state, product_id, command, &meta).await?))
+    run(
+        &state,
+        &user,
+        &request_id,
+        product_id,
+        "ReleaseHold",
+        command,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -264,7 +250,7 @@ struct Decrement {
     request_body = Decrement,
     responses(
         (status = 200, description = "Done: the product id and the position of the last event written.", body = CommandAnswer),
-        Answers::<(Forbidden, FindProductError, InvalidQuantity, Domain<InventoryError>, StoreError)>,
+        Answers::<(Forbidden, StockError)>,
     ),
 )]
 async fn decrement(
@@ -276,10 +262,17 @@ async fn decrement(
 ) -> Result<Json<CommandAnswer>> {
     let command = InventoryCommand::Decrement {
         order_id: OrderId(body.order_id),
-        quantity: quantity(body.quantity)?,
+        quantity: stock::quantity(body.quantity)?,
     };
-    let meta = metadata(user.actor(), &request_id, "DecrementStock");
-    Ok(Json(run(&state, product_id, command, &meta).await?))
+    run(
+        &state,
+        &user,
+        &request_id,
+        product_id,
+        "DecrementStock",
+        command,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
