@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::app::create_product::{self, CreateProductError};
 use crate::app::products::{existing_product, FindProductError};
 use crate::app::state::AppState;
-use crate::app::update_category::{self, CategoryChange, UpdateCategoryError};
+use crate::app::update_category::{self, UpdateCategoryError};
 use crate::app::update_product::{self, UpdateProductError};
 use crate::app::{Domain, Forbidden, KeyReused, StoreError};
 use crate::auth::Admin;
@@ -92,7 +92,7 @@ async fn create_category(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CategoryBody {
+struct CategoryChange {
     /// Not blank, at most 100 characters.
     #[serde(default)]
     #[schema(max_length = 100, format = "not-blank")]
@@ -111,7 +111,7 @@ struct CategoryBody {
     description = "Role: admin. Renames the category and/or moves it; both or neither happen.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The category.")),
-    request_body = CategoryBody,
+    request_body = CategoryChange,
     responses(
         (status = 200, description = "Changed: the category id and position.", body = CommandAnswer),
         Answers::<(Forbidden, UpdateCategoryError)>,
@@ -122,9 +122,9 @@ async fn update_category(
     Admin(user): Admin,
     request_id: RequestId,
     AppPath(id): AppPath<Uuid>,
-    AppJson(body): AppJson<CategoryBody>,
+    AppJson(body): AppJson<CategoryChange>,
 ) -> Result<Json<CommandAnswer>> {
-    let change = CategoryChange {
+    let change = update_category::CategoryChange {
         name: body.name,
         parent: body.parent_category_id.map(|p| p.map(CategoryId)),
     };

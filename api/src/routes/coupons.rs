@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::create_coupon::{self, CreateCouponError, NewCoupon};
+use crate::app::create_coupon::{self, CreateCouponError};
 use crate::app::state::AppState;
 use crate::app::Domain;
 use crate::app::Forbidden;
@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CouponBody {
+struct NewCoupon {
     /// 3 to 32 letters, digits, `_` or `-` (stored upper case); unique.
     #[schema(
         pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{3,32}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
@@ -69,7 +69,7 @@ struct CouponBody {
     description = "Role: admin. Creates a coupon; its code is unique (a second coupon with a code is 409). With `Idempotency-Key`, a repeat of the same request answers 201 again and writes nothing.",
     security(("bearer" = [])),
     params(IdempotencyKeyHeader),
-    request_body = CouponBody,
+    request_body = NewCoupon,
     responses(
         (status = 201, description = "Created: the coupon id and position.", body = CommandAnswer),
         Answers::<(Forbidden, CreateCouponError)>,
@@ -80,12 +80,12 @@ async fn create_coupon(
     Admin(user): Admin,
     request_id: RequestId,
     key: IdempotencyKey,
-    AppJson(body): AppJson<CouponBody>,
+    AppJson(body): AppJson<NewCoupon>,
 ) -> Result<(StatusCode, Json<CommandAnswer>)> {
     // The key is part of the hash: the same body under another key is a
     // second create of the code (409), not a replay.
     let request_hash = key.0.as_ref().map(|k| request_hash(&json!([k, &body])));
-    let new = NewCoupon {
+    let new = create_coupon::NewCoupon {
         code: body.code,
         percent_off: body.percent_off,
         amount_off: body.amount_off,
