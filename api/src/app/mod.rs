@@ -25,6 +25,8 @@ pub mod cart;
 pub mod coupons;
 pub mod create_product;
 pub mod create_staff_user;
+pub mod event_feed;
+pub mod inbound_facts;
 pub mod lock_stock;
 pub mod orders;
 pub mod passwords;

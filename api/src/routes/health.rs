@@ -36,7 +36,7 @@ async fn live() -> Json<Value> {
     path = "/health/ready",
     tag = "health",
     summary = "Readiness",
-    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise (`database_unavailable`, `migrations_pending`, `projector_halted`).",
+    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise (`database_unavailable`, `migrations_pending`, `projector_halted`). With NATS configured, `integration_events` tells how far the publisher is behind (`lag_events`, `lag_seconds`); NATS being down does not make the shop unready.",
     responses(
         (status = 200, description = "Ready.", body = Object, example = json!({"status": "ready"})),
         (status = 503, description = "Not ready: the database is unreachable, a migration is pending or a projector needs an operator.", body = ErrorBody),
@@ -85,5 +85,17 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
             format!("Projector(s) need an operator: {}.", names.join(", ")),
         ));
     }
-    Ok(Json(json!({ "status": "ready" })))
+    // The integration event publisher's lag: NATS being down does not make
+    // the shop unready (commands go on), but it shows here.
+    let publisher = projections::integration::publisher::NAME;
+    let lag = projections::admin::lag_of(&state.pool, publisher)
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(Json(match lag {
+        Some((lag_events, lag_seconds)) => json!({
+            "status": "ready",
+            "integration_events": {"lag_events": lag_events, "lag_seconds": lag_seconds},
+        }),
+        None => json!({ "status": "ready" }),
+    }))
 }
