@@ -97,7 +97,8 @@ async fn main() -> Result<()> {
     bench::with_fresh_database("integration-backlog", |db| async move {
         let pool = &db.pool;
         let started = std::time::Instant::now();
-        let mut count = 0;
+        seed::catalog(pool, 50, 2).await?;
+        let mut count = integration_events(pool).await?.len();
         while count < backlog {
             // About 6 integration events in 10 order events.
             seed::orders(pool, ((backlog - count) as i64 * 10 / 6).max(1_000)).await?;
