@@ -113,7 +113,7 @@ enum UsersCommand {
     /// Create a staff account. An existing username is refused unless
     /// `--promote` is given.
     Create {
-        /// customer, admin, operator or auditor.
+        /// customer, admin, operator, auditor or integration.
         #[arg(long, value_parser = parse_role)]
         role: Role,
         #[arg(long)]
@@ -145,7 +145,8 @@ enum UsersCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| "one of customer, admin, operator, auditor".to_string())
+    Role::parse(s)
+        .ok_or_else(|| "one of customer, admin, operator, auditor, integration".to_string())
 }
 
 #[derive(Subcommand)]
@@ -268,7 +269,7 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     .await?;
     let state = AppState::new(api_pool, config.clone());
     let background = state.background.clone();
-    let app = Application::build(settings.listen, state).await?;
+    let app = Application::build(settings.listen, state.clone()).await?;
     tracing::info!(address = %app.local_addr()?, "listening");
     let stop_projectors = CancellationToken::new();
     let workflows = settings.projectors.workflow_settings(
@@ -284,6 +285,14 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
         )
     };
     let projectors = runtime.map(|runtime| tokio::spawn(runtime.run(stop_projectors.clone())));
+    // Other services' facts, from NATS when it is configured.
+    if let Some(nats) = settings.projectors.nats.settings() {
+        tokio::spawn(crate::inbound::run(
+            state.clone(),
+            nats,
+            stop_projectors.clone(),
+        ));
+    }
     // One signal stops everything at once: HTTP stops accepting and lets
     // in-flight requests finish while the projectors stop at a batch
     // boundary, all within SHUTDOWN_DEADLINE.

@@ -292,6 +292,41 @@ pub struct ProjectorSettings {
     /// deployment, a demo): every card "pays" without money moving.
     #[arg(long, env = "SHOP_ALLOW_SIMULATED_GATEWAY")]
     pub allow_simulated_gateway: bool,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// Where integration events go and other services' facts come from.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server with JetStream, e.g. `nats://127.0.0.1:4222`. Without
+    /// it, no integration event is published and no inbound fact consumed
+    /// (the HTTP feed `/v1/events/feed` still works).
+    #[arg(long, env = "SHOP_NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<Secret>,
+
+    /// The JetStream stream of the shop's facts (created or updated at
+    /// start); other services' facts go to `<stream>_INBOUND`.
+    #[arg(long, env = "SHOP_NATS_STREAM", default_value = projections::integration::nats::DEFAULT_STREAM)]
+    pub nats_stream: String,
+
+    /// The first token of every subject: `<prefix>.order.placed`,
+    /// `<prefix>.inbound.carrier.delivered`.
+    #[arg(long, env = "SHOP_NATS_PREFIX", default_value = projections::integration::nats::DEFAULT_PREFIX)]
+    pub nats_prefix: String,
+}
+
+impl NatsArgs {
+    /// The NATS settings, `None` without a URL.
+    pub fn settings(&self) -> Option<projections::integration::nats::NatsSettings> {
+        let url = self.nats_url.as_ref()?;
+        Some(projections::integration::nats::NatsSettings {
+            url: url.clone(),
+            stream: self.nats_stream.clone(),
+            prefix: self.nats_prefix.clone(),
+        })
+    }
 }
 
 /// The sentence a production start with the simulated gateway fails with.
@@ -335,6 +370,7 @@ impl ProjectorSettings {
             smtp_url: self.smtp_url.as_ref().map(|url| url.expose().to_string()),
             mail_from: self.mail_from.clone(),
             lanes: self.workflow_lanes.clamp(1, 1024),
+            nats: self.nats.settings(),
             ..Default::default()
         }
     }
@@ -363,6 +399,7 @@ mod tests {
     const JWT: &str = "jwt-secret-that-is-long-enough-0123456789";
     const HOOK: &str = "webhook-secret-that-is-long-enough-012345";
     const SMTP: &str = "smtp://mailer:mail-password-42@mail.example.com:587";
+    const NATS: &str = "nats://shop:nats-password-77@nats.example.com:4222";
 
     #[test]
     fn printing_the_settings_shows_no_secret() {
@@ -374,10 +411,12 @@ mod tests {
             HOOK,
             "--smtp-url",
             SMTP,
+            "--nats-url",
+            NATS,
         ])
         .expect("the flags parse");
         let text = format!("{parsed:?}");
-        for secret in [JWT, HOOK, "mail-password-42"] {
+        for secret in [JWT, HOOK, "mail-password-42", "nats-password-77"] {
             assert!(!text.contains(secret), "{secret} is printed: {text}");
         }
         assert!(text.contains("[redacted]"));
@@ -389,7 +428,8 @@ mod tests {
 
         let workflows = settings.projectors.workflow_settings(HOOK.into(), None);
         let text = format!("{workflows:?}");
-        for secret in [HOOK, "mail-password-42"] {
+        assert!(workflows.nats.is_some());
+        for secret in [HOOK, "mail-password-42", "nats-password-77"] {
             assert!(!text.contains(secret), "{secret} is printed: {text}");
         }
     }

@@ -10,6 +10,8 @@
 //! - `limits`: rate limits keyed by address, username or customer.
 //! - `routes`: one module per feature, each with a `router()`.
 //! - `openapi`: the OpenAPI document (`/openapi.json`) and `/docs`.
+//! - `inbound`: other services' facts consumed from NATS JetStream, each
+//!   turned into its use case.
 //! - `telemetry`: tracing set-up.
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

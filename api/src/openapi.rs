@@ -69,6 +69,7 @@ Sign in with `POST /v1/login` and send `Authorization: Bearer <token>`. Roles: `
         (name = "notifications", description = "The emails and SMS sent to a customer about their orders."),
         (name = "operations", description = "Projectors, the event log, metrics and this document."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "integration", description = "The shop's integration events for other services (also published to NATS JetStream)."),
     )
 )]
 pub struct ApiDoc;

@@ -163,12 +163,18 @@ impl AppState {
 }
 
 /// Every projector a server runs: the read models, the notifications
-/// outbox, the audit seal, then the workflows.
+/// outbox, the audit seal, the workflows, then (with NATS configured) the
+/// integration event publisher.
 pub fn projectors(pool: &PgPool, workflows: &WorkflowSettings) -> Vec<Arc<dyn Projector>> {
     let mut projectors = projections::read_models::all();
     projectors.push(Arc::new(NotificationsProjector));
     projectors.push(Arc::new(AuditSeal));
     projectors.extend(projections::workflows::all(pool, workflows));
+    if let Some(nats) = &workflows.nats {
+        projectors.push(Arc::new(
+            projections::integration::publisher::Publisher::new(nats.clone()),
+        ));
+    }
     projectors
 }
 

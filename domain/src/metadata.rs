@@ -30,6 +30,8 @@ pub enum Role {
     Admin,
     Operator,
     Auditor,
+    /// Another service that reads the shop's integration events (the feed).
+    Integration,
 }
 
 impl Role {
@@ -39,6 +41,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Auditor => "auditor",
+            Role::Integration => "integration",
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
@@ -47,6 +50,7 @@ impl Role {
             "admin" => Some(Role::Admin),
             "operator" => Some(Role::Operator),
             "auditor" => Some(Role::Auditor),
+            "integration" => Some(Role::Integration),
             _ => None,
         }
     }

@@ -172,3 +172,24 @@ async fn set_state(pool: &PgPool, name: &str, to: &str, from: &str) -> Result<()
         .await?;
     Ok(())
 }
+
+/// How far projector `name` is behind (events, seconds); `None` while it
+/// has no checkpoint (it never ran here).
+pub async fn lag_of(pool: &PgPool, name: &str) -> Result<Option<(i64, f64)>, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM projector_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    let Some((transaction_id, global_position)) = row else {
+        return Ok(None);
+    };
+    let checkpoint = Checkpoint {
+        transaction_id: transaction_id
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        global_position,
+    };
+    Ok(Some(lookups::lag(pool, checkpoint).await?))
+}

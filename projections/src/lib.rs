@@ -24,6 +24,8 @@
 //! - `audit`: the event log as auditors read it, the hash chain check, and
 //!   the `audit_seal` projector that makes a stream cut at its end visible.
 //! - `notifications`: the outbox of messages to customers and its delivery.
+//! - `integration`: integration events (the public contract, the JetStream
+//!   publisher, the feed).
 //! - `shipping`: the simulated carrier.
 //! - `payments`: the simulated payment gateway, its signed callbacks and
 //!   what the shop does with them.
@@ -37,6 +39,7 @@ pub mod admin;
 pub mod audit;
 pub mod event_store;
 pub mod installation;
+pub mod integration;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod eventually;
+pub mod nats;
 pub mod seed;
 pub mod server_process;
 
@@ -201,6 +202,12 @@ pub async fn spawn_app_on(db: TestDatabase) -> TestApp {
 
 async fn spawn_app_on_with(db: TestDatabase, workflows: WorkflowSettings) -> TestApp {
     spawn(db, workflows, true).await
+}
+
+/// Starts the server against an existing test database with these
+/// workflow settings (e.g. NATS to publish integration events to).
+pub async fn spawn_app_on_with_settings(db: TestDatabase, workflows: WorkflowSettings) -> TestApp {
+    spawn_app_on_with(db, workflows).await
 }
 
 async fn spawn(db: TestDatabase, workflows: WorkflowSettings, callbacks: bool) -> TestApp {

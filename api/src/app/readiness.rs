@@ -23,8 +23,17 @@ use_case_error!(NotReady {
     Self::Store(e) => nested(e: StoreError),
 });
 
+/// A server ready for traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    /// How far the integration event publisher is behind (events, seconds),
+    /// when it runs. NATS being down does not make the shop unready
+    /// (commands go on), but it shows here.
+    pub integration_lag: Option<(i64, f64)>,
+}
+
 /// `Ok` when ready; otherwise the first cause found.
-pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
+pub async fn check_ready(pool: &PgPool) -> Result<Ready, NotReady> {
     let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
         .fetch_all(pool)
         .await
@@ -60,5 +69,9 @@ pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
                 .collect(),
         });
     }
-    Ok(())
+    let publisher = projections::integration::publisher::NAME;
+    let integration_lag = projections::admin::lag_of(pool, publisher)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(Ready { integration_lag })
 }

@@ -49,6 +49,10 @@ refusal! {
     InvalidIdempotencyKey => BadInput "invalid_idempotency_key";
     /// A list cursor this server did not give out.
     CursorNotFound => NotFound "cursor_not_found";
+    /// A feed position that names no event.
+    PositionNotFound => NotFound "position_not_found";
+    /// A feed position (`after`, `Last-Event-ID`) that is not 0 or more.
+    InvalidFeedPosition => BadInput "invalid_feed_position";
     /// The thing named does not exist.
     NotFound => NotFound "not_found";
     /// A payment callback that is not one.

@@ -36,13 +36,19 @@ async fn live() -> Json<Value> {
     path = "/health/ready",
     tag = "health",
     summary = "Readiness",
-    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise, naming the cause.",
+    description = "Anyone. 200 when the database answers, every migration is applied and no projector is halted; 503 otherwise, naming the cause. With NATS configured, `integration_events` tells how far the publisher is behind (`lag_events`, `lag_seconds`); NATS being down does not make the shop unready.",
     responses(
         (status = 200, description = "Ready.", body = Object, example = json!({"status": "ready"})),
         Answers::<NotReady>,
     ),
 )]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
-    check_ready(&state.pool).await?;
-    Ok(Json(json!({ "status": "ready" })))
+    let ready = check_ready(&state.pool).await?;
+    Ok(Json(match ready.integration_lag {
+        Some((lag_events, lag_seconds)) => json!({
+            "status": "ready",
+            "integration_events": {"lag_events": lag_events, "lag_seconds": lag_seconds},
+        }),
+        None => json!({ "status": "ready" }),
+    }))
 }

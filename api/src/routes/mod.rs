@@ -18,6 +18,7 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod docs;
+pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod invoices;
@@ -43,6 +44,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(rebuilds::router())
         .merge(notifications::router())
         .merge(payments::router())
+        .merge(events::router())
         .routes(routes!(crate::metrics::render))
         .merge(docs::router())
 }

@@ -252,3 +252,20 @@ pub async fn stream_history(
         .fetch_all(pool)
         .await
 }
+
+/// The order that shipped with `tracking_number`, if one did (the latest,
+/// should a carrier ever reuse a number).
+pub async fn order_shipped_with(
+    pool: &PgPool,
+    tracking_number: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+          WHERE event_type = 'OrderShipped' AND payload -> 'OrderShipped' ->> 'tracking_number' = $1
+            AND aggregate_type = 'Order'
+          ORDER BY global_position DESC LIMIT 1",
+    )
+    .bind(tracking_number)
+    .fetch_optional(pool)
+    .await
+}

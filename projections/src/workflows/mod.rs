@@ -85,6 +85,9 @@ pub struct WorkflowSettings {
     pub mail_from: String,
     /// Orders the fulfilment workflow acts on at once (see [`lanes`]).
     pub lanes: usize,
+    /// Where integration events are published (see [`crate::integration`]);
+    /// `None`: nowhere.
+    pub nats: Option<crate::integration::nats::NatsSettings>,
 }
 
 /// Default of [`WorkflowSettings::payment_timeout`], in seconds
@@ -112,6 +115,7 @@ impl Default for WorkflowSettings {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_string(),
             lanes: crate::projector::DEFAULT_LANES,
+            nats: None,
         }
     }
 }
@@ -135,6 +139,7 @@ impl std::fmt::Debug for WorkflowSettings {
             )
             .field("mail_from", &self.mail_from)
             .field("lanes", &self.lanes)
+            .field("nats", &self.nats)
             .finish()
     }
 }
