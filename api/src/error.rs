@@ -313,6 +313,8 @@ from_use_case!(
     crate::app::create_product::CreateProductError,
     crate::app::coupons::OrderCouponError,
     crate::app::create_staff_user::CreateStaffError,
+    crate::app::export_customer::ExportCustomerError,
+    crate::app::forget_customer::ForgetCustomerError,
     crate::app::lock_stock::LockStockError,
     crate::app::orders::LoadOrderError,
     crate::app::place_order::PlaceOrderError,

@@ -23,6 +23,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod master_key;
 pub mod metrics;
 pub mod openapi;
 pub mod postgres_cluster;

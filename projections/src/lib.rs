@@ -29,6 +29,8 @@
 //!   what the shop does with them.
 //! - `installation`: secrets of the installation kept in its database, and
 //!   ids keyed by them.
+//! - `keys`: the master key and the per-customer personal data keys it
+//!   wraps; forgetting a customer deletes theirs (crypto-shredding).
 //! - `secret`: `Secret`, text that prints as `[redacted]`.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
@@ -37,6 +39,7 @@ pub mod admin;
 pub mod audit;
 pub mod event_store;
 pub mod installation;
+pub mod keys;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;

@@ -25,6 +25,8 @@ pub mod cart;
 pub mod coupons;
 pub mod create_product;
 pub mod create_staff_user;
+pub mod export_customer;
+pub mod forget_customer;
 pub mod lock_stock;
 pub mod orders;
 pub mod passwords;
@@ -344,6 +346,8 @@ impl From<streams::StreamError> for StoreError {
             StreamError::Decode(e) => StoreError::Internal(e.to_string()),
             StreamError::NulInText(_) => StoreError::NulInText,
             StreamError::Database(e) => e.into(),
+            StreamError::Keys(projections::keys::KeyError::Database(e)) => e.into(),
+            StreamError::Keys(e) => StoreError::Internal(e.to_string()),
         }
     }
 }
