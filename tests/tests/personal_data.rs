@@ -594,18 +594,27 @@ async fn a_role_change_stored_as_version_1_is_read_as_version_2_everywhere() {
         changed["payload"]["RoleChanged"],
         json!({"customer_id": customer.id, "from": "customer", "to": "operator"})
     );
-    // The projectors' log reads it as the current version.
-    let events = projections::event_store::log::read_after(
-        &app.db.pool,
-        projections::event_store::log::Checkpoint::START,
-        1000,
+    // The projectors' log reads it as the current version (once no
+    // transaction older than the insert is still open).
+    let event = eventually_every(
+        Duration::from_millis(50),
+        "the role change in the log",
+        Duration::from_secs(60),
+        async || {
+            let events = projections::event_store::log::read_after(
+                &app.db.pool,
+                projections::event_store::log::Checkpoint::START,
+                1000,
+            )
+            .await
+            .expect("read the log");
+            events
+                .into_iter()
+                .find(|e| e.event_type == "RoleChanged")
+                .ok_or("not yet")
+        },
     )
-    .await
-    .expect("read the log");
-    let event = events
-        .iter()
-        .find(|e| e.event_type == "RoleChanged")
-        .expect("the role change in the log");
+    .await;
     assert_eq!(event.event_version, "2.0");
     let decoded: domain::customer::CustomerEvent = event.decode().expect("decode");
     assert!(matches!(

@@ -223,13 +223,14 @@ mod tests {
 
     #[test]
     fn a_role_change_stored_as_version_1_reads_as_version_2() {
-        let mut payload = json!({"RoleChanged": {"customer_id": "c", "old_role": "customer", "new_role": "admin"}});
+        let id = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+        let mut payload = json!({"RoleChanged": {"customer_id": id, "old_role": "customer", "new_role": "admin"}});
         let mut version = "1.0".to_string();
         open("Customer", "RoleChanged", &mut version, &mut payload, None).unwrap();
         assert_eq!(version, "2.0");
         assert_eq!(
             payload,
-            json!({"RoleChanged": {"customer_id": "c", "from": "customer", "to": "admin"}})
+            json!({"RoleChanged": {"customer_id": id, "from": "customer", "to": "admin"}})
         );
         let event: domain::customer::CustomerEvent = serde_json::from_value(payload).unwrap();
         assert!(matches!(
