@@ -710,3 +710,77 @@ async fn a_wrong_malformed_or_missing_master_key_makes_the_server_refuse_to_star
     assert!(!data_dir.join("master-key").exists());
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn rotating_the_master_key_rewraps_the_keys_so_only_the_new_key_opens_them() {
+    let app = testkit::spawn_app().await;
+    let person = Person::new("rotate");
+    register(&app, &person).await;
+    let old = testkit::master_key();
+    let new = projections::keys::MasterKey::generate_text();
+    let wrapped_before: Vec<u8> =
+        sqlx::query_scalar("SELECT wrapped_key FROM personal_data_keys LIMIT 1")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("a data key");
+    let events_before: i64 = app.event_count().await;
+    let rotated = tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
+        .args(["keys", "rotate"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("SHOP_MASTER_KEY", old)
+        .env("SHOP_NEW_MASTER_KEY", &new)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run shop keys rotate");
+    let stderr = String::from_utf8_lossy(&rotated.stderr);
+    assert!(rotated.status.success(), "{stderr}");
+    let wrapped_after: Vec<u8> =
+        sqlx::query_scalar("SELECT wrapped_key FROM personal_data_keys LIMIT 1")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("a data key");
+    assert_ne!(wrapped_before, wrapped_after);
+    assert_eq!(
+        app.event_count().await,
+        events_before,
+        "no event is touched"
+    );
+
+    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".data")
+        .join(format!("rotate-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).expect("a data folder");
+    let refused = serve_refused(&app.db.url, &data_dir, &[("SHOP_MASTER_KEY", old)]).await;
+    assert!(refused.contains("is not the one"), "{refused}");
+    let mut server = ServerProcess::start_with(
+        env!("CARGO_BIN_EXE_shop-under-test"),
+        &app.db.url,
+        &[("SHOP_MASTER_KEY", &new)],
+    );
+    let client = reqwest::Client::new();
+    testkit::server_process::until_live(&client, &server.address()).await;
+    let login = client
+        .post(format!("{}/v1/login", server.address()))
+        .json(&json!({"username": person.username, "password": testkit::PASSWORD}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(login.status(), StatusCode::OK);
+    let token = expect_json(login, StatusCode::OK).await["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let me = client
+        .get(format!("{}/v1/me", server.address()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("me");
+    let me = expect_json(me, StatusCode::OK).await;
+    assert_eq!(me["email"], person.email.as_str());
+    server.terminate().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
