@@ -66,6 +66,42 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Customers' personal data.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// The master key of the personal data keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Forget a customer: delete their personal data key and record
+    /// `CustomerForgotten` (as POST /v1/admin/customers/{id}/forget).
+    Forget {
+        /// The customer's id.
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rewrap every personal data key with a new master key, without
+    /// touching the events. Afterwards start every process with the new
+    /// key (a key kept in the data folder is replaced there).
+    Rotate {
+        /// The new master key: 32 bytes as 64 hex digits or base64.
+        #[arg(long, env = "SHOP_NEW_MASTER_KEY", hide_env_values = true)]
+        new_master_key: Secret,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +263,14 @@ async fn run(cli: Cli) -> ExitCode {
         } => crate::postgres_cluster::stop(&data_dir)
             .await
             .map_err(anyhow::Error::from),
+        Command::Customers {
+            command: CustomersCommand::Forget { id },
+            database,
+        } => forget_customer(id, database).await,
+        Command::Keys {
+            command: KeysCommand::Rotate { new_master_key },
+            database,
+        } => rotate_keys(new_master_key, database).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -257,6 +301,7 @@ async fn serve_on(settings: &ServeSettings, url: &str) -> anyhow::Result<()> {
     let projector_connections = if settings.no_projectors { 1 } else { total / 2 };
     let pool = startup::connect(url, projector_connections).await?;
     startup::migrate(&pool).await?;
+    crate::master_key::open(&pool, &settings.database).await?;
     // The HTTP API's own pool, whose statements PostgreSQL cancels past the
     // statement timeout; the projectors' batches keep theirs.
     let api_pool = startup::connect_with_statement_timeout(
@@ -412,6 +457,7 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
     let result = async {
         let pool = startup::connect(&database.url, 2).await?;
         startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
         let state = AppState::new(pool, AppConfig::with_random_secret());
         let username = account.username.clone();
         let role = account.role;
@@ -434,6 +480,7 @@ async fn revoke_user(username: String, settings: DatabaseSettings) -> anyhow::Re
     let result = async {
         let pool = startup::connect(&database.url, 2).await?;
         startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
         let state = AppState::new(pool, AppConfig::with_random_secret());
         match crate::app::revoke_tokens::revoke_tokens(&state, &username).await {
             Ok(id) => println!(
@@ -441,6 +488,46 @@ async fn revoke_user(username: String, settings: DatabaseSettings) -> anyhow::Re
             ),
             Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn forget_customer(id: uuid::Uuid, settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
+        let state = AppState::new(pool, AppConfig::with_random_secret());
+        let caller = crate::app::Caller::new(
+            domain::metadata::Actor::System("cli".to_string()),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        let customer = domain::values::CustomerId(id);
+        match crate::app::forget_customer::forget_customer(&state, &caller, customer).await {
+            Ok(committed) => println!(
+                "forgot customer {id} (position {}); their personal data now reads [erased]",
+                committed.position
+            ),
+            Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
+async fn rotate_keys(new_master_key: Secret, settings: DatabaseSettings) -> anyhow::Result<()> {
+    let database = Database::resolve(&settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        let count = crate::master_key::rotate(&pool, &settings, new_master_key.expose()).await?;
+        println!("rewrapped {count} personal data key(s) with the new master key; start every process with it");
         anyhow::Ok(())
     }
     .await;
@@ -457,6 +544,7 @@ async fn run_projectors(
     let result = async {
         let pool = startup::connect(&database.url, settings.db_max_connections).await?;
         startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
         let stop = CancellationToken::new();
         // Without a callback URL nothing is signed: no secret is needed (nor
         // kept in the data folder).
@@ -495,6 +583,7 @@ async fn projections_command(
     let result = async {
         let pool = startup::connect(&database.url, 2).await?;
         startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
         match command {
             ProjectionsCommand::List => {
                 println!(
@@ -653,6 +742,7 @@ async fn audit_order(id: uuid::Uuid, json: bool, settings: DatabaseSettings) -> 
     let result = async {
         let pool = startup::connect(&database.url, 2).await?;
         startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, &settings).await?;
         let events = projections::audit::history(&pool, "Order", &id.to_string()).await?;
         if events.is_empty() {
             anyhow::bail!("there is no order {id}");

@@ -46,6 +46,14 @@ pub struct DatabaseSettings {
     #[arg(long, env = "SHOP_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
 
+    /// The master key that wraps the personal data keys: 32 bytes as 64 hex
+    /// digits or base64. Without it, the key kept in the data folder
+    /// (`master-key`) is used, made on first start when the database has no
+    /// personal data keys yet. Every process on one database needs the same
+    /// key; see docs/personal-data.md.
+    #[arg(long, env = "SHOP_MASTER_KEY", hide_env_values = true, global = true)]
+    pub master_key: Option<Secret>,
+
     /// Most connections the pool opens.
     #[arg(
         long,

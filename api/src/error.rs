@@ -323,6 +323,8 @@ from_use_case!(
     crate::app::coupons::OrderCouponError,
     crate::app::create_staff_user::CreateStaffError,
     crate::app::event_feed::FeedPageError,
+    crate::app::export_customer::ExportCustomerError,
+    crate::app::forget_customer::ForgetCustomerError,
     crate::app::gateway::GatewayFailure,
     crate::app::lock_stock::LockStockError,
     crate::app::orders::LoadOrderError,

@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod inbound;
 pub mod limits;
+pub mod master_key;
 pub mod metrics;
 pub mod openapi;
 pub mod postgres_cluster;

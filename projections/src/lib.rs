@@ -31,6 +31,8 @@
 //!   what the shop does with them.
 //! - `installation`: secrets of the installation kept in its database, and
 //!   ids keyed by them.
+//! - `keys`: the master key and the per-customer personal data keys it
+//!   wraps; forgetting a customer deletes theirs (crypto-shredding).
 //! - `secret`: `Secret`, text that prints as `[redacted]`.
 //! - `MIGRATOR`: every schema change in `migrations/`.
 #![forbid(unsafe_code)]
@@ -40,6 +42,7 @@ pub mod audit;
 pub mod event_store;
 pub mod installation;
 pub mod integration;
+pub mod keys;
 pub mod lookups;
 pub mod notifications;
 pub mod payments;

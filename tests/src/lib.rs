@@ -120,8 +120,23 @@ pub struct TestDatabase {
     pub pool: PgPool,
 }
 
+/// The master key of every server the kit starts, in this process (it is
+/// installed here on first use) and in `shop serve` processes
+/// ([`server_process`] passes it as `SHOP_MASTER_KEY`), so both read what
+/// the other encrypted.
+pub fn master_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let text = projections::keys::MasterKey::generate_text();
+        let key = projections::keys::MasterKey::parse(&text).expect("a generated master key");
+        projections::keys::install(key);
+        text
+    })
+}
+
 /// Creates and migrates a new database on the test server.
 pub async fn fresh_database() -> TestDatabase {
+    master_key();
     let admin = admin_url().await;
     let name = format!(
         "shop_test_{}_{}",

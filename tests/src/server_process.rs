@@ -71,6 +71,7 @@ impl ServerProcess {
             .env("DATABASE_URL", &self.url)
             .env("SHOP_DATA_DIR", &self.data_dir)
             .env("SHOP_JWT_SECRET", &self.jwt_secret)
+            .env("SHOP_MASTER_KEY", crate::master_key())
             .env("SHOP_PAYMENT_WEBHOOK_SECRET", &self.webhook_secret)
             .env("SHOP_PROJECTOR_POLL_MS", "50")
             .env("SHOP_DEADLINE_POLL_MS", "50")

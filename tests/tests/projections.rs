@@ -382,6 +382,8 @@ fn projector_process(url: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_shop-under-test"))
         .arg("projectors")
         .env("DATABASE_URL", url)
+        // The in-process server's master key: the projectors decrypt what it wrote.
+        .env("SHOP_MASTER_KEY", testkit::master_key())
         .env("SHOP_PROJECTOR_POLL_MS", "50")
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())

@@ -288,6 +288,8 @@ fn rebuild_process(url: &str, name: &str) -> tokio::process::Command {
     command
         .args(["projections", "rebuild", name, "--batch-size", "1000"])
         .env("DATABASE_URL", url)
+        // The in-process server's master key: the rebuild decrypts what it wrote.
+        .env("SHOP_MASTER_KEY", testkit::master_key())
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);

@@ -177,9 +177,15 @@ async fn events_after<A: StoredAggregate>(
     id: &str,
     sequence: i64,
 ) -> Vec<(i64, i64, A::Event)> {
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT sequence, global_position, payload::text FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+    // Read as every reader of the store reads them: personal fields
+    // decrypted (see `projections::event_store::personal`).
+    type Row = (i64, i64, String, String, String, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT e.sequence, e.global_position, e.event_type, e.event_version, e.payload::text,
+                k.wrapped_key
+           FROM events e LEFT JOIN personal_data_keys k ON k.subject = e.personal_key
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > $3
+          ORDER BY e.sequence",
     )
     .bind(A::TYPE)
     .bind(id)
@@ -188,9 +194,14 @@ async fn events_after<A: StoredAggregate>(
     .await
     .expect("read the events");
     rows.into_iter()
-        .map(|(sequence, position, payload)| {
-            let event = serde_json::from_str(&payload)
-                .unwrap_or_else(|e| panic!("{} {id} #{sequence} does not decode: {e}", A::TYPE));
+        .map(|(sequence, position, event_type, version, payload, key)| {
+            let event = projections::event_store::streams::decode::<A>(
+                &event_type,
+                &version,
+                &payload,
+                key.as_deref(),
+            )
+            .unwrap_or_else(|e| panic!("{} {id} #{sequence} does not decode: {e}", A::TYPE));
             (sequence, position, event)
         })
         .collect()

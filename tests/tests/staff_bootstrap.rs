@@ -16,6 +16,8 @@ async fn users_create(app: &TestApp, username: &str, extra: &[&str]) -> (bool, S
         .args(["--password", OPERATOR_PASSWORD])
         .args(["--database-url", &app.db.url])
         .args(extra)
+        // The in-process server's master key: it reads what this writes.
+        .env("SHOP_MASTER_KEY", testkit::master_key())
         .env_remove("SHOP_USER_PASSWORD")
         .output()
         .await

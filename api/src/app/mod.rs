@@ -27,6 +27,8 @@ pub mod create_coupon;
 pub mod create_product;
 pub mod create_staff_user;
 pub mod event_feed;
+pub mod export_customer;
+pub mod forget_customer;
 pub mod gateway;
 pub mod inbound_facts;
 pub mod lock_stock;
@@ -378,6 +380,8 @@ impl From<streams::StreamError> for StoreError {
             StreamError::Decode(e) => StoreError::Internal(e.to_string()),
             StreamError::NulInText(_) => StoreError::NulInText,
             StreamError::Database(e) => e.into(),
+            StreamError::Keys(projections::keys::KeyError::Database(e)) => e.into(),
+            StreamError::Keys(e) => StoreError::Internal(e.to_string()),
         }
     }
 }

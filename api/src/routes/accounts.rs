@@ -13,13 +13,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::app::forget_customer::{forget_myself, ForgetCustomerError};
 use crate::app::refusals::{NotFound, PasswordCheckBusy, TooManyAttempts, TooManySignUps};
 use crate::app::register::{self, NewAccount, RegisterError};
 use crate::app::sign_in::{sign_in, SignInError};
 use crate::app::state::AppState;
+use crate::app::Forbidden;
 use crate::auth::AuthUser;
 use crate::client::ClientIp;
-use crate::commands::{command_error, metadata};
+use crate::commands::{caller, command_error, metadata, CommandAnswer};
 use crate::error::Answers;
 use crate::error::OrTooMany;
 use crate::error::{ApiError, Result};
@@ -29,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
-        .routes(routes!(me))
+        .routes(routes!(me, forget_me))
 }
 
 // The account rules of `domain::customer::values`, spelled as schema
@@ -217,5 +219,39 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>> {
         email: text(customer.email().map(Email::as_str)),
         phone: text(customer.phone().map(Phone::as_str)),
         role: customer.role().unwrap_or(user.role),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ForgetMeRequest {
+    /// The account's password, to confirm.
+    password: String,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/me",
+    tag = "accounts",
+    summary = "Forget me",
+    description = "Role: customer (their own account), with its password. Deletes the customer's personal data key and records `CustomerForgotten`: from then on their username, name, email, phone and shipping addresses read `[erased]` everywhere (orders keep their lines, amounts and dates), pending notifications to them are dropped, and the account can no longer sign in. Cannot be undone.",
+    security(("bearer" = [])),
+    request_body = ForgetMeRequest,
+    responses(
+        (status = 200, description = "Forgotten.", body = CommandAnswer),
+        Answers::<(Forbidden, ForgetCustomerError, PasswordCheckBusy)>,
+    ),
+)]
+async fn forget_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    AppJson(body): AppJson<ForgetMeRequest>,
+) -> Result<Json<CommandAnswer>> {
+    user.require(&[Role::Customer])?;
+    let committed = forget_myself(&state, &caller(&user, &request_id), body.password).await?;
+    Ok(Json(CommandAnswer {
+        id: user.id,
+        position: committed.position,
     }))
 }

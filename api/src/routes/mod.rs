@@ -26,6 +26,7 @@ pub mod listings;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod personal_data;
 pub mod rebuilds;
 
 /// Every route of the API with its document entry.
@@ -33,6 +34,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(accounts::router())
+        .merge(personal_data::router())
         .merge(listings::router())
         .merge(catalog::router())
         .merge(inventory::router())

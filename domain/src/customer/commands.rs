@@ -33,4 +33,7 @@ pub enum CustomerCommand {
     },
     /// End every token issued so far (`shop users revoke`).
     RevokeTokens,
+    /// Forget the person: the account stops working and its personal data
+    /// reads as erased (re-runs are no-ops).
+    Forget,
 }

@@ -19,10 +19,12 @@ pub enum CustomerEvent {
         role: Role,
         password_hash: String,
     },
+    /// Version 2.0 (stored before as 1.0 with `old_role` and `new_role`,
+    /// which the event store upcasts on read): the role `from` and `to`.
     RoleChanged {
         customer_id: CustomerId,
-        old_role: Role,
-        new_role: Role,
+        from: Role,
+        to: Role,
     },
     /// The account's password was replaced (the new hash; the old one stops
     /// working).
@@ -36,6 +38,11 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         token_version: u32,
     },
+    /// The person asked to be forgotten (or an admin did it for them): their
+    /// personal data key is deleted, so every personal field of their events
+    /// reads as erased from now on, and the account can no longer sign in.
+    /// Holds no personal data itself.
+    CustomerForgotten { customer_id: CustomerId },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -45,12 +52,17 @@ impl DomainEvent for CustomerEvent {
             Self::RoleChanged { .. } => "RoleChanged",
             Self::PasswordChanged { .. } => "PasswordChanged",
             Self::TokensRevoked { .. } => "TokensRevoked",
+            Self::CustomerForgotten { .. } => "CustomerForgotten",
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            Self::RoleChanged { .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 

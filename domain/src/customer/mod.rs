@@ -48,11 +48,22 @@ struct Account {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     account: Option<Account>,
+    /// The person was forgotten (`CustomerForgotten`): the account stays, so
+    /// its username stays taken, but it is no longer registered for any
+    /// other purpose. Left out of the snapshot while false, so snapshots
+    /// taken before it existed stay valid.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    forgotten: bool,
 }
 
 impl Customer {
+    /// Whether the account exists and works: registered, not forgotten.
     pub fn is_registered(&self) -> bool {
-        self.account.is_some()
+        self.account.is_some() && !self.forgotten
+    }
+    /// Whether the person was forgotten.
+    pub fn is_forgotten(&self) -> bool {
+        self.forgotten
     }
     pub fn customer_id(&self) -> Option<CustomerId> {
         self.account.as_ref().map(|a| a.customer_id)
@@ -60,8 +71,12 @@ impl Customer {
     pub fn username(&self) -> Option<&Username> {
         self.account.as_ref().map(|a| &a.username)
     }
-    /// The argon2id PHC string to verify a login against.
+    /// The argon2id PHC string to verify a login against; none once the
+    /// person was forgotten.
     pub fn password_hash(&self) -> Option<&str> {
+        if self.forgotten {
+            return None;
+        }
         self.account.as_ref().map(|a| a.password_hash.as_str())
     }
     pub fn role(&self) -> Option<Role> {
@@ -132,8 +147,8 @@ impl Aggregate for Customer {
                 }
                 let event = CustomerEvent::RoleChanged {
                     customer_id: account.customer_id,
-                    old_role: account.role,
-                    new_role: role,
+                    from: account.role,
+                    to: role,
                 };
                 sink.write(event, self).await;
             }
@@ -158,8 +173,8 @@ impl Aggregate for Customer {
                 if old_role != role {
                     let event = CustomerEvent::RoleChanged {
                         customer_id,
-                        old_role,
-                        new_role: role,
+                        from: old_role,
+                        to: role,
                     };
                     sink.write(event, self).await;
                 }
@@ -169,6 +184,16 @@ impl Aggregate for Customer {
                 let event = CustomerEvent::TokensRevoked {
                     customer_id: account.customer_id,
                     token_version: account.token_version.saturating_add(1),
+                };
+                sink.write(event, self).await;
+            }
+            CustomerCommand::Forget => {
+                let account = self.account.as_ref().ok_or(CustomerError::NotRegistered)?;
+                if self.forgotten {
+                    return Ok(());
+                }
+                let event = CustomerEvent::CustomerForgotten {
+                    customer_id: account.customer_id,
                 };
                 sink.write(event, self).await;
             }
@@ -198,9 +223,9 @@ impl Aggregate for Customer {
                     token_version: 0,
                 });
             }
-            CustomerEvent::RoleChanged { new_role, .. } => {
+            CustomerEvent::RoleChanged { to, .. } => {
                 if let Some(account) = self.account.as_mut() {
-                    account.role = new_role;
+                    account.role = to;
                     account.token_version = account.token_version.saturating_add(1);
                 }
             }
@@ -213,6 +238,13 @@ impl Aggregate for Customer {
             CustomerEvent::TokensRevoked { token_version, .. } => {
                 if let Some(account) = self.account.as_mut() {
                     account.token_version = account.token_version.max(token_version);
+                }
+            }
+            CustomerEvent::CustomerForgotten { .. } => {
+                self.forgotten = true;
+                if let Some(account) = self.account.as_mut() {
+                    account.password_hash = String::new();
+                    account.token_version = account.token_version.saturating_add(1);
                 }
             }
         }

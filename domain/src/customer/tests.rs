@@ -90,8 +90,8 @@ fn a_role_can_be_changed() {
         .when(CustomerCommand::ChangeRole { role: Role::Admin })
         .then_expect_events(vec![CustomerEvent::RoleChanged {
             customer_id: customer_id(),
-            old_role: Role::Customer,
-            new_role: Role::Admin,
+            from: Role::Customer,
+            to: Role::Admin,
         }]);
 }
 
@@ -102,8 +102,8 @@ fn changing_to_the_same_role_emits_nothing() {
             registered(Role::Customer),
             CustomerEvent::RoleChanged {
                 customer_id: customer_id(),
-                old_role: Role::Customer,
-                new_role: Role::Operator,
+                from: Role::Customer,
+                to: Role::Operator,
             },
         ])
         .when(CustomerCommand::ChangeRole {
@@ -137,8 +137,8 @@ fn promoting_an_account_replaces_its_password_and_sets_the_role() {
             },
             CustomerEvent::RoleChanged {
                 customer_id: customer_id(),
-                old_role: Role::Customer,
-                new_role: Role::Admin,
+                from: Role::Customer,
+                to: Role::Admin,
             },
         ]);
 }
@@ -198,8 +198,8 @@ fn a_registered_account_exposes_what_login_needs() {
     customer.apply(registered(Role::Customer));
     customer.apply(CustomerEvent::RoleChanged {
         customer_id: customer_id(),
-        old_role: Role::Customer,
-        new_role: Role::Auditor,
+        from: Role::Customer,
+        to: Role::Auditor,
     });
     assert!(customer.is_registered());
     assert_eq!(customer.customer_id(), Some(customer_id()));
@@ -272,8 +272,8 @@ fn a_role_change_a_password_change_and_a_revocation_each_end_older_tokens() {
     assert_eq!(customer.token_version(), Some(0));
     customer.apply(CustomerEvent::RoleChanged {
         customer_id: customer_id(),
-        old_role: Role::Admin,
-        new_role: Role::Customer,
+        from: Role::Admin,
+        to: Role::Customer,
     });
     assert_eq!(customer.token_version(), Some(1));
     customer.apply(CustomerEvent::PasswordChanged {
@@ -286,4 +286,70 @@ fn a_role_change_a_password_change_and_a_revocation_each_end_older_tokens() {
         token_version: 3,
     });
     assert_eq!(customer.token_version(), Some(3));
+}
+
+fn forgotten() -> CustomerEvent {
+    CustomerEvent::CustomerForgotten {
+        customer_id: customer_id(),
+    }
+}
+
+#[test]
+fn a_registered_customer_can_be_forgotten() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer)])
+        .when(CustomerCommand::Forget)
+        .then_expect_events(vec![forgotten()]);
+}
+
+#[test]
+fn forgetting_a_forgotten_customer_again_changes_nothing() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer), forgotten()])
+        .when(CustomerCommand::Forget)
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_account_that_was_never_registered_cannot_be_forgotten() {
+    Fw::with(())
+        .given_no_previous_events()
+        .when(CustomerCommand::Forget)
+        .then_expect_error(CustomerError::NotRegistered);
+}
+
+#[test]
+fn a_forgotten_account_has_no_password_and_is_no_longer_registered() {
+    let mut customer = Customer::default();
+    customer.apply(registered(Role::Customer));
+    customer.apply(forgotten());
+    assert!(!customer.is_registered());
+    assert!(customer.is_forgotten());
+    assert_eq!(customer.password_hash(), None);
+}
+
+#[test]
+fn a_forgotten_username_stays_taken() {
+    Fw::with(())
+        .given(vec![registered(Role::Customer), forgotten()])
+        .when(register("Alice_1", Role::Customer))
+        .then_expect_error(CustomerError::UsernameTaken {
+            username: "Alice_1".to_string(),
+        });
+}
+
+#[test]
+fn a_registration_whose_personal_data_was_erased_still_reads() {
+    let erased = crate::personal::ERASED;
+    let stored = serde_json::json!({"CustomerRegistered": {
+        "customer_id": customer_id(), "username": erased, "fullname": erased,
+        "email": erased, "phone": erased, "role": "customer", "password_hash": "x"}});
+    let event: CustomerEvent = serde_json::from_value(stored).unwrap();
+    let mut customer = Customer::default();
+    customer.apply(event);
+    assert_eq!(customer.username().map(Username::as_str), Some(erased));
+    assert_eq!(customer.email().map(Email::as_str), Some(erased));
+    // A client still cannot choose the placeholder as a username or email.
+    assert!(Username::parse(erased).is_err());
+    assert!(Email::parse(erased).is_err());
 }

@@ -80,9 +80,15 @@ impl Username {
     }
 }
 
+/// Stored values are read back through this; the erased placeholder of a
+/// forgotten person (`crate::personal::ERASED`) reads too, though a client
+/// can never give it ([`Username::parse`]).
 impl TryFrom<String> for Username {
     type Error = CustomerValueError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::personal::ERASED {
+            return Ok(Self(value));
+        }
         Self::parse(&value)
     }
 }
@@ -127,9 +133,15 @@ impl Fullname {
     }
 }
 
+/// Stored values are read back through this; the erased placeholder of a
+/// forgotten person (`crate::personal::ERASED`) reads too, though a client
+/// can never give it ([`Fullname::parse`]).
 impl TryFrom<String> for Fullname {
     type Error = CustomerValueError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::personal::ERASED {
+            return Ok(Self(value));
+        }
         Self::parse(&value)
     }
 }
@@ -181,9 +193,15 @@ impl Email {
     }
 }
 
+/// Stored values are read back through this; the erased placeholder of a
+/// forgotten person (`crate::personal::ERASED`) reads too, though a client
+/// can never give it ([`Email::parse`]).
 impl TryFrom<String> for Email {
     type Error = CustomerValueError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::personal::ERASED {
+            return Ok(Self(value));
+        }
         Self::parse(&value)
     }
 }
@@ -233,9 +251,15 @@ impl Phone {
     }
 }
 
+/// Stored values are read back through this; the erased placeholder of a
+/// forgotten person (`crate::personal::ERASED`) reads too, though a client
+/// can never give it ([`Phone::parse`]).
 impl TryFrom<String> for Phone {
     type Error = CustomerValueError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == crate::personal::ERASED {
+            return Ok(Self(value));
+        }
         Self::parse(&value)
     }
 }

@@ -79,7 +79,11 @@ pub struct OrderCoupon {
 /// only `line1` is given, 1 to 200 characters, kept trimmed and as written;
 /// every other field is empty. Nothing is guessed from the line: the
 /// carrier gets it as the customer wrote it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read back from storage, a bare string is a one-line address: that is how
+/// an erased address (`crate::personal::ERASED`) reads, so a forgotten
+/// person's orders keep their shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShippingAddress {
     pub name: String,
@@ -89,6 +93,38 @@ pub struct ShippingAddress {
     pub city: String,
     pub postal_code: String,
     pub country: String,
+}
+
+impl<'de> Deserialize<'de> for ShippingAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            name: String,
+            line1: String,
+            #[serde(default)]
+            line2: Option<String>,
+            city: String,
+            postal_code: String,
+            country: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Fields(Fields),
+            Line(String),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Fields(f) => ShippingAddress {
+                name: f.name,
+                line1: f.line1,
+                line2: f.line2,
+                city: f.city,
+                postal_code: f.postal_code,
+                country: f.country,
+            },
+            Stored::Line(line) => ShippingAddress::one_line(&line),
+        })
+    }
 }
 
 impl ShippingAddress {

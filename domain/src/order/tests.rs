@@ -1747,3 +1747,13 @@ fn the_state_survives_a_snapshot() {
     let json = serde_json::to_string(&order).unwrap();
     assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), order);
 }
+
+#[test]
+fn an_erased_shipping_address_reads_as_a_one_line_address() {
+    let erased: ShippingAddress =
+        serde_json::from_value(serde_json::json!(crate::personal::ERASED)).unwrap();
+    assert_eq!(erased, ShippingAddress::one_line(crate::personal::ERASED));
+    let stored: ShippingAddress =
+        serde_json::from_value(serde_json::to_value(address()).unwrap()).unwrap();
+    assert_eq!(stored, address());
+}

@@ -73,6 +73,7 @@ struct Row {
     metadata: Value,
     recorded_at: DateTime<Utc>,
     hash: Vec<u8>,
+    wrapped_key: Option<Vec<u8>>,
 }
 
 /// Up to `limit` events after `after`, in commit order, that no still-running
@@ -106,8 +107,11 @@ pub async fn read_after_skipping<'e>(
                 CASE WHEN aggregate_type = ANY($4) THEN 'null'::json ELSE payload END AS payload,
                 CASE WHEN aggregate_type = ANY($4) THEN '{}'::json ELSE metadata END AS metadata,
                 recorded_at,
-                CASE WHEN aggregate_type = ANY($4) THEN ''::bytea ELSE hash END AS hash
+                CASE WHEN aggregate_type = ANY($4) THEN ''::bytea ELSE hash END AS hash,
+                k.wrapped_key
            FROM events
+           LEFT JOIN personal_data_keys k
+             ON k.subject = events.personal_key AND NOT events.aggregate_type = ANY($4)
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY events.transaction_id, events.global_position
@@ -125,11 +129,20 @@ pub async fn read_after_skipping<'e>(
 impl TryFrom<Row> for StoredEvent {
     type Error = sqlx::Error;
 
-    fn try_from(row: Row) -> Result<Self, Self::Error> {
+    fn try_from(mut row: Row) -> Result<Self, Self::Error> {
         let transaction_id = row
             .transaction_id_text
             .parse::<u64>()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        // Every reader of the log gets the event decrypted and upcast.
+        super::personal::open(
+            &row.aggregate_type,
+            &row.event_type,
+            &mut row.event_version,
+            &mut row.payload,
+            row.wrapped_key.as_deref(),
+        )
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(StoredEvent {
             global_position: row.global_position,
             transaction_id,

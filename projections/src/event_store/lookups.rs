@@ -61,16 +61,29 @@ pub async fn first_payload_of_type(
     id: &str,
     event_type: &str,
 ) -> Result<Option<Value>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT payload::jsonb FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = $3
-          ORDER BY sequence LIMIT 1",
+    let row: Option<(String, Value, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT e.event_version, e.payload::jsonb, k.wrapped_key FROM events e
+           LEFT JOIN personal_data_keys k ON k.subject = e.personal_key
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.event_type = $3
+          ORDER BY e.sequence LIMIT 1",
     )
     .bind(aggregate_type)
     .bind(id)
     .bind(event_type)
     .fetch_optional(pool)
-    .await
+    .await?;
+    row.map(|(mut version, mut payload, wrapped_key)| {
+        super::personal::open(
+            aggregate_type,
+            event_type,
+            &mut version,
+            &mut payload,
+            wrapped_key.as_deref(),
+        )
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(payload)
+    })
+    .transpose()
 }
 
 /// How many events there are in all.
@@ -188,9 +201,31 @@ pub struct AuditEvent {
     /// The command that caused it.
     pub causation_id: Option<String>,
     pub command: Option<String>,
-    /// The event's data (password hashes and payment tokens redacted).
+    /// The event's data (password hashes and payment tokens redacted),
+    /// decrypted, as its current version; a forgotten customer's personal
+    /// fields read `[erased]`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
+    /// The stored key of the event's personal fields (read with the event,
+    /// used to decrypt them, never shown).
+    #[serde(skip)]
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+impl AuditEvent {
+    /// Decrypts and upcasts the event as read (see [`super::personal`]).
+    fn opened(mut self) -> Result<Self, sqlx::Error> {
+        let wrapped_key = self.wrapped_key.take();
+        super::personal::open(
+            &self.aggregate_type,
+            &self.event_type,
+            &mut self.event_version,
+            &mut self.payload,
+            wrapped_key.as_deref(),
+        )
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(self)
+    }
 }
 
 /// The columns of [`AuditEvent`].
@@ -198,7 +233,9 @@ const AUDIT_COLUMNS: &str = "global_position AS position, aggregate_type, aggreg
     event_type, event_version, recorded_at, metadata->>'actor' AS actor,
     metadata->>'correlation_id' AS correlation_id,
     metadata->>'client_request_id' AS client_request_id, metadata->>'causation_id' AS causation_id,
-    metadata->>'command' AS command, payload::jsonb AS payload";
+    metadata->>'command' AS command, payload::jsonb AS payload,
+    (SELECT k.wrapped_key FROM personal_data_keys k WHERE k.subject = events.personal_key)
+        AS wrapped_key";
 
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
@@ -225,14 +262,17 @@ pub async fn matching(
           ORDER BY global_position
           LIMIT $5"
     );
-    sqlx::query_as(&sql)
+    sqlx::query_as::<_, AuditEvent>(&sql)
         .bind(&filter.correlation_id)
         .bind(&filter.aggregate_type)
         .bind(&filter.aggregate_id)
         .bind(filter.after_position)
         .bind(limit)
         .fetch_all(pool)
-        .await
+        .await?
+        .into_iter()
+        .map(AuditEvent::opened)
+        .collect()
 }
 
 /// Every event of one aggregate, oldest first (not redacted).
@@ -246,11 +286,14 @@ pub async fn stream_history(
           WHERE aggregate_type = $1 AND aggregate_id = $2
           ORDER BY sequence"
     );
-    sqlx::query_as(&sql)
+    sqlx::query_as::<_, AuditEvent>(&sql)
         .bind(aggregate_type)
         .bind(aggregate_id)
         .fetch_all(pool)
-        .await
+        .await?
+        .into_iter()
+        .map(AuditEvent::opened)
+        .collect()
 }
 
 /// The order that shipped with `tracking_number`, if one did (the latest,

@@ -17,6 +17,9 @@
 //! - `streams`: loading (snapshots, keyed memory), appending, replaying an
 //!   aggregate from its events alone (history, `as_of`).
 //! - `chain`: the tamper-evidence hash link of an event.
+//! - `personal`: the stored form of events: personal fields encrypted on the
+//!   way in, decrypted (or erased) and upcast to the current version on the
+//!   way out, for every reader.
 //! - `log`: the global log in commit order, for projectors.
 //! - `lookups`: the other questions asked of stored events (idempotent
 //!   replays, history and the auditors' view, lag, the hash chain walk).
@@ -25,6 +28,7 @@
 pub mod chain;
 pub mod log;
 pub mod lookups;
+pub mod personal;
 pub mod streams;
 pub mod wake;
 
@@ -83,6 +87,10 @@ fn aggregate_error<E: std::error::Error>(error: StreamError) -> AggregateError<E
             AggregateError::DatabaseConnectionError(Box::new(e))
         }
         StreamError::Database(e) => AggregateError::UnexpectedError(Box::new(e)),
+        StreamError::Keys(crate::keys::KeyError::Database(e)) if is_connection_error(&e) => {
+            AggregateError::DatabaseConnectionError(Box::new(e))
+        }
+        StreamError::Keys(e) => AggregateError::UnexpectedError(Box::new(e)),
     }
 }
 

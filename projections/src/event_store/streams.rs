@@ -32,6 +32,9 @@ pub enum StreamError {
     /// A stored event cannot be read as the aggregate's event type.
     #[error("cannot decode a stored event: {0}")]
     Decode(#[source] serde_json::Error),
+    /// Personal fields cannot be encrypted or decrypted (a wrong master key).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     /// A text in an event holds the NUL character, which PostgreSQL's
     /// `jsonb` (and so every reader of the log) cannot hold.
     #[error(transparent)]
@@ -89,6 +92,7 @@ struct LoadRow {
     body: Option<String>,
     hash: Option<Vec<u8>>,
     key: Option<String>,
+    wrapped_key: Option<Vec<u8>>,
 }
 
 const LOAD: &str = "
@@ -96,26 +100,35 @@ WITH snap AS (
     SELECT last_sequence, payload FROM snapshots
      WHERE aggregate_type = $1 AND aggregate_id = $2 AND version = $3 AND $5)
 SELECT 0 AS kind, last_sequence AS sequence, NULL::bigint AS position, NULL::text AS event_type,
-       NULL::text AS event_version, payload::text AS body, NULL::bytea AS hash, NULL::text AS key
+       NULL::text AS event_version, payload::text AS body, NULL::bytea AS hash, NULL::text AS key,
+       NULL::bytea AS wrapped_key
   FROM snap
 UNION ALL
-SELECT 1, e.sequence, e.global_position, e.event_type, e.event_version, e.payload::text, e.hash, NULL
+SELECT 1, e.sequence, e.global_position, e.event_type, e.event_version, e.payload::text, e.hash, NULL,
+       k.wrapped_key
   FROM events e
+  LEFT JOIN personal_data_keys k ON k.subject = e.personal_key
  WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
    AND e.sequence >= COALESCE((SELECT last_sequence FROM snap), 0)
 UNION ALL
-SELECT 2, NULL, NULL, NULL, NULL, m.value::text, NULL, m.key
+SELECT 2, NULL, NULL, NULL, NULL, m.value::text, NULL, m.key, NULL
   FROM aggregate_memory m
  WHERE m.aggregate_type = $1 AND m.aggregate_id = $2 AND m.key = ANY($4) AND m.value IS NOT NULL
  ORDER BY kind, sequence";
 
-/// Reads a stored event as `A`'s event type.
+/// Reads a stored event as `A`'s event type: decrypted and upcast (see
+/// [`super::personal`]); `wrapped_key` is the stored key of the event's
+/// `personal_key`.
 pub fn decode<A: StoredAggregate>(
-    _event_type: &str,
-    _event_version: &str,
+    event_type: &str,
+    event_version: &str,
     payload: &str,
-) -> Result<A::Event, serde_json::Error> {
-    serde_json::from_str(payload)
+    wrapped_key: Option<&[u8]>,
+) -> Result<A::Event, StreamError> {
+    let mut value: Value = serde_json::from_str(payload).map_err(StreamError::Decode)?;
+    let mut version = event_version.to_string();
+    super::personal::open(A::TYPE, event_type, &mut version, &mut value, wrapped_key)?;
+    serde_json::from_value(value).map_err(StreamError::Decode)
 }
 
 /// Loads aggregate `id` of type `A` from its snapshot and the events after
@@ -217,8 +230,8 @@ async fn load_with<A: StoredAggregate>(
                     row.event_type.as_deref().unwrap_or(""),
                     row.event_version.as_deref().unwrap_or(""),
                     row.body.as_deref().unwrap_or(""),
-                )
-                .map_err(StreamError::Decode)?;
+                    row.wrapped_key.as_deref(),
+                )?;
                 cqrs_es::Aggregate::apply(&mut loaded.aggregate, event);
                 loaded.sequence = row.sequence.unwrap_or(loaded.sequence);
                 loaded.position = row.position.unwrap_or(loaded.position);
@@ -301,10 +314,11 @@ impl NewEvents {
 const APPEND: &str = "
 WITH appended AS (
     INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                        payload, metadata, recorded_at, hash)
-    SELECT t, i, s, et, ev, p::json, m::json, $8, h
+                        payload, metadata, recorded_at, hash, personal_key)
+    SELECT t, i, s, et, ev, p::json, m::json, $8, h, pk
       FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                  $7::text[], $9::bytea[]) WITH ORDINALITY AS u(t, i, s, et, ev, p, m, h, n)
+                  $7::text[], $9::bytea[], $19::text[])
+           WITH ORDINALITY AS u(t, i, s, et, ev, p, m, h, pk, n)
      ORDER BY n
     RETURNING global_position, aggregate_type, aggregate_id, sequence
 ), remembered AS (
@@ -333,12 +347,26 @@ pub async fn append(pool: &PgPool, streams: &[NewEvents]) -> Result<Vec<i64>, St
     {
         return Err(NulInText.into());
     }
+    let plain: Vec<(&str, &str, &str)> = streams
+        .iter()
+        .flat_map(|s| {
+            s.events.iter().map(|(event_type, _, payload)| {
+                (s.aggregate_type, event_type.as_str(), payload.as_str())
+            })
+        })
+        .collect();
+    let sealed = super::personal::seal(pool, &plain).await?;
+    let mut sealed = sealed.iter();
     let recorded_at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
     let micros = recorded_at.timestamp_micros();
     let mut columns = AppendColumns::default();
     for stream in streams {
         let mut prev = stream.prev_link.clone();
-        for (offset, (event_type, event_version, payload)) in stream.events.iter().enumerate() {
+        for (offset, (event_type, event_version, _)) in stream.events.iter().enumerate() {
+            let Some(stored) = sealed.next() else {
+                unreachable!("one sealed payload per event");
+            };
+            let payload = &stored.payload;
             let sequence = stream.after_sequence + 1 + offset as i64;
             let hash = link(
                 prev.as_deref(),
@@ -359,6 +387,7 @@ pub async fn append(pool: &PgPool, streams: &[NewEvents]) -> Result<Vec<i64>, St
             columns.event_types.push(event_type);
             columns.event_versions.push(event_version);
             columns.payloads.push(payload);
+            columns.personal_keys.push(stored.personal_key.as_deref());
             columns.metadata.push(&stream.metadata);
             columns.hashes.push(hash.clone());
             prev = Some(hash);
@@ -400,6 +429,7 @@ pub async fn append(pool: &PgPool, streams: &[NewEvents]) -> Result<Vec<i64>, St
         .bind(&columns.snapshot_versions)
         .bind(&columns.snapshot_sequences)
         .bind(&columns.snapshot_states)
+        .bind(&columns.personal_keys)
         .fetch_all(pool)
         .await;
     match result {
@@ -419,6 +449,7 @@ struct AppendColumns<'a> {
     event_types: Vec<&'a str>,
     event_versions: Vec<&'a str>,
     payloads: Vec<&'a str>,
+    personal_keys: Vec<Option<&'a str>>,
     metadata: Vec<&'a str>,
     hashes: Vec<Vec<u8>>,
     memory_types: Vec<&'a str>,
@@ -440,10 +471,12 @@ pub async fn replay<A: StoredAggregate>(
     id: &str,
     up_to: Option<i64>,
 ) -> Result<Option<A>, StreamError> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT event_type, event_version, payload::text FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND ($3::bigint IS NULL OR sequence <= $3)
-          ORDER BY sequence",
+    let rows: Vec<(String, String, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT e.event_type, e.event_version, e.payload::text, k.wrapped_key FROM events e
+           LEFT JOIN personal_data_keys k ON k.subject = e.personal_key
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
+            AND ($3::bigint IS NULL OR e.sequence <= $3)
+          ORDER BY e.sequence",
     )
     .bind(A::TYPE)
     .bind(id)
@@ -454,9 +487,13 @@ pub async fn replay<A: StoredAggregate>(
         return Ok(None);
     }
     let mut aggregate = A::default();
-    for (event_type, event_version, payload) in rows {
-        let event =
-            decode::<A>(&event_type, &event_version, &payload).map_err(StreamError::Decode)?;
+    for (event_type, event_version, payload, wrapped_key) in rows {
+        let event = decode::<A>(
+            &event_type,
+            &event_version,
+            &payload,
+            wrapped_key.as_deref(),
+        )?;
         cqrs_es::Aggregate::apply(&mut aggregate, event);
     }
     Ok(Some(aggregate))

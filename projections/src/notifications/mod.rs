@@ -288,3 +288,32 @@ mod tests {
         assert_eq!(masked("12"), "***12");
     }
 }
+
+/// One message queued to a customer, as their data export shows it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SentNotification {
+    pub order_id: Option<uuid::Uuid>,
+    pub stage: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every message queued to `customer`, newest first.
+pub async fn of_customer(
+    pool: &sqlx::PgPool,
+    customer: uuid::Uuid,
+) -> Result<Vec<SentNotification>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT order_id, stage, channel, recipient, subject, body, status, created_at, sent_at
+           FROM notifications WHERE customer_id = $1 ORDER BY id DESC",
+    )
+    .bind(customer)
+    .fetch_all(pool)
+    .await
+}

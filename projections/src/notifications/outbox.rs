@@ -16,13 +16,17 @@
 //! A failed payment is always followed by a cancellation with that reason;
 //! its `payment_failed` message says so, so the cancellation adds none.
 //! Where to send comes from the account's registration
-//! (`notification_contacts`).
+//! (`notification_contacts`). Once a customer is forgotten
+//! (`CustomerForgotten`), their contact details and the recipients of their
+//! messages read `[erased]`, messages still pending are dropped (failed,
+//! [`DROPPED`]) and none are queued for them any more.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::customer::{Customer, CustomerEvent};
 use domain::order::{CancellationReason, Order, OrderEvent};
+use domain::personal::ERASED;
 use domain::values::{CustomerId, Money, OrderId};
 use sqlx::PgConnection;
 
@@ -50,13 +54,17 @@ impl Projector for NotificationsProjector {
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
         if event.aggregate_type == Customer::TYPE {
+            let decoded: CustomerEvent = event.decode()?;
+            if let CustomerEvent::CustomerForgotten { customer_id } = decoded {
+                return forget(conn, customer_id).await;
+            }
             if let CustomerEvent::CustomerRegistered {
                 customer_id,
                 fullname,
                 email,
                 phone,
                 ..
-            } = event.decode()?
+            } = decoded
             {
                 sqlx::query(
                     "INSERT INTO notification_contacts (customer_id, fullname, email, phone)
@@ -309,6 +317,36 @@ fn message(event: OrderEvent) -> Option<Message> {
     }
 }
 
+/// A forgotten customer: their contact details are erased, the messages
+/// still waiting to be sent to them are dropped (marked failed), and the
+/// recipient of every message sent to them is erased.
+async fn forget(conn: &mut PgConnection, customer_id: CustomerId) -> Result<(), ApplyError> {
+    sqlx::query(
+        "UPDATE notification_contacts SET fullname = $2, email = $2, phone = $2
+          WHERE customer_id = $1",
+    )
+    .bind(customer_id.as_uuid())
+    .bind(ERASED)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE notifications
+            SET recipient = $2,
+                last_error = CASE WHEN status = 'pending' THEN $3 ELSE last_error END,
+                status = CASE WHEN status = 'pending' THEN 'failed' ELSE status END
+          WHERE customer_id = $1",
+    )
+    .bind(customer_id.as_uuid())
+    .bind(ERASED)
+    .bind(DROPPED)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a message to a forgotten customer was not sent.
+pub const DROPPED: &str = "dropped: the customer was forgotten";
+
 async fn queue(
     conn: &mut PgConnection,
     message: &Message,
@@ -325,6 +363,10 @@ async fn queue(
             message.customer_id.as_uuid()
         )));
     };
+    if email == ERASED {
+        // The customer was forgotten: nobody to write to.
+        return Ok(());
+    }
     let recipient = match message.channel {
         Channel::Email => email,
         Channel::Sms => phone,

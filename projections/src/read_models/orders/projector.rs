@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use domain::customer::{Customer, CustomerEvent};
 use domain::order::{Order, OrderEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -48,8 +49,9 @@ impl Projector for OrdersProjector {
         &["rm_orders"]
     }
 
+    /// Orders, and customers for `CustomerForgotten`.
     fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Order::TYPE
+        aggregate_type == Order::TYPE || aggregate_type == Customer::TYPE
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
@@ -63,7 +65,14 @@ impl Projector for OrdersProjector {
     ) -> Result<(), ApplyError> {
         let mut decoded = Vec::with_capacity(events.len());
         let mut ids = Vec::new();
+        let mut forgotten = Vec::new();
         for event in events {
+            if event.aggregate_type == Customer::TYPE {
+                if let CustomerEvent::CustomerForgotten { customer_id } = decode(event)? {
+                    forgotten.push(customer_id.as_uuid());
+                }
+                continue;
+            }
             let id: Uuid = event
                 .aggregate_id
                 .parse()
@@ -75,7 +84,7 @@ impl Projector for OrdersProjector {
             decoded.push((id, *event, order_event));
         }
         if decoded.is_empty() {
-            return Ok(());
+            return erase(conn, &forgotten).await;
         }
         // No row locks: one worker at a time writes a projector's tables,
         // under its advisory lock (see `crate::runtime`), and a lock would
@@ -122,8 +131,27 @@ impl Projector for OrdersProjector {
             folded.last_sequence = Some(event.sequence);
             folded.last_recorded_at = event.recorded_at;
         }
-        write(conn, orders).await
+        write(conn, orders).await?;
+        erase(conn, &forgotten).await
     }
+}
+
+/// The orders of forgotten customers keep their lines, amounts and dates;
+/// their shipping address reads `[erased]` (as the events now do).
+async fn erase(conn: &mut PgConnection, customers: &[Uuid]) -> Result<(), ApplyError> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE rm_orders
+            SET state = jsonb_set(state::jsonb, '{shipping_address}', to_jsonb($2::text))::json
+          WHERE customer_id = ANY($1)",
+    )
+    .bind(customers)
+    .bind(domain::personal::ERASED)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Every order's row in one statement.
