@@ -4,7 +4,7 @@
 //! is current); orders and notifications from their read models.
 
 use chrono::{DateTime, Utc};
-use domain::customer::{Email, Fullname, Phone, Username};
+use domain::customer::{CustomerError, Email, Fullname, Phone, Username};
 use domain::metadata::Role;
 use domain::order::OrderView;
 use domain::values::CustomerId;
@@ -19,13 +19,13 @@ use crate::app::state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportCustomerError {
     #[error("There is no customer with this id.")]
-    UnknownCustomer,
+    UnknownCustomer(CustomerError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 use_case_error!(ExportCustomerError {
-    Self::UnknownCustomer => refused(NotFound, "customer_not_found"),
+    Self::UnknownCustomer(e) => domain(e: CustomerError where NotFound),
     Self::Store(e) => nested(e: StoreError),
 });
 
@@ -63,7 +63,9 @@ pub async fn export_customer(
         .await
         .map_err(load_error)?
         .filter(|c| c.is_registered() || c.is_forgotten())
-        .ok_or(ExportCustomerError::UnknownCustomer)?;
+        .ok_or(ExportCustomerError::UnknownCustomer(
+            CustomerError::NotRegistered,
+        ))?;
     let text = |v: Option<&str>| v.unwrap_or_default().to_string();
     let profile = Profile {
         customer_id: id.as_uuid(),

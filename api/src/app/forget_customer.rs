@@ -25,7 +25,7 @@ pub enum ForgetCustomerError {
     /// No customer account has this id (staff accounts are not forgotten
     /// this way).
     #[error("There is no customer with this id.")]
-    UnknownCustomer,
+    UnknownCustomer(CustomerError),
     /// The password given with the customer's own request is wrong.
     #[error(transparent)]
     WrongPassword(InvalidCredentials),
@@ -36,7 +36,7 @@ pub enum ForgetCustomerError {
 }
 
 use_case_error!(ForgetCustomerError {
-    Self::UnknownCustomer => refused(NotFound, "customer_not_found"),
+    Self::UnknownCustomer(e) => domain(e: CustomerError where NotFound),
     Self::WrongPassword(e) => nested(e: InvalidCredentials),
     Self::Customer(e) => domain(e: CustomerError),
     Self::Store(e) => nested(e: StoreError),
@@ -51,7 +51,9 @@ pub async fn forget_customer(
 ) -> Result<Committed, ForgetCustomerError> {
     let customer = load(state, id).await?;
     if !customer.is_forgotten() && customer.role() != Some(Role::Customer) {
-        return Err(ForgetCustomerError::UnknownCustomer);
+        return Err(ForgetCustomerError::UnknownCustomer(
+            CustomerError::NotRegistered,
+        ));
     }
     forget(state, caller, id).await
 }
@@ -66,7 +68,9 @@ pub async fn forget_myself(
     let id = CustomerId(
         caller
             .user_id()
-            .ok_or(ForgetCustomerError::UnknownCustomer)?,
+            .ok_or(ForgetCustomerError::UnknownCustomer(
+                CustomerError::NotRegistered,
+            ))?,
     );
     let customer = load(state, id).await?;
     let hash = customer.password_hash().map(str::to_string);
@@ -76,7 +80,9 @@ pub async fn forget_myself(
         )));
     }
     if customer.role() != Some(Role::Customer) {
-        return Err(ForgetCustomerError::UnknownCustomer);
+        return Err(ForgetCustomerError::UnknownCustomer(
+            CustomerError::NotRegistered,
+        ));
     }
     forget(state, caller, id).await
 }
@@ -88,7 +94,9 @@ async fn load(state: &AppState, id: CustomerId) -> Result<Customer, ForgetCustom
         .await
         .map_err(load_error)?
         .filter(|c| c.is_registered() || c.is_forgotten())
-        .ok_or(ForgetCustomerError::UnknownCustomer)
+        .ok_or(ForgetCustomerError::UnknownCustomer(
+            CustomerError::NotRegistered,
+        ))
 }
 
 async fn forget(
