@@ -3,6 +3,8 @@
 # Installs it when allowed (root or passwordless sudo on Debian/Ubuntu,
 # Homebrew on macOS); otherwise prints the one command that would, and fails.
 
+. "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
+
 have_nats_server() {
   command -v nats-server >/dev/null 2>&1 && return 0
   [ -x /usr/sbin/nats-server ] || [ -x /usr/bin/nats-server ]
@@ -22,14 +24,10 @@ ensure_nats_server() {
   have_nats_server && return 0
 
   if command -v apt-get >/dev/null 2>&1; then
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-      if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo="sudo -n"
-      else
-        echo "nats-server is not installed. Install it with: sudo apt-get install -y nats-server (or set NATS_URL)" >&2
-        return 1
-      fi
+    local sudo
+    if ! sudo=$(package_sudo); then
+      echo "nats-server is not installed. Install it with: sudo apt-get install -y nats-server (or set NATS_URL)" >&2
+      return 1
     fi
     echo "Installing nats-server from the distribution's packages..." >&2
     $sudo apt-get update -qq

@@ -3,6 +3,8 @@
 # sudo on Debian/Ubuntu, Homebrew on macOS); otherwise prints the one command
 # that would, and fails.
 
+. "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
+
 have_postgres_binaries() {
   command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
   if command -v pg_config >/dev/null 2>&1; then
@@ -18,14 +20,10 @@ ensure_postgres_binaries() {
   have_postgres_binaries && return 0
 
   if command -v apt-get >/dev/null 2>&1; then
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-      if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo="sudo -n"
-      else
-        echo "PostgreSQL is not installed. Install it with: sudo apt-get install -y postgresql (or set DATABASE_URL)" >&2
-        return 1
-      fi
+    local sudo
+    if ! sudo=$(package_sudo); then
+      echo "PostgreSQL is not installed. Install it with: sudo apt-get install -y postgresql (or set DATABASE_URL)" >&2
+      return 1
     fi
     echo "Installing PostgreSQL from the distribution's packages..." >&2
     # Only the binaries are needed: do not create and start a system cluster.
