@@ -446,6 +446,25 @@ fn app_config(settings: &ServeSettings) -> anyhow::Result<AppConfig> {
     })
 }
 
+/// Runs `work` with the application's state on the database that `settings`
+/// name (migrated, the master key checked), then lets the database go.
+async fn with_app_state<F, Fut>(settings: &DatabaseSettings, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let database = Database::resolve(settings).await?;
+    let result = async {
+        let pool = startup::connect(&database.url, 2).await?;
+        startup::migrate(&pool).await?;
+        crate::master_key::open(&pool, settings).await?;
+        work(AppState::new(pool, AppConfig::with_random_secret())).await
+    }
+    .await;
+    database.shutdown(false).await;
+    result
+}
+
 async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> anyhow::Result<()> {
     if account.password.is_empty() {
         eprint!("Password for {}: ", account.username);
@@ -453,12 +472,7 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
         std::io::stdin().read_line(&mut line)?;
         account.password = line.trim_end_matches(['\r', '\n']).to_string();
     }
-    let database = Database::resolve(&settings).await?;
-    let result = async {
-        let pool = startup::connect(&database.url, 2).await?;
-        startup::migrate(&pool).await?;
-        crate::master_key::open(&pool, &settings).await?;
-        let state = AppState::new(pool, AppConfig::with_random_secret());
+    with_app_state(&settings, |state| async move {
         let username = account.username.clone();
         let role = account.role;
         match create_staff(&state, account).await {
@@ -469,19 +483,12 @@ async fn create_user(mut account: StaffAccount, settings: DatabaseSettings) -> a
             Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
         anyhow::Ok(())
-    }
-    .await;
-    database.shutdown(false).await;
-    result
+    })
+    .await
 }
 
 async fn revoke_user(username: String, settings: DatabaseSettings) -> anyhow::Result<()> {
-    let database = Database::resolve(&settings).await?;
-    let result = async {
-        let pool = startup::connect(&database.url, 2).await?;
-        startup::migrate(&pool).await?;
-        crate::master_key::open(&pool, &settings).await?;
-        let state = AppState::new(pool, AppConfig::with_random_secret());
+    with_app_state(&settings, |state| async move {
         match crate::app::revoke_tokens::revoke_tokens(&state, &username).await {
             Ok(id) => println!(
                 "revoked the tokens of {username} ({id}); servers refuse them within their token check cache time"
@@ -489,19 +496,12 @@ async fn revoke_user(username: String, settings: DatabaseSettings) -> anyhow::Re
             Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
         anyhow::Ok(())
-    }
-    .await;
-    database.shutdown(false).await;
-    result
+    })
+    .await
 }
 
 async fn forget_customer(id: uuid::Uuid, settings: DatabaseSettings) -> anyhow::Result<()> {
-    let database = Database::resolve(&settings).await?;
-    let result = async {
-        let pool = startup::connect(&database.url, 2).await?;
-        startup::migrate(&pool).await?;
-        crate::master_key::open(&pool, &settings).await?;
-        let state = AppState::new(pool, AppConfig::with_random_secret());
+    with_app_state(&settings, |state| async move {
         let caller = crate::app::Caller::new(
             domain::metadata::Actor::System("cli".to_string()),
             uuid::Uuid::new_v4().to_string(),
@@ -515,10 +515,8 @@ async fn forget_customer(id: uuid::Uuid, settings: DatabaseSettings) -> anyhow::
             Err(e) => anyhow::bail!("{}", ApiError::from(e).message),
         }
         anyhow::Ok(())
-    }
-    .await;
-    database.shutdown(false).await;
-    result
+    })
+    .await
 }
 
 async fn rotate_keys(new_master_key: Secret, settings: DatabaseSettings) -> anyhow::Result<()> {
